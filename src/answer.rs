@@ -1,0 +1,109 @@
+//! The answering core as one service: knowledge base + optional embedding model +
+//! retriever, and the `ask` result shape shared by the CLI and the HTTP API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::embed::{CandleEmbedder, EmbedError, Embedder};
+use crate::knowledge::{KnowledgeBase, KnowledgeError};
+use crate::search::{Decision, Mode, Retrieval, RetrievalParams, Retriever, SearchError};
+
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    pub knowledge: PathBuf,
+    pub data: Option<PathBuf>,
+    pub model: PathBuf,
+    pub params: RetrievalParams,
+}
+
+/// Loads the embedding model if present. A missing model is not an error: the core
+/// runs on BM25 alone and says so once; a broken model directory is an error.
+pub fn load_model(dir: &Path) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+    match CandleEmbedder::load(dir) {
+        Ok(m) => Ok(Some(Arc::new(m))),
+        Err(EmbedError::Missing(_)) => {
+            tracing::warn!(
+                model = %dir.display(),
+                "no embedding model found: answering with BM25 only (run `cskh model fetch`)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub struct Core {
+    pub retriever: Retriever,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskCandidate {
+    pub id: String,
+    pub score: f32,
+}
+
+/// The `cskh ask --json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct AskResult {
+    pub decision: Decision,
+    pub faq_id: Option<String>,
+    pub confidence: f32,
+    pub answer: Option<String>,
+    pub candidates: Vec<AskCandidate>,
+}
+
+impl Core {
+    pub fn load(opts: &CoreOptions) -> Result<Self, CoreError> {
+        let kb = Arc::new(KnowledgeBase::load(&opts.knowledge)?);
+        let model = load_model(&opts.model)?;
+        let retriever = Retriever::build(kb, model, opts.data.as_deref(), opts.params.clone())?;
+        Ok(Self { retriever })
+    }
+
+    pub fn retrieve(&self, text: &str, mode: Mode) -> Result<Retrieval, SearchError> {
+        self.retriever.retrieve(text, mode)
+    }
+
+    pub fn ask(&self, text: &str, mode: Mode) -> Result<AskResult, SearchError> {
+        let r = self.retrieve(text, mode)?;
+        Ok(self.to_result(&r))
+    }
+
+    pub fn to_result(&self, r: &Retrieval) -> AskResult {
+        let chosen = (r.decision == Decision::Answer)
+            .then(|| r.best())
+            .flatten()
+            .map(|c| self.retriever.entry(c.index));
+        AskResult {
+            decision: r.decision,
+            faq_id: chosen.map(|e| e.id.clone()),
+            confidence: round3(r.confidence),
+            answer: chosen.map(|e| e.answer.clone()),
+            candidates: r
+                .candidates
+                .iter()
+                .map(|c| AskCandidate {
+                    id: c.id.clone(),
+                    score: round3(c.score),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn round3(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}

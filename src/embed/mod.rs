@@ -1,0 +1,273 @@
+//! Sentence embeddings. [`Embedder`] is the boundary; [`CandleEmbedder`] runs any
+//! Hugging Face-style BERT or XLM-R directory with candle. This module (with `fetch`)
+//! is the only importer of candle and tokenizers.
+
+mod cache;
+pub mod fetch;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{bert, xlm_roberta};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+pub use cache::EmbeddingCache;
+
+#[derive(Debug, Error)]
+pub enum EmbedError {
+    #[error("no embedding model at {0} (run `cskh model fetch`)")]
+    Missing(PathBuf),
+    #[error("model directory {dir}: {message}")]
+    BadModel { dir: PathBuf, message: String },
+    #[error("embedding failed: {0}")]
+    Inference(String),
+    #[error("embedding has {got} dimensions, the index expects {want}")]
+    DimensionMismatch { got: usize, want: usize },
+}
+
+impl From<candle_core::Error> for EmbedError {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Inference(first_line(&e))
+    }
+}
+
+/// candle appends a backtrace to some errors; users get the first line only.
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// Whether a text is a customer's question or a document to be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextKind {
+    Query,
+    Passage,
+}
+
+/// Turns texts into L2-normalized vectors. Implementations are CPU-heavy: call them
+/// from blocking threads, never directly on the async executor.
+pub trait Embedder: Send + Sync {
+    /// Stable identity of the model (weights + tokenizer + recipe), for cache keys.
+    fn model_id(&self) -> &str;
+    fn ndims(&self) -> usize;
+    fn embed(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// Optional `cskh-model.json` beside the weights: the recipe facts of the model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recipe {
+    #[serde(default = "default_query_prefix")]
+    pub query_prefix: String,
+    #[serde(default = "default_passage_prefix")]
+    pub passage_prefix: String,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+fn default_query_prefix() -> String {
+    "query: ".into()
+}
+fn default_passage_prefix() -> String {
+    "passage: ".into()
+}
+fn default_max_tokens() -> usize {
+    256
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self {
+            query_prefix: default_query_prefix(),
+            passage_prefix: default_passage_prefix(),
+            max_tokens: default_max_tokens(),
+        }
+    }
+}
+
+pub const RECIPE_FILE: &str = "cskh-model.json";
+
+enum Encoder {
+    Bert(bert::BertModel),
+    XlmRoberta(xlm_roberta::XLMRobertaModel),
+}
+
+#[derive(Deserialize)]
+struct ModelType {
+    model_type: Option<String>,
+}
+
+pub struct CandleEmbedder {
+    encoder: Encoder,
+    tokenizer: Tokenizer,
+    recipe: Recipe,
+    dims: usize,
+    id: String,
+    device: Device,
+}
+
+impl CandleEmbedder {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let bad = |message: String| EmbedError::BadModel {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        let config_path = dir.join("config.json");
+        let weights_path = dir.join("model.safetensors");
+        let tokenizer_path = dir.join("tokenizer.json");
+        if !config_path.exists() || !weights_path.exists() || !tokenizer_path.exists() {
+            return Err(EmbedError::Missing(dir.to_path_buf()));
+        }
+        let config_src = std::fs::read_to_string(&config_path)
+            .map_err(|e| bad(format!("config.json: {e}")))?;
+        let recipe: Recipe = match std::fs::read_to_string(dir.join(RECIPE_FILE)) {
+            Ok(s) => serde_json::from_str(&s).map_err(|e| bad(format!("{RECIPE_FILE}: {e}")))?,
+            Err(_) => Recipe::default(),
+        };
+        let model_type: ModelType =
+            serde_json::from_str(&config_src).map_err(|e| bad(format!("config.json: {e}")))?;
+        let weights =
+            std::fs::read(&weights_path).map_err(|e| bad(format!("model.safetensors: {e}")))?;
+        let id = model_identity(&config_src, &recipe, &weights, &tokenizer_path);
+        let device = Device::Cpu;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+            .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
+        let (encoder, dims, max_pos, pad_id) = match model_type.model_type.as_deref() {
+            Some("xlm-roberta") | Some("xlm_roberta") => {
+                let cfg: xlm_roberta::Config = serde_json::from_str(&config_src)
+                    .map_err(|e| bad(format!("config.json: {e}")))?;
+                let model = xlm_roberta::XLMRobertaModel::new(&cfg, vb)
+                    .map_err(|e| bad(format!("weights: {}", first_line(&e))))?;
+                // XLM-R positions start after the padding index.
+                let max_pos = cfg.max_position_embeddings - cfg.pad_token_id as usize - 1;
+                (
+                    Encoder::XlmRoberta(model),
+                    cfg.hidden_size,
+                    max_pos,
+                    cfg.pad_token_id,
+                )
+            }
+            _ => {
+                let cfg: bert::Config = serde_json::from_str(&config_src)
+                    .map_err(|e| bad(format!("config.json: {e}")))?;
+                let model =
+                    bert::BertModel::load(vb, &cfg).map_err(|e| bad(format!("weights: {}", first_line(&e))))?;
+                (
+                    Encoder::Bert(model),
+                    cfg.hidden_size,
+                    cfg.max_position_embeddings,
+                    cfg.pad_token_id as u32,
+                )
+            }
+        };
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: recipe.max_tokens.min(max_pos),
+                ..Default::default()
+            }))
+            .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id,
+            ..Default::default()
+        }));
+        Ok(Self {
+            encoder,
+            tokenizer,
+            recipe,
+            dims,
+            id,
+            device,
+        })
+    }
+
+    fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, true)
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let rows = encodings.len();
+        let cols = encodings.first().map(|e| e.get_ids().len()).unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows * cols);
+        let mut mask = Vec::with_capacity(rows * cols);
+        for e in &encodings {
+            ids.extend_from_slice(e.get_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
+        let types = ids.zeros_like()?;
+        let hidden = match &self.encoder {
+            Encoder::Bert(m) => m.forward(&ids, &types, Some(&mask))?,
+            Encoder::XlmRoberta(m) => m.forward(&ids, &mask, &types, None, None, None)?,
+        };
+        // Mean pooling over real tokens, then L2 normalization (the e5 recipe).
+        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
+        let counts = mask_f.sum(1)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        let unit = mean.broadcast_div(&norm)?;
+        Ok(unit.to_vec2::<f32>()?)
+    }
+}
+
+fn model_identity(config: &str, recipe: &Recipe, weights: &[u8], tokenizer: &Path) -> String {
+    let mut h = Sha256::new();
+    h.update(config.as_bytes());
+    h.update(recipe.query_prefix.as_bytes());
+    h.update([0]);
+    h.update(recipe.passage_prefix.as_bytes());
+    h.update(recipe.max_tokens.to_le_bytes());
+    h.update((weights.len() as u64).to_le_bytes());
+    // Sampling the weights keeps start-up fast while still telling models apart.
+    for chunk in weights.chunks(1 << 20).step_by(7) {
+        h.update(&chunk[..chunk.len().min(4096)]);
+    }
+    if let Ok(meta) = std::fs::metadata(tokenizer) {
+        h.update(meta.len().to_le_bytes());
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// Texts per forward pass; sorted by length first so padding stays small.
+const BATCH: usize = 16;
+
+impl Embedder for CandleEmbedder {
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+
+    fn ndims(&self) -> usize {
+        self.dims
+    }
+
+    fn embed(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let prefix = match kind {
+            TextKind::Query => &self.recipe.query_prefix,
+            TextKind::Passage => &self.recipe.passage_prefix,
+        };
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<String> = chunk
+                .iter()
+                .map(|&i| format!("{prefix}{}", texts[i]))
+                .collect();
+            for (&i, v) in chunk.iter().zip(self.embed_batch(batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

@@ -1,0 +1,175 @@
+//! `cskh eval`: retrieval quality and latency over a JSONL query set.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::answer::Core;
+use crate::search::{Decision, Mode, SearchError};
+
+#[derive(Debug, Error)]
+pub enum EvalError {
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Query {
+    pub text: String,
+    #[serde(default)]
+    pub faq_id: Option<String>,
+}
+
+pub fn load_queries(path: &Path) -> Result<Vec<Query>, EvalError> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let q: Query = serde_json::from_str(line).map_err(|e| EvalError::Invalid {
+            file: path.display().to_string(),
+            line: i + 1,
+            message: format!("invalid query line: {e}"),
+        })?;
+        out.push(q);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub n: usize,
+    pub n_in_scope: usize,
+    pub n_out_of_scope: usize,
+    pub hit_at_1: f64,
+    pub hit_at_3: f64,
+    pub mrr: f64,
+    pub answer_precision: f64,
+    pub coverage: f64,
+    pub oos_rejection: f64,
+    pub clarify_rate: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// One query's outcome, for error analysis and calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    pub text: String,
+    pub expected: Option<String>,
+    pub decision: Decision,
+    pub confidence: f32,
+    pub understood: String,
+    pub candidates: Vec<(String, f32, f32, f32, f32)>,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Trace>), EvalError> {
+    let (mut in_scope, mut oos) = (0usize, 0usize);
+    let (mut hit1, mut hit3, mut rr) = (0usize, 0usize, 0f64);
+    let (mut answered, mut answered_right, mut oos_rejected, mut clarified) = (0, 0, 0, 0);
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut traces = Vec::with_capacity(queries.len());
+    for q in queries {
+        let t0 = Instant::now();
+        let r = core.retrieve(&q.text, mode)?;
+        latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let answered_id = (r.decision == Decision::Answer)
+            .then(|| r.best().map(|c| c.id.clone()))
+            .flatten();
+        if r.decision == Decision::Clarify {
+            clarified += 1;
+        }
+        match &q.faq_id {
+            Some(want) => {
+                in_scope += 1;
+                if let Some(pos) = r.candidates.iter().position(|c| &c.id == want) {
+                    if pos == 0 {
+                        hit1 += 1;
+                    }
+                    if pos < 3 {
+                        hit3 += 1;
+                    }
+                    rr += 1.0 / (pos as f64 + 1.0);
+                }
+                if let Some(id) = &answered_id {
+                    answered += 1;
+                    if id == want {
+                        answered_right += 1;
+                    }
+                }
+            }
+            None => {
+                oos += 1;
+                if answered_id.is_some() {
+                    answered += 1;
+                } else {
+                    oos_rejected += 1;
+                }
+            }
+        }
+        traces.push(Trace {
+            text: q.text.clone(),
+            expected: q.faq_id.clone(),
+            decision: r.decision,
+            confidence: r.confidence,
+            understood: r.understood.clone(),
+            candidates: r
+                .candidates
+                .iter()
+                .map(|c| {
+                    (
+                        c.id.clone(),
+                        c.score,
+                        c.features.dense,
+                        c.features.coverage,
+                        c.features.bm25,
+                    )
+                })
+                .collect(),
+        });
+    }
+    latencies.sort_by(f64::total_cmp);
+    let report = Report {
+        n: queries.len(),
+        n_in_scope: in_scope,
+        n_out_of_scope: oos,
+        hit_at_1: ratio(hit1, in_scope),
+        hit_at_3: ratio(hit3, in_scope),
+        mrr: if in_scope == 0 { 0.0 } else { rr / in_scope as f64 },
+        answer_precision: ratio(answered_right, answered),
+        coverage: ratio(answered_right, in_scope),
+        oos_rejection: ratio(oos_rejected, oos),
+        clarify_rate: ratio(clarified, queries.len()),
+        p50_ms: percentile(&latencies, 50.0),
+        p95_ms: percentile(&latencies, 95.0),
+    };
+    Ok((report, traces))
+}

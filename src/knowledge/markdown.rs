@@ -1,0 +1,242 @@
+//! The hand-written Markdown knowledge format (documented in README.md):
+//! `# Category`, `## Question {#id}` or `## Title {#id .passage}`, then optional
+//! `? variant` and `tags: a, b` lines, then the answer until the next heading.
+
+use std::path::Path;
+
+use super::{Entry, KnowledgeError, Origin};
+use crate::text::{fold, nfc};
+
+struct Heading {
+    text: String,
+    id: String,
+    passage: bool,
+}
+
+fn parse_heading(file: &Path, line_no: usize, raw: &str) -> Result<Heading, KnowledgeError> {
+    let raw = raw.trim();
+    let (text, attrs) = match raw.rfind('{') {
+        Some(open) if raw.ends_with('}') => (&raw[..open], Some(&raw[open + 1..raw.len() - 1])),
+        _ => (raw, None),
+    };
+    let text = nfc(text.trim());
+    let mut id = None;
+    let mut passage = false;
+    if let Some(attrs) = attrs {
+        for attr in attrs.split_whitespace() {
+            if let Some(v) = attr.strip_prefix('#') {
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        line_no,
+                        format!("bad id `{v}`: use lowercase letters, digits and hyphens"),
+                    ));
+                }
+                id = Some(v.to_string());
+            } else if attr == ".passage" {
+                passage = true;
+            } else {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    line_no,
+                    format!("unknown heading attribute `{attr}` (expected `#id` or `.passage`)"),
+                ));
+            }
+        }
+    }
+    if text.is_empty() {
+        return Err(KnowledgeError::invalid(
+            file,
+            line_no,
+            "an entry heading needs a question or title",
+        ));
+    }
+    let id = id.unwrap_or_else(|| slug(&text));
+    if id.is_empty() {
+        return Err(KnowledgeError::invalid(
+            file,
+            line_no,
+            "cannot derive an id from this heading: add `{#some-id}`",
+        ));
+    }
+    Ok(Heading { text, id, passage })
+}
+
+/// An id derived from a heading: diacritic-free, lowercase, hyphen-separated.
+fn slug(text: &str) -> String {
+    let folded = fold(text).to_lowercase();
+    let words: Vec<&str> = folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.join("-")
+}
+
+struct Draft {
+    heading: Heading,
+    line: usize,
+    category: Option<String>,
+    variants: Vec<String>,
+    tags: Vec<String>,
+    body: Vec<String>,
+}
+
+impl Draft {
+    fn finish(self, file: &Path) -> Result<Entry, KnowledgeError> {
+        let answer = nfc(self.body.join("\n").trim());
+        if answer.is_empty() {
+            return Err(KnowledgeError::invalid(
+                file,
+                self.line,
+                format!("entry `{}` has no answer text", self.heading.id),
+            ));
+        }
+        let (question, title) = if self.heading.passage {
+            (None, Some(self.heading.text))
+        } else {
+            (Some(self.heading.text), None)
+        };
+        Ok(Entry {
+            id: self.heading.id,
+            question,
+            title,
+            variants: self.variants,
+            answer,
+            category: self.category,
+            tags: self.tags,
+            origin: Origin {
+                file: file.to_path_buf(),
+                line: self.line,
+            },
+        })
+    }
+}
+
+pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+    let mut entries = Vec::new();
+    let mut category: Option<String> = None;
+    let mut draft: Option<Draft> = None;
+    let mut in_fence = false;
+    for (idx, line) in text.lines().enumerate() {
+        let line_no = idx + 1;
+        let trimmed = line.trim_end();
+        if trimmed.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if !in_fence {
+            if let Some(rest) = trimmed.strip_prefix("## ") {
+                if let Some(d) = draft.take() {
+                    entries.push(d.finish(file)?);
+                }
+                draft = Some(Draft {
+                    heading: parse_heading(file, line_no, rest)?,
+                    line: line_no,
+                    category: category.clone(),
+                    variants: Vec::new(),
+                    tags: Vec::new(),
+                    body: Vec::new(),
+                });
+                continue;
+            }
+            if let Some(rest) = trimmed.strip_prefix("# ") {
+                if let Some(d) = draft.take() {
+                    entries.push(d.finish(file)?);
+                }
+                let c = nfc(rest.trim());
+                category = (!c.is_empty()).then_some(c);
+                continue;
+            }
+        }
+        match draft.as_mut() {
+            None => {
+                if !trimmed.trim().is_empty() {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        line_no,
+                        "text outside an entry: start an entry with `## Question {#id}`",
+                    ));
+                }
+            }
+            Some(d) => {
+                let at_meta = d.body.iter().all(|l| l.trim().is_empty());
+                if at_meta && !in_fence {
+                    let t = trimmed.trim_start();
+                    if let Some(v) = t.strip_prefix("? ") {
+                        let v = nfc(v.trim());
+                        if !v.is_empty() {
+                            d.variants.push(v);
+                        }
+                        continue;
+                    }
+                    if let Some(tags) = t.strip_prefix("tags:") {
+                        d.tags.extend(
+                            tags.split(',')
+                                .map(|s| nfc(s.trim()))
+                                .filter(|s| !s.is_empty()),
+                        );
+                        continue;
+                    }
+                }
+                d.body.push(trimmed.to_string());
+            }
+        }
+    }
+    if in_fence {
+        return Err(KnowledgeError::invalid(
+            file,
+            text.lines().count(),
+            "unclosed ``` code block",
+        ));
+    }
+    if let Some(d) = draft.take() {
+        entries.push(d.finish(file)?);
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+        parse(Path::new("kb/giao-hang.md"), text)
+    }
+
+    #[test]
+    fn parses_entries_passages_variants_and_tags() {
+        let src = "# Giao hàng\n\n## Phí ship ra Hà Nội bao nhiêu? {#phi-ship-ha-noi}\n? ship ra hn bn tiền\n? giao về Hà Nội tính phí sao\ntags: phí ship, hà nội\n\nDạ, phí là 25.000đ ạ.\n\n- Nội thành: 25.000đ\n\n## Chính sách giao hàng {#chinh-sach .passage}\nMây Xanh giao toàn quốc.\n\n# Thanh toán\n## Có COD không\nDạ có ạ.\n";
+        let e = p(src).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].id, "phi-ship-ha-noi");
+        assert_eq!(e[0].question.as_deref(), Some("Phí ship ra Hà Nội bao nhiêu?"));
+        assert_eq!(e[0].variants.len(), 2);
+        assert_eq!(e[0].tags, ["phí ship", "hà nội"]);
+        assert_eq!(e[0].answer, "Dạ, phí là 25.000đ ạ.\n\n- Nội thành: 25.000đ");
+        assert_eq!(e[0].category.as_deref(), Some("Giao hàng"));
+        assert_eq!(e[0].origin.line, 3);
+        assert!(e[1].is_passage());
+        assert_eq!(e[1].title.as_deref(), Some("Chính sách giao hàng"));
+        assert_eq!(e[2].id, "co-cod-khong");
+        assert_eq!(e[2].category.as_deref(), Some("Thanh toán"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases = [
+            ("## Câu hỏi {#a}\n\n## Khác {#b}\nx\n", "giao-hang.md:1: entry `a` has no answer text"),
+            ("Lời mở đầu\n## Q {#a}\nx\n", "giao-hang.md:1: text outside an entry"),
+            ("\n\n## Q {#A B}\nx\n", "giao-hang.md:3: bad id `A`"),
+            ("## Q {#a .faq}\nx\n", "giao-hang.md:1: unknown heading attribute `.faq`"),
+            ("## {#a}\nx\n", "giao-hang.md:1: an entry heading needs a question or title"),
+            ("## Q {#a}\n```\ncode\n", "giao-hang.md:3: unclosed"),
+        ];
+        for (src, want) in cases {
+            let err = p(src).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+        }
+    }
+}

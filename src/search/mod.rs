@@ -1,0 +1,445 @@
+//! Hybrid retrieval: tantivy BM25 over accented and diacritic-free terms, dense cosine
+//! over local embeddings, a fused score, a calibrated confidence and the decision
+//! (answer / clarify / hand off). Knows nothing about channels or conversations.
+
+mod lexical;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::embed::{cosine, EmbedError, Embedder, EmbeddingCache, TextKind};
+use crate::knowledge::{Entry, KnowledgeBase};
+use crate::text::{fold_all, has_diacritics, index_terms, DiacriticRestorer, Normalizer};
+use lexical::{EntryTerms, LexicalIndex};
+
+#[derive(Debug, Error)]
+pub enum SearchError {
+    #[error("index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("index files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("dense mode needs an embedding model (run `cskh model fetch`)")]
+    NoModel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Hybrid,
+    Bm25,
+    Dense,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Answer,
+    Clarify,
+    Handoff,
+}
+
+/// Retrieval and decision parameters. Defaults were chosen on `eval/dev.jsonl` (see
+/// README, "How the defaults were chosen"); operators can override them in config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalParams {
+    /// BM25 weight of answer/passage text relative to question text.
+    pub answer_weight: f32,
+    /// Added to query-passage cosines to put them on the query-query scale.
+    pub passage_offset: f32,
+    /// Fusion weights of dense cosine, IDF-weighted term coverage and relative BM25.
+    pub w_dense: f32,
+    pub w_coverage: f32,
+    pub w_bm25: f32,
+    /// Weight of a query word the knowledge base never uses, relative to the rarest
+    /// known word, in the coverage feature.
+    pub unknown_word_weight: f32,
+    /// Confidence = sigmoid(scale * (top - center) + margin_scale * (top - second)).
+    pub conf_center: f32,
+    pub conf_scale: f32,
+    pub conf_margin_scale: f32,
+    /// Answer when confidence is at least this.
+    pub answer_threshold: f32,
+    /// Offer a choice when confidence is at least this (and below answer).
+    pub clarify_threshold: f32,
+    /// Candidates within this fused-score distance of the best are offered.
+    pub clarify_gap: f32,
+}
+
+impl Default for RetrievalParams {
+    fn default() -> Self {
+        Self {
+            answer_weight: 0.4,
+            passage_offset: 0.04,
+            w_dense: 4.0,
+            w_coverage: 1.0,
+            w_bm25: 0.5,
+            unknown_word_weight: 0.5,
+            conf_center: 4.6,
+            conf_scale: 8.0,
+            conf_margin_scale: 8.0,
+            answer_threshold: 0.5,
+            clarify_threshold: 0.2,
+            clarify_gap: 0.15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    #[serde(skip)]
+    pub index: usize,
+    pub id: String,
+    pub score: f32,
+    #[serde(skip)]
+    pub features: Features,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Features {
+    pub dense: f32,
+    pub coverage: f32,
+    pub bm25: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Retrieval {
+    pub decision: Decision,
+    pub confidence: f32,
+    /// Best first; at most five.
+    pub candidates: Vec<Candidate>,
+    /// For a clarify: the candidates to offer.
+    #[serde(skip)]
+    pub offer: Vec<usize>,
+    /// The text as understood (normalized, diacritics restored).
+    pub understood: String,
+}
+
+impl Retrieval {
+    pub fn best(&self) -> Option<&Candidate> {
+        self.candidates.first()
+    }
+}
+
+struct DenseIndex {
+    vectors: Vec<Vec<f32>>,
+    owner: Vec<usize>,
+    passage: Vec<bool>,
+}
+
+pub struct Retriever {
+    kb: Arc<KnowledgeBase>,
+    normalizer: Normalizer,
+    restorer: DiacriticRestorer,
+    lexical: LexicalIndex,
+    dense: Option<DenseIndex>,
+    embedder: Option<Arc<dyn Embedder>>,
+    /// Folded syllable sets per entry, for the coverage feature.
+    entry_words: Vec<HashSet<String>>,
+    idf: HashMap<String, f32>,
+    max_idf: f32,
+    pub params: RetrievalParams,
+}
+
+/// Where the index and caches of a knowledge base live under the data directory.
+pub fn index_dir(data: &Path, kb: &KnowledgeBase) -> PathBuf {
+    data.join("index").join(&kb.content_hash()[..16])
+}
+
+impl Retriever {
+    /// Builds (or reopens) the lexical index and the dense vectors. CPU-heavy: call
+    /// it off the async executor.
+    pub fn build(
+        kb: Arc<KnowledgeBase>,
+        embedder: Option<Arc<dyn Embedder>>,
+        data: Option<&Path>,
+        params: RetrievalParams,
+    ) -> Result<Self, SearchError> {
+        let normalizer = Normalizer::default();
+        let mut all_sentences: Vec<Vec<String>> = Vec::new();
+        let mut terms = Vec::with_capacity(kb.len());
+        let mut entry_words = Vec::with_capacity(kb.len());
+        for e in &kb.entries {
+            let asked: Vec<Vec<String>> = e
+                .questions()
+                .chain(e.title.as_deref())
+                .chain(e.tags.iter().map(String::as_str))
+                .map(|q| normalizer.syllables(q))
+                .collect();
+            let answer = normalizer.syllables(&e.answer);
+            let answer_folded = fold_all(&answer);
+            let mut words: HashSet<String> = answer_folded.iter().cloned().collect();
+            let mut entry = EntryTerms {
+                question: Vec::new(),
+                question_folded: Vec::new(),
+                answer: index_terms(&answer),
+                answer_folded: index_terms(&answer_folded),
+            };
+            for s in &asked {
+                let f = fold_all(s);
+                entry.question.extend(index_terms(s));
+                entry.question_folded.extend(index_terms(&f));
+                words.extend(f);
+            }
+            terms.push(entry);
+            entry_words.push(words);
+            all_sentences.extend(asked);
+            all_sentences.push(answer);
+        }
+        let restorer = DiacriticRestorer::learn(all_sentences.iter().map(Vec::as_slice));
+        let mut df: HashMap<String, u32> = HashMap::new();
+        for w in &entry_words {
+            for s in w {
+                *df.entry(s.clone()).or_default() += 1;
+            }
+        }
+        let n = kb.len() as f32;
+        let idf: HashMap<String, f32> = df
+            .into_iter()
+            .map(|(k, d)| (k, (1.0 + n / d as f32).ln()))
+            .collect();
+        let max_idf = (1.0 + n).ln();
+
+        let index_path = data.map(|d| index_dir(d, &kb));
+        let lexical = LexicalIndex::open_or_build(index_path.as_deref(), &terms)?;
+        let dense = match &embedder {
+            Some(emb) => Some(build_dense(&kb, &normalizer, emb.as_ref(), data)?),
+            None => None,
+        };
+        Ok(Self {
+            kb,
+            normalizer,
+            restorer,
+            lexical,
+            dense,
+            embedder,
+            entry_words,
+            idf,
+            max_idf,
+            params,
+        })
+    }
+
+    pub fn knowledge(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+
+    pub fn has_model(&self) -> bool {
+        self.dense.is_some()
+    }
+
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.normalizer
+    }
+
+    /// The customer's words as the retriever reads them: normalized, abbreviations
+    /// expanded and, for text typed without diacritics, marks restored.
+    pub fn understand(&self, text: &str) -> Vec<String> {
+        let syl = self.normalizer.syllables(text);
+        if has_diacritics(text) {
+            syl
+        } else {
+            self.restorer.restore(&syl)
+        }
+    }
+
+    fn coverage(&self, query_words: &[String], entry: usize) -> f32 {
+        let unknown = self.params.unknown_word_weight * self.max_idf;
+        let mut total = 0.0;
+        let mut hit = 0.0;
+        let mut seen = HashSet::new();
+        for w in query_words {
+            if !seen.insert(w) {
+                continue;
+            }
+            let weight = self.idf.get(w).copied().unwrap_or(unknown);
+            total += weight;
+            if self.entry_words[entry].contains(w) {
+                hit += weight;
+            }
+        }
+        if total == 0.0 {
+            0.0
+        } else {
+            hit / total
+        }
+    }
+
+    pub fn retrieve(&self, text: &str, mode: Mode) -> Result<Retrieval, SearchError> {
+        let understood = self.understand(text);
+        let folded = fold_all(&understood);
+        let p = &self.params;
+        let use_lex = mode != Mode::Dense;
+        let use_dense = mode != Mode::Bm25 && self.dense.is_some();
+        if mode == Mode::Dense && self.dense.is_none() {
+            return Err(SearchError::NoModel);
+        }
+        let mut pool: HashMap<usize, Features> = HashMap::new();
+        if use_lex {
+            let hits = self.lexical.search(
+                &index_terms(&understood),
+                &index_terms(&folded),
+                p.answer_weight,
+                20,
+            )?;
+            let top = hits.first().map(|h| h.1).unwrap_or(1.0).max(1e-6);
+            for (idx, s) in hits {
+                pool.entry(idx).or_default().bm25 = s / top;
+            }
+        }
+        if use_dense {
+            let scores = self.dense_scores(&understood.join(" "))?;
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            for &i in order.iter().take(20) {
+                pool.entry(i).or_default();
+            }
+            for (i, f) in pool.iter_mut() {
+                f.dense = scores[*i];
+            }
+        }
+        let mut candidates: Vec<Candidate> = pool
+            .into_iter()
+            .map(|(index, mut f)| {
+                f.coverage = self.coverage(&folded, index);
+                let score = match mode {
+                    Mode::Hybrid if use_dense => {
+                        p.w_dense * f.dense + p.w_coverage * f.coverage + p.w_bm25 * f.bm25
+                    }
+                    // Without a model, hybrid is lexical: coverage and BM25 only.
+                    Mode::Hybrid | Mode::Bm25 => f.coverage + 0.5 * f.bm25,
+                    Mode::Dense => f.dense,
+                };
+                Candidate {
+                    index,
+                    id: self.kb.entries[index].id.clone(),
+                    score,
+                    features: f,
+                }
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+        candidates.truncate(5);
+        let (decision, confidence, offer) = self.decide(&candidates, mode, use_dense);
+        Ok(Retrieval {
+            decision,
+            confidence,
+            candidates,
+            offer,
+            understood: understood.join(" "),
+        })
+    }
+
+    fn dense_scores(&self, query: &str) -> Result<Vec<f32>, SearchError> {
+        let (Some(dense), Some(emb)) = (&self.dense, &self.embedder) else {
+            return Err(SearchError::NoModel);
+        };
+        let q = emb
+            .embed(&[query], TextKind::Query)?
+            .pop()
+            .unwrap_or_default();
+        let mut best = vec![f32::MIN; self.kb.len()];
+        for ((v, &owner), &is_passage) in dense.vectors.iter().zip(&dense.owner).zip(&dense.passage) {
+            let mut s = cosine(&q, v);
+            if is_passage {
+                s += self.params.passage_offset;
+            }
+            if s > best[owner] {
+                best[owner] = s;
+            }
+        }
+        Ok(best)
+    }
+
+    fn decide(&self, c: &[Candidate], mode: Mode, dense: bool) -> (Decision, f32, Vec<usize>) {
+        let p = &self.params;
+        let Some(top) = c.first() else {
+            return (Decision::Handoff, 0.0, Vec::new());
+        };
+        let second = c.get(1).map(|x| x.score).unwrap_or(top.score - 1.0);
+        // Scores of the lexical-only and dense-only modes live on other scales.
+        let (center, scale, margin) = match (mode, dense) {
+            (Mode::Hybrid, true) => (p.conf_center, p.conf_scale, p.conf_margin_scale),
+            (Mode::Dense, _) => ((p.conf_center - p.w_coverage * 0.6 - p.w_bm25 * 0.8) / p.w_dense, p.conf_scale * p.w_dense, p.conf_margin_scale * p.w_dense),
+            _ => (0.75, 8.0, 8.0),
+        };
+        let z = scale * (top.score - center) + margin * (top.score - second);
+        let confidence = 1.0 / (1.0 + (-z).exp());
+        if confidence >= p.answer_threshold {
+            return (Decision::Answer, confidence, vec![top.index]);
+        }
+        if confidence >= p.clarify_threshold && c.len() >= 2 {
+            let gap = if mode == Mode::Hybrid && dense {
+                p.clarify_gap * p.w_dense
+            } else {
+                p.clarify_gap
+            };
+            let offer: Vec<usize> = c
+                .iter()
+                .take(3)
+                .filter(|x| x.score >= top.score - gap)
+                .map(|x| x.index)
+                .collect();
+            let offer = if offer.len() >= 2 {
+                offer
+            } else {
+                c.iter().take(2).map(|x| x.index).collect()
+            };
+            return (Decision::Clarify, confidence, offer);
+        }
+        (Decision::Handoff, confidence, Vec::new())
+    }
+
+    pub fn entry(&self, index: usize) -> &Entry {
+        &self.kb.entries[index]
+    }
+}
+
+fn build_dense(
+    kb: &KnowledgeBase,
+    normalizer: &Normalizer,
+    embedder: &dyn Embedder,
+    data: Option<&Path>,
+) -> Result<DenseIndex, SearchError> {
+    let mut questions = Vec::new();
+    let mut q_owner = Vec::new();
+    let mut passages = Vec::new();
+    let mut p_owner = Vec::new();
+    for (i, e) in kb.entries.iter().enumerate() {
+        for q in e.questions() {
+            questions.push(normalizer.normalize(q));
+            q_owner.push(i);
+        }
+        passages.push(e.passage_text());
+        p_owner.push(i);
+    }
+    let mut cache = match data {
+        Some(d) => EmbeddingCache::open(d, embedder.model_id(), embedder.ndims()),
+        None => EmbeddingCache::open(Path::new("/nonexistent-cskh-cache"), embedder.model_id(), embedder.ndims()),
+    };
+    let (qv, fresh_q) = cache.embed_all(embedder, &questions, TextKind::Query)?;
+    let (pv, fresh_p) = cache.embed_all(embedder, &passages, TextKind::Passage)?;
+    if data.is_some() && fresh_q + fresh_p > 0 {
+        if let Err(e) = cache.save() {
+            tracing::warn!(error = %e, "cannot save the embedding cache");
+        }
+    }
+    tracing::debug!(fresh = fresh_q + fresh_p, "embedded knowledge entries");
+    let mut passage = vec![false; qv.len()];
+    passage.extend(std::iter::repeat_n(true, pv.len()));
+    let mut owner = q_owner;
+    owner.extend(p_owner);
+    let mut vectors = qv;
+    vectors.extend(pv);
+    Ok(DenseIndex {
+        vectors,
+        owner,
+        passage,
+    })
+}

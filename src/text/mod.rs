@@ -1,0 +1,281 @@
+//! Vietnamese text handling: NFC, case folding, diacritic-free forms, abbreviation and
+//! teencode expansion, syllable tokens and the index terms built from them.
+//!
+//! Everything here is pure and deterministic: the same function is applied to knowledge
+//! entries and to customer messages so both sides meet on one normalized form.
+
+mod restore;
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+pub use restore::DiacriticRestorer;
+
+const DEFAULT_ABBREVIATIONS: &str = include_str!("abbreviations.tsv");
+
+#[derive(Debug, Error)]
+pub enum TextError {
+    #[error("{file}:{line}: {message}")]
+    Abbreviations {
+        file: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// NFC-normalizes `text` (customers' keyboards and copy-paste often send NFD).
+pub fn nfc(text: &str) -> String {
+    text.nfc().collect()
+}
+
+/// The diacritic-free form: tone and vowel marks removed, `đ` → `d`.
+pub fn fold(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| match c {
+            'đ' => 'd',
+            'Đ' => 'D',
+            other => other,
+        })
+        .collect()
+}
+
+/// True when `text` carries at least one Vietnamese diacritic.
+pub fn has_diacritics(text: &str) -> bool {
+    text.chars().any(|c| {
+        if c == 'đ' || c == 'Đ' {
+            return true;
+        }
+        let mut buf = [0u8; 4];
+        fold(c.encode_utf8(&mut buf)) != c.to_string()
+    })
+}
+
+/// Splits lowercase NFC text into word tokens. Numbers keep their thousands separators
+/// together ("500.000đ" → "500000", "đồng"; "50k" → "50000").
+fn raw_tokens(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() {
+            let mut num = String::new();
+            while i < chars.len() {
+                let d = chars[i];
+                if d.is_ascii_digit() {
+                    num.push(d);
+                    i += 1;
+                } else if (d == '.' || d == ',')
+                    && chars
+                        .get(i + 1..i + 4)
+                        .is_some_and(|s| s.iter().all(|x| x.is_ascii_digit()))
+                    && !chars.get(i + 4).is_some_and(|x| x.is_ascii_digit())
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let next = chars.get(i).copied();
+            let after = chars.get(i + 1).copied();
+            let glued_end = |x: Option<char>| !x.is_some_and(|x| x.is_alphanumeric());
+            match next {
+                Some('k') if glued_end(after) => {
+                    num.push_str("000");
+                    out.push(num);
+                    i += 1;
+                }
+                Some('đ') if glued_end(after) => {
+                    out.push(num);
+                    out.push("đồng".to_string());
+                    i += 1;
+                }
+                _ => out.push(num),
+            }
+        } else if c.is_alphanumeric() {
+            let start = i;
+            while i < chars.len() && chars[i].is_alphanumeric() {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Normalizes Vietnamese text for matching: NFC, lowercase, punctuation dropped,
+/// abbreviations and teencode expanded from a data table.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    abbreviations: HashMap<String, Vec<String>>,
+}
+
+impl Default for Normalizer {
+    fn default() -> Self {
+        Self::from_tsv("abbreviations.tsv", DEFAULT_ABBREVIATIONS)
+            .expect("embedded abbreviation table is valid")
+    }
+}
+
+impl Normalizer {
+    /// Parses an abbreviation table: `short<TAB>expansion` per line, `#` comments.
+    pub fn from_tsv(file: &str, source: &str) -> Result<Self, TextError> {
+        let mut abbreviations = HashMap::new();
+        for (idx, line) in source.lines().enumerate() {
+            let err = |message: &str| TextError::Abbreviations {
+                file: file.to_string(),
+                line: idx + 1,
+                message: message.to_string(),
+            };
+            let line = line.trim_end();
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('\t')
+                .ok_or_else(|| err("expected `short<TAB>expansion`"))?;
+            let key = nfc(key.trim()).to_lowercase();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(err("the short form must be one word"));
+            }
+            let expansion: Vec<String> = raw_tokens(&nfc(value).to_lowercase());
+            if expansion.is_empty() {
+                return Err(err("empty expansion"));
+            }
+            if abbreviations.insert(key.clone(), expansion).is_some() {
+                return Err(err(&format!("`{key}` is listed twice")));
+            }
+        }
+        Ok(Self { abbreviations })
+    }
+
+    /// Lowercase NFC syllables with abbreviations expanded.
+    pub fn syllables(&self, text: &str) -> Vec<String> {
+        let lower = nfc(text).to_lowercase();
+        let mut out = Vec::new();
+        for tok in raw_tokens(&lower) {
+            match self.abbreviations.get(&tok) {
+                Some(exp) => out.extend(exp.iter().cloned()),
+                None => out.push(tok),
+            }
+        }
+        out
+    }
+
+    /// The normalized sentence (syllables joined by single spaces).
+    pub fn normalize(&self, text: &str) -> String {
+        self.syllables(text).join(" ")
+    }
+}
+
+/// Index terms for a syllable sequence: every syllable plus every adjacent pair, so
+/// "giao hàng" and "hàng giao" share unigrams but not their bigram.
+pub fn index_terms(syllables: &[String]) -> Vec<String> {
+    let mut terms: Vec<String> = syllables.to_vec();
+    terms.extend(syllables.windows(2).map(|w| format!("{}_{}", w[0], w[1])));
+    terms
+}
+
+/// Diacritic-free copy of a syllable sequence.
+pub fn fold_all(syllables: &[String]) -> Vec<String> {
+    syllables.iter().map(|s| fold(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_table() {
+        let cases = [
+            ("Đơn hàng của tôi đâu rồi", "Don hang cua toi dau roi"),
+            ("phí ship ra Hà Nội", "phi ship ra Ha Noi"),
+            ("Bảo hành", "Bao hanh"),
+            ("ĐỔI TRẢ", "DOI TRA"),
+            ("ươ ưở ữ ỹ", "uo uo u y"),
+            ("already ascii", "already ascii"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fold(input), want, "fold({input:?})");
+        }
+    }
+
+    #[test]
+    fn nfc_composes_decomposed_input() {
+        let decomposed = "hàng".nfd().collect::<String>();
+        assert_ne!(decomposed, "hàng");
+        assert_eq!(nfc(&decomposed), "hàng");
+        let n = Normalizer::default();
+        assert_eq!(n.normalize(&decomposed), "hàng");
+    }
+
+    #[test]
+    fn diacritic_detection() {
+        for (input, want) in [
+            ("don hang cua toi", false),
+            ("đon hang", true),
+            ("phí ship", true),
+            ("DH240517", false),
+            ("", false),
+        ] {
+            assert_eq!(has_diacritics(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn abbreviation_table() {
+        let n = Normalizer::default();
+        let cases = [
+            ("sp này có ship ko", "sản phẩm này có giao hàng không"),
+            ("đc k shop", "được không shop"),
+            ("Ship ra HN bn tiền?", "giao hàng ra hà nội bao nhiêu tiền"),
+            ("ck rồi mà chưa thấy", "chuyển khoản rồi mà chưa thấy"),
+            ("hok dc a", "không được a"),
+            ("cho e hỏi sđt shop", "cho em hỏi số điện thoại shop"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(n.normalize(input), want, "normalize({input:?})");
+        }
+    }
+
+    #[test]
+    fn numbers_and_money() {
+        let n = Normalizer::default();
+        let cases = [
+            ("đơn trên 500.000đ", "đơn trên 500000 đồng"),
+            ("phí 25k", "phí 25000"),
+            ("mã DH240517 nhé", "mã dh240517 nhé"),
+            ("1,5 triệu", "1 5 triệu"),
+            ("2.5kg", "2 5 kg"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(n.normalize(input), want, "normalize({input:?})");
+        }
+    }
+
+    #[test]
+    fn bigrams_keep_word_order() {
+        let n = Normalizer::default();
+        let a = index_terms(&n.syllables("giao hàng"));
+        let b = index_terms(&n.syllables("hàng giao"));
+        assert!(a.contains(&"giao_hàng".to_string()));
+        assert!(!b.contains(&"giao_hàng".to_string()));
+        assert!(b.contains(&"giao".to_string()));
+    }
+
+    #[test]
+    fn bad_abbreviation_tables_are_rejected_with_line() {
+        let err = Normalizer::from_tsv("x.tsv", "# c\nko\tkhông\nko\tkhông\n").unwrap_err();
+        assert_eq!(err.to_string(), "x.tsv:3: `ko` is listed twice");
+        let err = Normalizer::from_tsv("x.tsv", "no tab here\n").unwrap_err();
+        assert!(err.to_string().starts_with("x.tsv:1:"));
+        let err = Normalizer::from_tsv("x.tsv", "bao nhiu\tbao nhiêu\n").unwrap_err();
+        assert!(err.to_string().contains("one word"));
+    }
+}
