@@ -49,14 +49,14 @@ pub struct Core {
     pub retriever: Retriever,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AskCandidate {
     pub id: String,
     pub score: f32,
 }
 
 /// The `cskh ask --json` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AskResult {
     pub decision: Decision,
     pub faq_id: Option<String>,

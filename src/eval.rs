@@ -173,3 +173,72 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
     };
     Ok((report, traces))
 }
+
+/// Reads `{"text": "...", "intent": "..."}` lines.
+pub fn load_intents(path: &Path) -> Result<Vec<(String, crate::bot::intents::Intent)>, EvalError> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+    #[derive(Deserialize)]
+    struct Row {
+        text: String,
+        intent: String,
+    }
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let invalid = |message: String| EvalError::Invalid {
+            file: path.display().to_string(),
+            line: i + 1,
+            message,
+        };
+        let row: Row = serde_json::from_str(line).map_err(|e| invalid(format!("invalid line: {e}")))?;
+        let intent = crate::bot::intents::Intent::parse(&row.intent)
+            .ok_or_else(|| invalid(format!("unknown intent `{}`", row.intent)))?;
+        out.push((row.text, intent));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentScore {
+    pub precision: f64,
+    pub recall: f64,
+    pub n: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentReport {
+    pub n: usize,
+    pub accuracy: f64,
+    pub per_intent: std::collections::BTreeMap<String, IntentScore>,
+}
+
+/// Accuracy and per-intent precision/recall from (expected, predicted) pairs.
+pub fn intent_report(pairs: &[(crate::bot::intents::Intent, crate::bot::intents::Intent)]) -> IntentReport {
+    use crate::bot::intents::Intent;
+    let correct = pairs.iter().filter(|(a, b)| a == b).count();
+    let mut per_intent = std::collections::BTreeMap::new();
+    for intent in Intent::ALL {
+        let n = pairs.iter().filter(|(w, _)| *w == intent).count();
+        let predicted = pairs.iter().filter(|(_, p)| *p == intent).count();
+        let tp = pairs.iter().filter(|(w, p)| *w == intent && *p == intent).count();
+        if n == 0 && predicted == 0 {
+            continue;
+        }
+        per_intent.insert(
+            intent.as_str().to_string(),
+            IntentScore {
+                precision: ratio(tp, predicted),
+                recall: ratio(tp, n),
+                n,
+            },
+        );
+    }
+    IntentReport {
+        n: pairs.len(),
+        accuracy: ratio(correct, pairs.len()),
+        per_intent,
+    }
+}

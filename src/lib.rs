@@ -6,9 +6,22 @@
 //! - [`embed`]: the embedding boundary and its candle implementation; model install.
 //! - [`search`]: tantivy BM25 + dense retrieval, fusion, confidence, decision.
 //! - [`answer`]: the answering core composed from the pieces above.
-//! - [`eval`]: retrieval quality measurement.
+//! - [`eval`]: retrieval and intent quality measurement.
+//! - [`bot`]: intents, entities, dialogue state and policy.
+//! - [`orders`]: order lookup behind a trait (SQLite demo store, Shopify-style HTTP).
+//! - [`store`]: SQLite storage with migrations (the only SQL).
+//! - [`service`]: the transport-agnostic conversation service.
+//! - [`http`]: the axum edge: routes, error mapping, widget assets.
+//! - [`config`]: layered configuration; [`app`]: the composition root.
 
 pub mod answer;
+pub mod app;
+pub mod bot;
+pub mod config;
+pub mod http;
+pub mod orders;
+pub mod service;
+pub mod store;
 pub mod embed;
 pub mod eval;
 pub mod knowledge;

@@ -9,8 +9,12 @@ use clap::{Args, Parser, Subcommand};
 
 use cskh::answer::{Core, CoreOptions};
 use cskh::embed::fetch::{self, FetchOptions};
-use cskh::embed::{CandleEmbedder, Embedder, TextKind};
+use cskh::embed::{CandleEmbedder, Embedder, Precision, TextKind};
+use cskh::bot::MessageClassifier as IntentClassifier;
+use cskh::config::{Config, Overrides};
 use cskh::eval;
+use cskh::orders::SqliteOrders;
+use cskh::store::Store;
 use cskh::search::{Decision, Mode, RetrievalParams};
 
 #[derive(Parser)]
@@ -30,6 +34,36 @@ enum Command {
     Model {
         #[command(subcommand)]
         command: ModelCommand,
+    },
+    /// Run the conversation service (HTTP API, web widget).
+    Serve(ServeArgs),
+    /// Manage the embedded demo order store.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file (default: cskh.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    knowledge: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum OrdersCommand {
+    /// Import orders from a JSONL file (one order per line) into the demo store.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
     },
 }
 
@@ -55,6 +89,9 @@ enum ModelCommand {
         /// Embed as a passage instead of a query.
         #[arg(long)]
         passage: bool,
+        /// Override the model's precision (q8 or f32).
+        #[arg(long, value_parser = parse_precision)]
+        precision: Option<Precision>,
         text: String,
     },
 }
@@ -121,6 +158,17 @@ struct EvalArgs {
     /// Write one JSON line per query (decision, candidates, features) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Also measure intent accuracy on a JSONL file of {"text", "intent"}.
+    #[arg(long)]
+    intents: Option<PathBuf>,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "q8" => Ok(Precision::Q8),
+        "f32" => Ok(Precision::F32),
+        other => Err(format!("unknown precision `{other}` (q8 or f32)")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -144,6 +192,31 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ask(a) => ask(a),
+        Command::Serve(a) => {
+            let cfg = Config::load(
+                a.config.as_deref(),
+                &Overrides {
+                    port: a.port,
+                    data: a.data,
+                    knowledge: a.knowledge,
+                },
+            )?;
+            runtime()?.block_on(cskh::app::serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Orders {
+            command: OrdersCommand::Import { file, data },
+        } => {
+            let src = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let n = runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                let orders = SqliteOrders::new(store.pool());
+                anyhow::Ok(orders.import(&file.display().to_string(), &src).await?)
+            })?;
+            eprintln!("imported {n} orders into {}", data.join("cskh.db").display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Eval(a) => eval_cmd(a),
         Command::Model {
             command:
@@ -168,10 +241,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ModelCommand::Embed {
                     model,
                     passage,
+                    precision,
                     text,
                 },
         } => {
-            let m = CandleEmbedder::load(&model)?;
+            let m = CandleEmbedder::load_with(&model, precision)?;
             let kind = if passage { TextKind::Passage } else { TextKind::Query };
             let v = m.embed(&[text.as_str()], kind)?;
             println!("{}", serde_json::to_string(&v[0])?);
@@ -180,15 +254,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The `ask --json` object plus the message's intent.
+fn with_intent(
+    classifier: &IntentClassifier,
+    text: &str,
+    r: &cskh::answer::AskResult,
+) -> anyhow::Result<String> {
+    let mut v = serde_json::to_value(r)?;
+    v["intent"] = serde_json::Value::String(classifier.intent_of(text, r).as_str().to_string());
+    Ok(serde_json::to_string(&v)?)
+}
+
 fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
     let core = Core::load(&a.core.options()?)?;
+    let classifier = IntentClassifier::new();
     let stdout = std::io::stdout();
     match a.question {
         Some(q) => {
             let r = core.ask(&q, a.mode)?;
             let mut out = stdout.lock();
             if a.json {
-                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                writeln!(out, "{}", with_intent(&classifier, &q, &r)?)?;
             } else {
                 match r.decision {
                     Decision::Answer => {
@@ -229,7 +321,7 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
                     continue;
                 }
                 let r = core.ask(&line, a.mode)?;
-                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                writeln!(out, "{}", with_intent(&classifier, &line, &r)?)?;
                 out.flush()?;
             }
         }
@@ -254,9 +346,32 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
             writeln!(f, "{}", serde_json::to_string(t)?)?;
         }
     }
+    let intents = match &a.intents {
+        Some(path) => {
+            let classifier = IntentClassifier::new();
+            let rows = eval::load_intents(path)?;
+            let mut pairs = Vec::with_capacity(rows.len());
+            for (text, want) in rows {
+                let r = core.ask(&text, Mode::Hybrid)?;
+                pairs.push((want, classifier.intent_of(&text, &r)));
+            }
+            Some(eval::intent_report(&pairs))
+        }
+        None => None,
+    };
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(i) = &intents {
+            v["intents"] = serde_json::to_value(i)?;
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
+        if let Some(i) = &intents {
+            println!("intent accuracy    {:.3} ({} messages)", i.accuracy, i.n);
+            for (name, s) in &i.per_intent {
+                println!("  {name:<14} P {:.3}  R {:.3}  n {}", s.precision, s.recall, s.n);
+            }
+        }
         println!("queries            {} ({} in scope, {} out of scope)", report.n, report.n_in_scope, report.n_out_of_scope);
         println!("hit@1              {:.3}", report.hit_at_1);
         println!("hit@3              {:.3}", report.hit_at_3);

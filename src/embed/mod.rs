@@ -3,13 +3,14 @@
 //! is the only importer of candle and tokenizers.
 
 mod cache;
+mod encoder;
 pub mod fetch;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::{bert, xlm_roberta};
+use candle_transformers::models::bert;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -65,6 +66,18 @@ pub struct Recipe {
     pub passage_prefix: String,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
+    /// `q8` (default): linear layers as Q8_0 quantized matmuls; `f32`: the reference
+    /// `candle_transformers` BERT, slower, for checks.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Q8,
+    F32,
 }
 
 fn default_query_prefix() -> String {
@@ -83,6 +96,7 @@ impl Default for Recipe {
             query_prefix: default_query_prefix(),
             passage_prefix: default_passage_prefix(),
             max_tokens: default_max_tokens(),
+            precision: Precision::default(),
         }
     }
 }
@@ -90,16 +104,15 @@ impl Default for Recipe {
 pub const RECIPE_FILE: &str = "cskh-model.json";
 
 enum Encoder {
-    Bert(bert::BertModel),
-    XlmRoberta(xlm_roberta::XLMRobertaModel),
-}
-
-#[derive(Deserialize)]
-struct ModelType {
-    model_type: Option<String>,
+    Quantized(encoder::QuantEncoder),
+    Reference(bert::BertModel),
 }
 
 pub struct CandleEmbedder {
+    /// Inference runs inside this pool: candle's many small parallel ops then stay on
+    /// worker threads instead of paying a cross-thread wake-up each (measured: the
+    /// wake-ups cost more than the arithmetic for a 20-token query).
+    pool: rayon::ThreadPool,
     encoder: Encoder,
     tokenizer: Tokenizer,
     recipe: Recipe,
@@ -111,6 +124,11 @@ pub struct CandleEmbedder {
 impl CandleEmbedder {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, None)
+    }
+
+    /// Like [`load`](Self::load), overriding the recipe's precision.
+    pub fn load_with(dir: &Path, precision: Option<Precision>) -> Result<Self, EmbedError> {
         let bad = |message: String| EmbedError::BadModel {
             dir: dir.to_path_buf(),
             message,
@@ -123,11 +141,14 @@ impl CandleEmbedder {
         }
         let config_src = std::fs::read_to_string(&config_path)
             .map_err(|e| bad(format!("config.json: {e}")))?;
-        let recipe: Recipe = match std::fs::read_to_string(dir.join(RECIPE_FILE)) {
+        let mut recipe: Recipe = match std::fs::read_to_string(dir.join(RECIPE_FILE)) {
             Ok(s) => serde_json::from_str(&s).map_err(|e| bad(format!("{RECIPE_FILE}: {e}")))?,
             Err(_) => Recipe::default(),
         };
-        let model_type: ModelType =
+        if let Some(p) = precision {
+            recipe.precision = p;
+        }
+        let cfg: encoder::EncoderConfig =
             serde_json::from_str(&config_src).map_err(|e| bad(format!("config.json: {e}")))?;
         let weights =
             std::fs::read(&weights_path).map_err(|e| bad(format!("model.safetensors: {e}")))?;
@@ -135,34 +156,24 @@ impl CandleEmbedder {
         let device = Device::Cpu;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
-        let (encoder, dims, max_pos, pad_id) = match model_type.model_type.as_deref() {
-            Some("xlm-roberta") | Some("xlm_roberta") => {
-                let cfg: xlm_roberta::Config = serde_json::from_str(&config_src)
+        let encoder = match recipe.precision {
+            Precision::Q8 => Encoder::Quantized(
+                encoder::QuantEncoder::load(vb, &cfg)
+                    .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
+            ),
+            Precision::F32 => {
+                if cfg.position_offset() != 0 {
+                    return Err(bad("the f32 reference path supports BERT models only".into()));
+                }
+                let bcfg: bert::Config = serde_json::from_str(&config_src)
                     .map_err(|e| bad(format!("config.json: {e}")))?;
-                let model = xlm_roberta::XLMRobertaModel::new(&cfg, vb)
-                    .map_err(|e| bad(format!("weights: {}", first_line(&e))))?;
-                // XLM-R positions start after the padding index.
-                let max_pos = cfg.max_position_embeddings - cfg.pad_token_id as usize - 1;
-                (
-                    Encoder::XlmRoberta(model),
-                    cfg.hidden_size,
-                    max_pos,
-                    cfg.pad_token_id,
-                )
-            }
-            _ => {
-                let cfg: bert::Config = serde_json::from_str(&config_src)
-                    .map_err(|e| bad(format!("config.json: {e}")))?;
-                let model =
-                    bert::BertModel::load(vb, &cfg).map_err(|e| bad(format!("weights: {}", first_line(&e))))?;
-                (
-                    Encoder::Bert(model),
-                    cfg.hidden_size,
-                    cfg.max_position_embeddings,
-                    cfg.pad_token_id as u32,
+                Encoder::Reference(
+                    bert::BertModel::load(vb, &bcfg)
+                        .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }
         };
+        let max_pos = cfg.max_position_embeddings - cfg.position_offset();
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
         tokenizer
@@ -173,14 +184,19 @@ impl CandleEmbedder {
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
         tokenizer.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::BatchLongest,
-            pad_id,
+            pad_id: cfg.pad_token_id as u32,
             ..Default::default()
         }));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("cskh-embed-{i}"))
+            .build()
+            .map_err(|e| bad(format!("thread pool: {e}")))?;
         Ok(Self {
+            pool,
             encoder,
             tokenizer,
             recipe,
-            dims,
+            dims: cfg.hidden_size,
             id,
             device,
         })
@@ -201,18 +217,12 @@ impl CandleEmbedder {
         }
         let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
-        let types = ids.zeros_like()?;
         let hidden = match &self.encoder {
-            Encoder::Bert(m) => m.forward(&ids, &types, Some(&mask))?,
-            Encoder::XlmRoberta(m) => m.forward(&ids, &mask, &types, None, None, None)?,
+            Encoder::Quantized(m) => m.forward(&ids, &mask)?,
+            Encoder::Reference(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
         };
         // Mean pooling over real tokens, then L2 normalization (the e5 recipe).
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-        let counts = mask_f.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        let unit = mean.broadcast_div(&norm)?;
+        let unit = encoder::mean_pool_normalize(&hidden, &mask)?;
         Ok(unit.to_vec2::<f32>()?)
     }
 }
@@ -224,6 +234,7 @@ fn model_identity(config: &str, recipe: &Recipe, weights: &[u8], tokenizer: &Pat
     h.update([0]);
     h.update(recipe.passage_prefix.as_bytes());
     h.update(recipe.max_tokens.to_le_bytes());
+    h.update([recipe.precision as u8]);
     h.update((weights.len() as u64).to_le_bytes());
     // Sampling the weights keeps start-up fast while still telling models apart.
     for chunk in weights.chunks(1 << 20).step_by(7) {
@@ -260,7 +271,8 @@ impl Embedder for CandleEmbedder {
                 .iter()
                 .map(|&i| format!("{prefix}{}", texts[i]))
                 .collect();
-            for (&i, v) in chunk.iter().zip(self.embed_batch(batch)?) {
+            let vectors = self.pool.install(|| self.embed_batch(batch))?;
+            for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
         }

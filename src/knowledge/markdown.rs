@@ -227,12 +227,12 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let cases = [
-            ("## Câu hỏi {#a}\n\n## Khác {#b}\nx\n", "giao-hang.md:1: entry `a` has no answer text"),
-            ("Lời mở đầu\n## Q {#a}\nx\n", "giao-hang.md:1: text outside an entry"),
-            ("\n\n## Q {#A B}\nx\n", "giao-hang.md:3: bad id `A`"),
-            ("## Q {#a .faq}\nx\n", "giao-hang.md:1: unknown heading attribute `.faq`"),
-            ("## {#a}\nx\n", "giao-hang.md:1: an entry heading needs a question or title"),
-            ("## Q {#a}\n```\ncode\n", "giao-hang.md:3: unclosed"),
+            ("## Câu hỏi {#a}\n\n## Khác {#b}\nx\n", "kb/giao-hang.md:1: entry `a` has no answer text"),
+            ("Lời mở đầu\n## Q {#a}\nx\n", "kb/giao-hang.md:1: text outside an entry"),
+            ("\n\n## Q {#A B}\nx\n", "kb/giao-hang.md:3: bad id `A`"),
+            ("## Q {#a .faq}\nx\n", "kb/giao-hang.md:1: unknown heading attribute `.faq`"),
+            ("## {#a}\nx\n", "kb/giao-hang.md:1: an entry heading needs a question or title"),
+            ("## Q {#a}\n```\ncode\n", "kb/giao-hang.md:3: unclosed"),
         ];
         for (src, want) in cases {
             let err = p(src).unwrap_err().to_string();

@@ -430,7 +430,12 @@ fn build_dense(
             tracing::warn!(error = %e, "cannot save the embedding cache");
         }
     }
-    tracing::debug!(fresh = fresh_q + fresh_p, "embedded knowledge entries");
+    tracing::info!(
+        entries = kb.len(),
+        vectors = qv.len() + pv.len(),
+        embedded_fresh = fresh_q + fresh_p,
+        "knowledge vectors ready"
+    );
     let mut passage = vec![false; qv.len()];
     passage.extend(std::iter::repeat_n(true, pv.len()));
     let mut owner = q_owner;

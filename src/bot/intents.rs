@@ -1,0 +1,206 @@
+//! Rule-based intents from a data table (`intents.toml`); messages no rule claims are
+//! decided by retrieval (faq / out_of_scope) in the dialogue policy.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::text::{fold, has_diacritics, Normalizer};
+
+const DEFAULT_RULES: &str = include_str!("intents.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    Faq,
+    OrderStatus,
+    HumanRequest,
+    Complaint,
+    Greeting,
+    Thanks,
+    Goodbye,
+    OutOfScope,
+}
+
+impl Intent {
+    pub const ALL: [Intent; 8] = [
+        Intent::Faq,
+        Intent::OrderStatus,
+        Intent::HumanRequest,
+        Intent::Complaint,
+        Intent::Greeting,
+        Intent::Thanks,
+        Intent::Goodbye,
+        Intent::OutOfScope,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Faq => "faq",
+            Intent::OrderStatus => "order_status",
+            Intent::HumanRequest => "human_request",
+            Intent::Complaint => "complaint",
+            Intent::Greeting => "greeting",
+            Intent::Thanks => "thanks",
+            Intent::Goodbye => "goodbye",
+            Intent::OutOfScope => "out_of_scope",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum IntentError {
+    #[error("intent rules: {0}")]
+    Parse(String),
+}
+
+#[derive(Deserialize)]
+struct RuleFile {
+    priority: Vec<String>,
+    #[serde(flatten)]
+    rules: HashMap<String, RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    phrases: Vec<String>,
+    max_words: Option<usize>,
+}
+
+struct Phrase {
+    exact: String,
+    folded: Option<String>,
+}
+
+struct Rule {
+    intent: Intent,
+    phrases: Vec<Phrase>,
+    max_words: Option<usize>,
+}
+
+pub struct IntentRules {
+    rules: Vec<Rule>,
+    normalizer: Normalizer,
+}
+
+impl IntentRules {
+    pub fn default_rules() -> Self {
+        Self::parse(DEFAULT_RULES).expect("embedded intent rules are valid")
+    }
+
+    pub fn parse(src: &str) -> Result<Self, IntentError> {
+        let file: RuleFile = toml::from_str(src).map_err(|e| IntentError::Parse(e.to_string()))?;
+        let normalizer = Normalizer::default();
+        let mut rules = Vec::new();
+        for name in &file.priority {
+            let intent = Intent::parse(name)
+                .ok_or_else(|| IntentError::Parse(format!("unknown intent `{name}`")))?;
+            let spec = file
+                .rules
+                .get(name)
+                .ok_or_else(|| IntentError::Parse(format!("no [{name}] table")))?;
+            let phrases = spec
+                .phrases
+                .iter()
+                .map(|p| {
+                    let syl = normalizer.syllables(p);
+                    let exact = syl.join(" ");
+                    // One-syllable phrases only match as typed: folded, "điên" would
+                    // match "điện" and "ngu" would match "ngủ".
+                    let folded = (syl.len() >= 2).then(|| fold(&exact));
+                    Phrase { exact, folded }
+                })
+                .filter(|p| !p.exact.is_empty())
+                .collect();
+            rules.push(Rule {
+                intent,
+                phrases,
+                max_words: spec.max_words,
+            });
+        }
+        for name in file.rules.keys() {
+            if !file.priority.contains(name) {
+                return Err(IntentError::Parse(format!("[{name}] is not in `priority`")));
+            }
+        }
+        Ok(Self { rules, normalizer })
+    }
+
+    /// The first rule-based intent that claims `text`, if any.
+    pub fn classify(&self, text: &str) -> Option<Intent> {
+        let syl = self.normalizer.syllables(text);
+        if syl.is_empty() {
+            return None;
+        }
+        let exact = format!(" {} ", syl.join(" "));
+        let folded = (!has_diacritics(text)).then(|| fold(&exact));
+        for rule in &self.rules {
+            if rule.max_words.is_some_and(|m| syl.len() > m) {
+                continue;
+            }
+            let hit = rule.phrases.iter().any(|p| {
+                exact.contains(&format!(" {} ", p.exact))
+                    || match (&folded, &p.folded) {
+                        (Some(msg), Some(ph)) => msg.contains(&format!(" {ph} ")),
+                        _ => false,
+                    }
+            });
+            if hit {
+                return Some(rule.intent);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_table() {
+        let r = IntentRules::default_rules();
+        let cases = [
+            ("em bị trừ tiền 2 lần", Some(Intent::Complaint)),
+            ("em bi tru tien 2 lan roi", Some(Intent::Complaint)),
+            ("hàng nhận về bị vỡ hết", Some(Intent::Complaint)),
+            ("cho gặp nhân viên", Some(Intent::HumanRequest)),
+            ("cho gap nv tu van", Some(Intent::HumanRequest)),
+            ("tôi muốn nói chuyện với người thật", Some(Intent::HumanRequest)),
+            ("đơn của em đâu rồi", Some(Intent::OrderStatus)),
+            ("don hang cua toi dau roi", Some(Intent::OrderStatus)),
+            ("cảm ơn shop nhiều", Some(Intent::Thanks)),
+            ("tks ad", Some(Intent::Thanks)),
+            ("chào shop", Some(Intent::Greeting)),
+            ("alo", Some(Intent::Greeting)),
+            ("bye shop", Some(Intent::Goodbye)),
+            ("chào shop, cho em hỏi phí ship ra Hà Nội bao nhiêu", None),
+            ("so dien thoai cua shop la gi", None),
+            ("phí ship ra Hà Nội bao nhiêu", None),
+            ("em buồn ngủ quá", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(r.classify(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_rule_files_are_rejected() {
+        assert!(IntentRules::parse("priority = [\"nope\"]\n[nope]\nphrases=[]").is_err());
+        assert!(IntentRules::parse("priority = []\n[thanks]\nphrases=[\"x\"]").is_err());
+        assert!(IntentRules::parse("priority = [\"thanks\"]").is_err());
+    }
+
+    #[test]
+    fn intent_names_round_trip() {
+        for i in Intent::ALL {
+            assert_eq!(Intent::parse(i.as_str()), Some(i));
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! Understand and decide: intents, entities, the per-conversation dialogue state and
+//! the policy that turns a customer message into replies. Knows nothing of HTTP or
+//! storage: it takes the state in and gives the new state back.
+
+pub mod entities;
+pub mod intents;
+pub mod replies;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::answer::{AskResult, Core};
+use crate::orders::OrderBackend;
+use crate::search::{Decision, Mode};
+use entities::{Entities, EntityExtractor};
+use intents::{Intent, IntentRules};
+
+/// Why a conversation goes to a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffReason {
+    CustomerRequest,
+    Complaint,
+    RepeatedFallback,
+    VerificationFailed,
+}
+
+impl HandoffReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffReason::CustomerRequest => "customer_request",
+            HandoffReason::Complaint => "complaint",
+            HandoffReason::RepeatedFallback => "repeated_fallback",
+            HandoffReason::VerificationFailed => "verification_failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pending {
+    #[default]
+    Nothing,
+    OrderCode,
+    Verification {
+        code: String,
+    },
+}
+
+/// What the bot remembers about a conversation between turns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DialogueState {
+    pub pending: Pending,
+    pub verify_failures: u32,
+    pub fallbacks: u32,
+    /// Entry ids offered in the last clarify, in the order shown.
+    pub offered: Vec<String>,
+    pub verified_phone: Option<String>,
+    pub verified_orders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub text: String,
+    pub quick_replies: Vec<String>,
+}
+
+impl Reply {
+    fn text(t: impl Into<String>) -> Self {
+        Self {
+            text: t.into(),
+            quick_replies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    pub replies: Vec<Reply>,
+    pub intent: Intent,
+    pub decision: Option<AskResult>,
+    pub handoff: Option<HandoffReason>,
+    pub entities: Entities,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialogueConfig {
+    /// Consecutive fallbacks before a hand-off.
+    pub fallbacks_before_handoff: u32,
+    /// Failed verifications before a hand-off.
+    pub verification_attempts: u32,
+    pub order_code_pattern: String,
+}
+
+impl Default for DialogueConfig {
+    fn default() -> Self {
+        Self {
+            fallbacks_before_handoff: 2,
+            verification_attempts: 3,
+            order_code_pattern: entities::DEFAULT_ORDER_PATTERN.to_string(),
+        }
+    }
+}
+
+pub struct Bot {
+    core: Arc<Core>,
+    rules: IntentRules,
+    extractor: EntityExtractor,
+    orders: Arc<dyn OrderBackend>,
+    config: DialogueConfig,
+}
+
+impl Bot {
+    pub fn new(
+        core: Arc<Core>,
+        orders: Arc<dyn OrderBackend>,
+        config: DialogueConfig,
+    ) -> Result<Self, regex::Error> {
+        Ok(Self {
+            core,
+            rules: IntentRules::default_rules(),
+            extractor: EntityExtractor::new(&config.order_code_pattern)?,
+            orders,
+            config,
+        })
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    fn entry_label(&self, id: &str) -> Option<String> {
+        let e = self.core.retriever.knowledge().get(id)?;
+        Some(
+            e.question
+                .clone()
+                .or_else(|| e.title.clone())
+                .unwrap_or_else(|| e.id.clone()),
+        )
+    }
+
+    fn answer_entry(&self, id: &str) -> Option<Reply> {
+        let e = self.core.retriever.knowledge().get(id)?;
+        Some(Reply::text(e.answer.clone()))
+    }
+
+    /// One turn. Retrieval runs on the blocking pool; order lookups are awaited.
+    pub async fn turn(self: &Arc<Self>, state: &mut DialogueState, text: &str) -> TurnOutcome {
+        let ents = self.extractor.extract(text);
+        let outcome = |replies, intent, decision, handoff, ents: &Entities| TurnOutcome {
+            replies,
+            intent,
+            decision,
+            handoff,
+            entities: ents.clone(),
+        };
+
+        // A click on a clarify option (its label, or its number).
+        if !state.offered.is_empty() {
+            let norm = self.core.retriever.normalizer().normalize(text);
+            let picked = state.offered.iter().enumerate().find(|(i, id)| {
+                norm == (i + 1).to_string()
+                    || self
+                        .entry_label(id)
+                        .is_some_and(|l| self.core.retriever.normalizer().normalize(&l) == norm)
+            });
+            if let Some((_, id)) = picked {
+                let id = id.clone();
+                state.offered.clear();
+                state.fallbacks = 0;
+                if let Some(r) = self.answer_entry(&id) {
+                    return outcome(vec![r], Intent::Faq, None, None, &ents);
+                }
+            }
+        }
+
+        let rule = self.rules.classify(text);
+        match rule {
+            Some(Intent::Complaint) => {
+                state.offered.clear();
+                return outcome(
+                    vec![Reply::text(replies::HANDOFF_COMPLAINT)],
+                    Intent::Complaint,
+                    None,
+                    Some(HandoffReason::Complaint),
+                    &ents,
+                );
+            }
+            Some(Intent::HumanRequest) => {
+                state.offered.clear();
+                return outcome(
+                    vec![Reply::text(replies::HANDOFF_REQUESTED)],
+                    Intent::HumanRequest,
+                    None,
+                    Some(HandoffReason::CustomerRequest),
+                    &ents,
+                );
+            }
+            _ => {}
+        }
+
+        // Order status: an explicit ask, a code, or the answer to our own question.
+        let verifying = matches!(state.pending, Pending::Verification { .. });
+        let gives_proof = ents.phone.is_some() || ents.last4.is_some();
+        if rule == Some(Intent::OrderStatus)
+            || ents.order_code.is_some()
+            || (state.pending == Pending::OrderCode && ents.order_code.is_some())
+            || (verifying && gives_proof)
+        {
+            state.offered.clear();
+            state.fallbacks = 0;
+            let (replies, handoff) = self.order_turn(state, &ents).await;
+            return outcome(replies, Intent::OrderStatus, None, handoff, &ents);
+        }
+        if state.pending != Pending::Nothing {
+            // The customer moved on to something else.
+            state.pending = Pending::Nothing;
+        }
+
+        if let Some(small) = rule {
+            let text = match small {
+                Intent::Thanks => replies::THANKS,
+                Intent::Goodbye => replies::GOODBYE,
+                _ => replies::GREETING,
+            };
+            state.fallbacks = 0;
+            return outcome(vec![Reply::text(text)], small, None, None, &ents);
+        }
+
+        // Retrieval.
+        let me = Arc::clone(self);
+        let owned = text.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            me.core
+                .retrieve(&owned, Mode::Hybrid)
+                .map(|r| (me.core.to_result(&r), r.offer.clone()))
+        })
+        .await;
+        let (ask, offer) = match result {
+            Ok(Ok(x)) => x,
+            other => {
+                tracing::error!(error = ?other.err(), "retrieval failed");
+                return outcome(
+                    vec![Reply::text(replies::FALLBACK)],
+                    Intent::OutOfScope,
+                    None,
+                    None,
+                    &ents,
+                );
+            }
+        };
+        state.offered.clear();
+        match ask.decision {
+            Decision::Answer => {
+                state.fallbacks = 0;
+                let reply = Reply::text(ask.answer.clone().unwrap_or_default());
+                outcome(vec![reply], Intent::Faq, Some(ask), None, &ents)
+            }
+            Decision::Clarify => {
+                state.fallbacks = 0;
+                let kb = self.core.retriever.knowledge();
+                state.offered = offer.iter().map(|&i| kb.entries[i].id.clone()).collect();
+                let quick: Vec<String> = state
+                    .offered
+                    .iter()
+                    .filter_map(|id| self.entry_label(id))
+                    .collect();
+                let reply = Reply {
+                    text: replies::CLARIFY.into(),
+                    quick_replies: quick,
+                };
+                outcome(vec![reply], Intent::Faq, Some(ask), None, &ents)
+            }
+            Decision::Handoff => {
+                state.fallbacks += 1;
+                if state.fallbacks >= self.config.fallbacks_before_handoff {
+                    state.fallbacks = 0;
+                    return outcome(
+                        vec![Reply::text(replies::HANDOFF_FALLBACK)],
+                        Intent::OutOfScope,
+                        Some(ask),
+                        Some(HandoffReason::RepeatedFallback),
+                        &ents,
+                    );
+                }
+                let reply = Reply {
+                    text: replies::FALLBACK.into(),
+                    quick_replies: vec![replies::QUICK_HUMAN.into()],
+                };
+                outcome(vec![reply], Intent::OutOfScope, Some(ask), None, &ents)
+            }
+        }
+    }
+
+    async fn order_turn(
+        &self,
+        state: &mut DialogueState,
+        ents: &Entities,
+    ) -> (Vec<Reply>, Option<HandoffReason>) {
+        let code = ents.order_code.clone().or(match &state.pending {
+            Pending::Verification { code } => Some(code.clone()),
+            _ => None,
+        });
+        let Some(code) = code else {
+            state.pending = Pending::OrderCode;
+            return (vec![Reply::text(replies::ASK_ORDER_CODE)], None);
+        };
+        let order = match self.orders.find(&code).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "order lookup failed");
+                let reply = Reply {
+                    text: replies::ORDER_BACKEND_DOWN.into(),
+                    quick_replies: vec![replies::QUICK_HUMAN.into()],
+                };
+                return (vec![reply], None);
+            }
+        };
+        let already = order.as_ref().is_some_and(|o| {
+            state.verified_orders.contains(&o.code.to_uppercase())
+                || o.phone_matches(state.verified_phone.as_deref(), None)
+        });
+        if already {
+            state.pending = Pending::Nothing;
+            let o = order.expect("checked");
+            return (vec![Reply::text(replies::order_details(&o))], None);
+        }
+        let proof = ents.phone.is_some() || ents.last4.is_some();
+        if !proof {
+            state.pending = Pending::Verification { code };
+            return (vec![Reply::text(replies::ASK_VERIFICATION)], None);
+        }
+        // Never reveal whether the code exists: an unknown code fails like a wrong phone.
+        match order.filter(|o| o.phone_matches(ents.phone.as_deref(), ents.last4.as_deref())) {
+            Some(o) => {
+                state.pending = Pending::Nothing;
+                state.verify_failures = 0;
+                state.verified_orders.push(o.code.to_uppercase());
+                state.verified_phone = o
+                    .phone
+                    .as_deref()
+                    .and_then(entities::normalize_phone);
+                (vec![Reply::text(replies::order_details(&o))], None)
+            }
+            None => {
+                state.verify_failures += 1;
+                if state.verify_failures >= self.config.verification_attempts {
+                    state.pending = Pending::Nothing;
+                    state.verify_failures = 0;
+                    return (
+                        vec![Reply::text(replies::VERIFICATION_FAILED)],
+                        Some(HandoffReason::VerificationFailed),
+                    );
+                }
+                state.pending = Pending::Verification { code };
+                (vec![Reply::text(replies::VERIFICATION_MISMATCH)], None)
+            }
+        }
+    }
+}
+
+/// Context-free intent of one message: rules, then an order code, then the
+/// retrieval decision (for `cskh ask --json` and `cskh eval --intents`).
+pub struct MessageClassifier {
+    rules: IntentRules,
+    entities: EntityExtractor,
+}
+
+impl Default for MessageClassifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MessageClassifier {
+    pub fn new() -> Self {
+        Self {
+            rules: IntentRules::default_rules(),
+            entities: EntityExtractor::new(entities::DEFAULT_ORDER_PATTERN)
+                .expect("default pattern is valid"),
+        }
+    }
+
+    pub fn intent_of(&self, text: &str, retrieval: &AskResult) -> Intent {
+        if let Some(i) = self.rules.classify(text) {
+            return i;
+        }
+        if self.entities.extract(text).order_code.is_some() {
+            return Intent::OrderStatus;
+        }
+        if retrieval.decision == Decision::Handoff {
+            Intent::OutOfScope
+        } else {
+            Intent::Faq
+        }
+    }
+}
+
+/// The verified phone a turn established, for the customer profile.
+pub fn verified_phone(before: &DialogueState, after: &DialogueState) -> Option<String> {
+    (after.verified_phone != before.verified_phone)
+        .then(|| after.verified_phone.clone())
+        .flatten()
+}

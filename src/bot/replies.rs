@@ -1,0 +1,87 @@
+//! Every sentence the bot says, in one place: natural Vietnamese, the bot says "em"
+//! and addresses the customer as "anh/chị".
+
+use crate::orders::Order;
+
+pub const ASK_ORDER_CODE: &str =
+    "Dạ, anh/chị cho em xin mã đơn hàng (ví dụ DH240517) để em kiểm tra giúp mình nhé ạ.";
+pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hàng, anh/chị vui lòng cho em xin số điện thoại đặt hàng (hoặc 4 số cuối của số điện thoại) ạ.";
+pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
+pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
+pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu đơn hàng đang tạm thời gián đoạn nên em chưa kiểm tra được ngay ạ. Anh/chị có muốn em chuyển sang nhân viên hỗ trợ không ạ?";
+pub const HANDOFF_REQUESTED: &str = "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng. Anh/chị vui lòng chờ trong giây lát, nhân viên sẽ phản hồi mình sớm nhất ạ.";
+pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý, anh/chị vui lòng chờ trong giây lát ạ.";
+pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng, nhân viên sẽ phản hồi mình sớm nhất ạ.";
+pub const FALLBACK: &str = "Dạ, em chưa hiểu rõ ý anh/chị lắm. Anh/chị có thể nói cụ thể hơn giúp em được không ạ?";
+pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
+pub const GREETING: &str = "Dạ, em chào anh/chị ạ! Em là trợ lý chăm sóc khách hàng, anh/chị cần em hỗ trợ gì ạ?";
+pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
+pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày vui vẻ ạ!";
+pub const QUICK_HUMAN: &str = "Gặp nhân viên";
+
+/// `375000` → `375.000đ`.
+pub fn money(amount: i64) -> String {
+    let digits = amount.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    if amount < 0 {
+        out.insert(0, '-');
+    }
+    out + "đ"
+}
+
+/// `2026-11-30` → `30/11/2026`.
+pub fn date(iso: &str) -> String {
+    let d: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
+    match d.as_slice() {
+        [y, m, day] => format!("{day}/{m}/{y}"),
+        _ => iso.to_string(),
+    }
+}
+
+/// The status reply for a verified customer.
+pub fn order_details(o: &Order) -> String {
+    let mut s = format!("Dạ, đơn hàng {} của anh/chị {}", o.code, o.status.vietnamese());
+    match (&o.carrier, &o.tracking_code) {
+        (Some(c), Some(t)) => s.push_str(&format!(" qua đơn vị vận chuyển {c}, mã vận đơn {t}")),
+        (Some(c), None) => s.push_str(&format!(", đơn vị vận chuyển {c}")),
+        _ => {}
+    }
+    s.push('.');
+    if !o.items.is_empty() {
+        let items: Vec<String> = o
+            .items
+            .iter()
+            .map(|i| format!("{} x {}", i.qty, i.name))
+            .collect();
+        s.push_str(&format!(" Sản phẩm: {}.", items.join(", ")));
+    }
+    if o.total > 0 {
+        s.push_str(&format!(" Tổng tiền: {}.", money(o.total)));
+    }
+    if let Some(eta) = &o.eta {
+        s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(eta)));
+    } else {
+        s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ.");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_dates() {
+        for (v, want) in [(375000, "375.000đ"), (0, "0đ"), (1500, "1.500đ"), (12345678, "12.345.678đ")] {
+            assert_eq!(money(v), want);
+        }
+        assert_eq!(date("2026-11-30"), "30/11/2026");
+        assert_eq!(date("2026-11-26T10:00:00+07:00"), "26/11/2026");
+    }
+}

@@ -1,0 +1,261 @@
+//! Typed configuration: defaults < TOML file < `CSKH_*` environment < command-line
+//! flags, validated at start-up with clear errors.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::bot::DialogueConfig;
+use crate::search::RetrievalParams;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OrdersBackendKind {
+    Sqlite,
+    Shopify,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersConfig {
+    pub backend: OrdersBackendKind,
+    /// Shopify-style Admin REST base URL (`https://shop.example.com`).
+    pub base_url: Option<String>,
+    pub token: Option<String>,
+    pub token_header: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            backend: OrdersBackendKind::Sqlite,
+            base_url: None,
+            token: None,
+            token_header: "X-Shopify-Access-Token".into(),
+            timeout_ms: 3000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub data: PathBuf,
+    pub knowledge: PathBuf,
+    pub model: PathBuf,
+    pub retrieval: RetrievalParams,
+    pub dialogue: DialogueConfig,
+    pub orders: OrdersConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            data: "data".into(),
+            knowledge: "knowledge".into(),
+            model: "models/multilingual-e5-small".into(),
+            retrieval: RetrievalParams::default(),
+            dialogue: DialogueConfig::default(),
+            orders: OrdersConfig::default(),
+        }
+    }
+}
+
+/// Command-line values that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub data: Option<PathBuf>,
+    pub knowledge: Option<PathBuf>,
+}
+
+fn env_parse<T: std::str::FromStr>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<T>().map(Some).map_err(|e| ConfigError::Env {
+            name: name.to_string(),
+            message: format!("{v:?}: {e}"),
+        }),
+    }
+}
+
+impl Config {
+    /// Loads `file` (if given; `cskh.toml` if present otherwise), then the process
+    /// environment, then `over`.
+    pub fn load(file: Option<&Path>, over: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, over, &|k| std::env::var(k).ok())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        over: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let default_file = Path::new("cskh.toml");
+        let path = match file {
+            Some(p) => Some(p),
+            None if default_file.exists() => Some(default_file),
+            None => None,
+        };
+        let mut cfg = match path {
+            Some(p) => {
+                let src = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
+                toml::from_str::<Config>(&src).map_err(|e| ConfigError::Parse {
+                    file: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env_parse(env, "CSKH_BIND")? {
+            cfg.bind = v;
+        }
+        if let Some(v) = env_parse(env, "CSKH_PORT")? {
+            cfg.port = v;
+        }
+        if let Some(v) = env("CSKH_DATA") {
+            cfg.data = v.into();
+        }
+        if let Some(v) = env("CSKH_KNOWLEDGE") {
+            cfg.knowledge = v.into();
+        }
+        if let Some(v) = env("CSKH_MODEL") {
+            cfg.model = v.into();
+        }
+        if let Some(v) = env("CSKH_ORDERS_BACKEND") {
+            cfg.orders.backend = match v.as_str() {
+                "sqlite" => OrdersBackendKind::Sqlite,
+                "shopify" => OrdersBackendKind::Shopify,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "CSKH_ORDERS_BACKEND".into(),
+                        message: format!("{other:?}: expected sqlite or shopify"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = env("CSKH_ORDERS_BASE_URL") {
+            cfg.orders.base_url = Some(v);
+        }
+        if let Some(v) = env("CSKH_ORDERS_TOKEN") {
+            cfg.orders.token = Some(v);
+        }
+        if let Some(v) = env_parse(env, "CSKH_ORDERS_TIMEOUT_MS")? {
+            cfg.orders.timeout_ms = v;
+        }
+        if let Some(v) = env("CSKH_ORDER_CODE_PATTERN") {
+            cfg.dialogue.order_code_pattern = v;
+        }
+        if let Some(p) = over.port {
+            cfg.port = p;
+        }
+        if let Some(d) = &over.data {
+            cfg.data = d.clone();
+        }
+        if let Some(k) = &over.knowledge {
+            cfg.knowledge = k.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if let Err(e) = regex::Regex::new(&self.dialogue.order_code_pattern) {
+            return Err(ConfigError::Invalid(format!("dialogue.order_code_pattern: {e}")));
+        }
+        if self.dialogue.fallbacks_before_handoff == 0 || self.dialogue.verification_attempts == 0 {
+            return bad("dialogue counts must be at least 1");
+        }
+        let r = &self.retrieval;
+        if !(0.0..=1.0).contains(&r.answer_threshold) || !(0.0..=1.0).contains(&r.clarify_threshold) {
+            return bad("retrieval thresholds must be between 0 and 1");
+        }
+        if r.clarify_threshold > r.answer_threshold {
+            return bad("retrieval.clarify_threshold must not exceed retrieval.answer_threshold");
+        }
+        if self.orders.backend == OrdersBackendKind::Shopify {
+            match &self.orders.base_url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                _ => return bad("orders.base_url (CSKH_ORDERS_BASE_URL) must be an http(s) URL for the shopify backend"),
+            }
+            if self.orders.token.as_deref().is_none_or(str::is_empty) {
+                return bad("orders.token (CSKH_ORDERS_TOKEN) is required for the shopify backend");
+            }
+        }
+        if self.orders.timeout_ms == 0 {
+            return bad("orders.timeout_ms must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)], over: Overrides) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file.map(|src| {
+            let p = dir.path().join("cskh.toml");
+            std::fs::write(&p, src).unwrap();
+            p
+        });
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_with_env(path.as_deref(), &over, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let c = load(Some("port = 9000\ndata = \"/srv/a\"\n"), &[], Overrides::default()).unwrap();
+        assert_eq!((c.port, c.data.to_str().unwrap()), (9000, "/srv/a"));
+        let c = load(Some("port = 9000\n"), &[("CSKH_PORT", "9100")], Overrides::default()).unwrap();
+        assert_eq!(c.port, 9100);
+        let over = Overrides { port: Some(9200), ..Default::default() };
+        let c = load(Some("port = 9000\n"), &[("CSKH_PORT", "9100")], over).unwrap();
+        assert_eq!(c.port, 9200);
+    }
+
+    #[test]
+    fn bad_config_is_rejected_clearly() {
+        let e = load(Some("prot = 1\n"), &[], Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("unknown field `prot`"), "{e}");
+        let e = load(None, &[("CSKH_PORT", "abc")], Overrides::default()).unwrap_err().to_string();
+        assert!(e.starts_with("environment variable CSKH_PORT"), "{e}");
+        let e = load(Some("[orders]\nbackend = \"shopify\"\n"), &[], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("orders.base_url"), "{e}");
+        let e = load(Some("[dialogue]\norder_code_pattern = \"(\"\n"), &[], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("order_code_pattern"), "{e}");
+    }
+}

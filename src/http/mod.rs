@@ -1,0 +1,216 @@
+//! The HTTP edge (the only axum importer): routes, thin handlers, the JSON error shape
+//! and the web widget's assets. Handlers parse, call the service, map the result.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError};
+
+const WIDGET_JS: &str = include_str!("assets/widget.js");
+const DEMO_PAGE: &str = include_str!("assets/demo.html");
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Shared by handlers: the service appears once the index and model are loaded.
+#[derive(Clone, Default)]
+pub struct AppState {
+    pub service: Arc<OnceCell<Arc<ConversationService>>>,
+}
+
+/// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid { field, message } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("{field} {message}"),
+            ),
+            ServiceError::Store(err) => {
+                tracing::error!(error = %err, "storage failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error, please retry",
+                )
+            }
+        }
+    }
+}
+
+fn service(state: &AppState) -> Result<Arc<ConversationService>, ApiError> {
+    state.service.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the service is still loading its knowledge index and model",
+        )
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DEMO_PAGE) }))
+        .route("/widget.js", get(widget_js))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/api/v1/messages", post(post_message))
+        .route("/api/v1/web/history", get(web_history))
+        .route("/api/v1/web/events", get(web_events))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn widget_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        WIDGET_JS,
+    )
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.service.get() {
+        Some(_) => Json(json!({"status": "ready"})).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    channel: String,
+    user_id: String,
+    text: String,
+    message_id: String,
+}
+
+/// Parses a JSON body by hand so every failure gets the JSON error shape.
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not valid JSON: {e}"))
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))
+}
+
+async fn post_message(State(state): State<AppState>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+    let bytes = body.map_err(|e| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.body_text())
+    })?;
+    let body: MessageBody = parse_body(&bytes)?;
+    let channel = Channel::parse(&body.channel).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_channel",
+            format!("unknown channel `{}` (expected api or web)", body.channel),
+        )
+    })?;
+    let svc = service(&state)?;
+    let resp = svc
+        .handle(IncomingMessage {
+            channel,
+            user_id: body.user_id,
+            message_id: body.message_id,
+            text: body.text,
+        })
+        .await?;
+    Ok(Json(resp).into_response())
+}
+
+#[derive(Deserialize)]
+struct VisitorQuery {
+    visitor_id: String,
+}
+
+async fn web_history(
+    State(state): State<AppState>,
+    Query(q): Query<VisitorQuery>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let conv = svc
+        .store()
+        .latest_conversation(Channel::Web.as_str(), &q.visitor_id)
+        .await
+        .map_err(ServiceError::from)?;
+    let Some(conv) = conv else {
+        return Ok(Json(json!({"conversation_id": null, "messages": []})).into_response());
+    };
+    let messages = svc.store().messages(&conv.id).await.map_err(ServiceError::from)?;
+    Ok(Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages})).into_response())
+}
+
+/// Server-sent events: every outbound message of the visitor's conversation as it is
+/// stored (agent replies reach the widget this way; it drops ids it already shows).
+async fn web_events(
+    State(state): State<AppState>,
+    Query(q): Query<VisitorQuery>,
+) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let svc = service(&state)?;
+    let mut rx = svc.subscribe();
+    let store = svc.store().clone();
+    let visitor = q.visitor_id;
+    let stream = async_stream::stream! {
+        loop {
+            match rx.recv().await {
+                Ok(live) => {
+                    let ours = store
+                        .conversation(&live.conversation_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|c| c.channel == "web" && c.channel_user_id == visitor);
+                    if ours {
+                        let data = serde_json::to_string(&live.message).unwrap_or_default();
+                        yield Ok(Event::default().event("message").data(data));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+

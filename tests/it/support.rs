@@ -1,0 +1,60 @@
+//! Shared helpers: paths, the binary, and the installed model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn model_dir() -> PathBuf {
+    root().join("models/multilingual-e5-small")
+}
+
+/// The tests measure the real pipeline: the model must be installed
+/// (`bash scripts/setup.sh` does it).
+pub fn require_model() {
+    assert!(
+        model_dir().join("model.safetensors").exists(),
+        "the embedding model is not installed: run `bash scripts/setup.sh` first"
+    );
+}
+
+pub fn cskh() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cskh"));
+    c.current_dir(root());
+    c.env("CSKH_MODEL", model_dir());
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("cskh runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Files and directories below `dir`, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+                if p.is_dir() {
+                    walk(base, &p, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
