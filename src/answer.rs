@@ -95,6 +95,7 @@ impl Core {
             candidates: r
                 .candidates
                 .iter()
+                .take(5)
                 .map(|c| AskCandidate {
                     id: c.id.clone(),
                     score: round3(c.score),

@@ -72,7 +72,7 @@ pub struct Trace {
     pub decision: Decision,
     pub confidence: f32,
     pub understood: String,
-    pub candidates: Vec<(String, f32, f32, f32, f32)>,
+    pub candidates: Vec<(String, f32, f32, f32, f32, f32, f32)>,
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -151,6 +151,8 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
                         c.features.dense,
                         c.features.coverage,
                         c.features.bm25,
+                        c.features.dense_q,
+                        c.features.dense_p,
                     )
                 })
                 .collect(),

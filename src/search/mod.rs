@@ -60,10 +60,12 @@ pub struct RetrievalParams {
     /// Weight of a query word the knowledge base never uses, relative to the rarest
     /// known word, in the coverage feature.
     pub unknown_word_weight: f32,
-    /// Confidence = sigmoid(scale * (top - center) + margin_scale * (top - second)).
+    /// Confidence = sigmoid(scale * (top - center) + margin_scale * (top - second)
+    /// + coverage_scale * (top coverage - 0.5)).
     pub conf_center: f32,
     pub conf_scale: f32,
     pub conf_margin_scale: f32,
+    pub conf_coverage_scale: f32,
     /// Answer when confidence is at least this.
     pub answer_threshold: f32,
     /// Offer a choice when confidence is at least this (and below answer).
@@ -81,9 +83,10 @@ impl Default for RetrievalParams {
             w_coverage: 1.0,
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
-            conf_center: 4.6,
+            conf_center: 5.1,
             conf_scale: 8.0,
             conf_margin_scale: 8.0,
+            conf_coverage_scale: 0.0,
             answer_threshold: 0.5,
             clarify_threshold: 0.2,
             clarify_gap: 0.15,
@@ -104,6 +107,9 @@ pub struct Candidate {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Features {
     pub dense: f32,
+    /// Best cosine against the entry's questions / against its passage text.
+    pub dense_q: f32,
+    pub dense_p: f32,
     pub coverage: f32,
     pub bm25: f32,
 }
@@ -112,7 +118,7 @@ pub struct Features {
 pub struct Retrieval {
     pub decision: Decision,
     pub confidence: f32,
-    /// Best first; at most five.
+    /// Best first; at most twenty.
     pub candidates: Vec<Candidate>,
     /// For a clarify: the candidates to offer.
     #[serde(skip)]
@@ -209,7 +215,7 @@ impl Retriever {
         let index_path = data.map(|d| index_dir(d, &kb));
         let lexical = LexicalIndex::open_or_build(index_path.as_deref(), &terms)?;
         let dense = match &embedder {
-            Some(emb) => Some(build_dense(&kb, &normalizer, emb.as_ref(), data)?),
+            Some(emb) => Some(build_dense(&kb, emb.as_ref(), data)?),
             None => None,
         };
         Ok(Self {
@@ -294,7 +300,16 @@ impl Retriever {
             }
         }
         if use_dense {
-            let scores = self.dense_scores(&understood.join(" "))?;
+            // The model reads natural text: as typed when it has diacritics, else the
+            // restored form.
+            let dense_text = if has_diacritics(text) {
+                crate::text::nfc(text)
+            } else {
+                understood.join(" ")
+            };
+            let (qs, ps) = self.dense_scores(&dense_text)?;
+            let off = self.params.passage_offset;
+            let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
             for &i in order.iter().take(20) {
@@ -302,6 +317,8 @@ impl Retriever {
             }
             for (i, f) in pool.iter_mut() {
                 f.dense = scores[*i];
+                f.dense_q = qs[*i];
+                f.dense_p = ps[*i];
             }
         }
         let mut candidates: Vec<Candidate> = pool
@@ -325,7 +342,7 @@ impl Retriever {
             })
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
-        candidates.truncate(5);
+        candidates.truncate(20);
         let (decision, confidence, offer) = self.decide(&candidates, mode, use_dense);
         Ok(Retrieval {
             decision,
@@ -336,7 +353,9 @@ impl Retriever {
         })
     }
 
-    fn dense_scores(&self, query: &str) -> Result<Vec<f32>, SearchError> {
+    /// Per entry: best cosine over its question vectors (-1 when it has none) and the
+    /// cosine with its passage vector.
+    fn dense_scores(&self, query: &str) -> Result<(Vec<f32>, Vec<f32>), SearchError> {
         let (Some(dense), Some(emb)) = (&self.dense, &self.embedder) else {
             return Err(SearchError::NoModel);
         };
@@ -344,17 +363,16 @@ impl Retriever {
             .embed(&[query], TextKind::Query)?
             .pop()
             .unwrap_or_default();
-        let mut best = vec![f32::MIN; self.kb.len()];
+        let mut best_q = vec![-1.0f32; self.kb.len()];
+        let mut best_p = vec![-1.0f32; self.kb.len()];
         for ((v, &owner), &is_passage) in dense.vectors.iter().zip(&dense.owner).zip(&dense.passage) {
-            let mut s = cosine(&q, v);
-            if is_passage {
-                s += self.params.passage_offset;
-            }
-            if s > best[owner] {
-                best[owner] = s;
+            let s = cosine(&q, v);
+            let slot = if is_passage { &mut best_p[owner] } else { &mut best_q[owner] };
+            if s > *slot {
+                *slot = s;
             }
         }
-        Ok(best)
+        Ok((best_q, best_p))
     }
 
     fn decide(&self, c: &[Candidate], mode: Mode, dense: bool) -> (Decision, f32, Vec<usize>) {
@@ -369,7 +387,12 @@ impl Retriever {
             (Mode::Dense, _) => ((p.conf_center - p.w_coverage * 0.6 - p.w_bm25 * 0.8) / p.w_dense, p.conf_scale * p.w_dense, p.conf_margin_scale * p.w_dense),
             _ => (0.75, 8.0, 8.0),
         };
-        let z = scale * (top.score - center) + margin * (top.score - second);
+        let coverage = if mode == Mode::Hybrid && dense {
+            p.conf_coverage_scale * (top.features.coverage - 0.5)
+        } else {
+            0.0
+        };
+        let z = scale * (top.score - center) + margin * (top.score - second) + coverage;
         let confidence = 1.0 / (1.0 + (-z).exp());
         if confidence >= p.answer_threshold {
             return (Decision::Answer, confidence, vec![top.index]);
@@ -403,7 +426,6 @@ impl Retriever {
 
 fn build_dense(
     kb: &KnowledgeBase,
-    normalizer: &Normalizer,
     embedder: &dyn Embedder,
     data: Option<&Path>,
 ) -> Result<DenseIndex, SearchError> {
@@ -413,7 +435,7 @@ fn build_dense(
     let mut p_owner = Vec::new();
     for (i, e) in kb.entries.iter().enumerate() {
         for q in e.questions() {
-            questions.push(normalizer.normalize(q));
+            questions.push(crate::text::nfc(q));
             q_owner.push(i);
         }
         passages.push(e.passage_text());
