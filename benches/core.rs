@@ -55,6 +55,7 @@ fn benches(c: &mut Criterion) {
         knowledge: root().join("knowledge"),
         data: Some(data.path().to_path_buf()),
         model: model_dir.clone(),
+        cache: None,
         params: RetrievalParams::default(),
     })
     .unwrap();

@@ -26,6 +26,9 @@ pub struct CoreOptions {
     pub knowledge: PathBuf,
     pub data: Option<PathBuf>,
     pub model: PathBuf,
+    /// Where embedding vectors are cached (default: the data directory). Safe to share
+    /// between data directories: entries are keyed by model and text.
+    pub cache: Option<PathBuf>,
     pub params: RetrievalParams,
 }
 
@@ -69,7 +72,14 @@ impl Core {
     pub fn load(opts: &CoreOptions) -> Result<Self, CoreError> {
         let kb = Arc::new(KnowledgeBase::load(&opts.knowledge)?);
         let model = load_model(&opts.model)?;
-        let retriever = Retriever::build(kb, model, opts.data.as_deref(), opts.params.clone())?;
+        let cache = opts.cache.clone().or_else(|| opts.data.clone());
+        let retriever = Retriever::build(
+            kb,
+            model,
+            opts.data.as_deref(),
+            cache.as_deref(),
+            opts.params.clone(),
+        )?;
         Ok(Self { retriever })
     }
 

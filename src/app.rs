@@ -48,6 +48,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 knowledge: cfg.knowledge.clone(),
                 data: Some(cfg.data.clone()),
                 model: cfg.model.clone(),
+                cache: cfg.embed_cache.clone(),
                 params: cfg.retrieval.clone(),
             };
             let core = tokio::task::spawn_blocking(move || Core::load(&opts)).await??;

@@ -60,6 +60,8 @@ pub struct Config {
     pub data: PathBuf,
     pub knowledge: PathBuf,
     pub model: PathBuf,
+    /// Embedding cache directory (default: the data directory).
+    pub embed_cache: Option<PathBuf>,
     pub retrieval: RetrievalParams,
     pub dialogue: DialogueConfig,
     pub orders: OrdersConfig,
@@ -73,6 +75,7 @@ impl Default for Config {
             data: "data".into(),
             knowledge: "knowledge".into(),
             model: "models/multilingual-e5-small".into(),
+            embed_cache: None,
             retrieval: RetrievalParams::default(),
             dialogue: DialogueConfig::default(),
             orders: OrdersConfig::default(),
@@ -147,6 +150,9 @@ impl Config {
         }
         if let Some(v) = env("CSKH_MODEL") {
             cfg.model = v.into();
+        }
+        if let Some(v) = env("CSKH_EMBED_CACHE") {
+            cfg.embed_cache = Some(v.into());
         }
         if let Some(v) = env("CSKH_ORDERS_BACKEND") {
             cfg.orders.backend = match v.as_str() {

@@ -110,6 +110,9 @@ struct CoreArgs {
     /// Retrieval parameters (TOML with the keys of [retrieval] in cskh.toml).
     #[arg(long)]
     params: Option<PathBuf>,
+    /// Embedding cache directory (default: the data directory).
+    #[arg(long, env = "CSKH_EMBED_CACHE")]
+    embed_cache: Option<PathBuf>,
 }
 
 impl CoreArgs {
@@ -127,6 +130,7 @@ impl CoreArgs {
             knowledge: self.knowledge.clone(),
             data: Some(self.data.clone()),
             model: self.model.clone(),
+            cache: self.embed_cache.clone(),
             params,
         })
     }
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     let cli = Cli::parse();

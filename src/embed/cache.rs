@@ -57,6 +57,15 @@ impl EmbeddingCache {
         }
     }
 
+    /// A cache that is never written (no data directory).
+    pub fn in_memory(model_id: &str, dims: usize) -> Self {
+        Self {
+            path: PathBuf::from(format!("embeddings-{model_id}.bin")),
+            dims,
+            vectors: HashMap::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.vectors.len()
     }
@@ -100,8 +109,7 @@ impl EmbeddingCache {
         Ok((out, missing.len()))
     }
 
-    /// Writes the cache atomically (temp file + rename), keeping only `live` keys when
-    /// given so deleted entries do not accumulate.
+    /// Writes the cache atomically (temp file + rename).
     pub fn save(&self) -> std::io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;

@@ -72,6 +72,9 @@ pub struct RetrievalParams {
     pub clarify_threshold: f32,
     /// Candidates within this fused-score distance of the best are offered.
     pub clarify_gap: f32,
+    /// Messages of at most this many words ("bảo hành", "đổi size") are too vague to
+    /// answer outright: the bot offers its best candidates instead.
+    pub vague_max_words: usize,
 }
 
 impl Default for RetrievalParams {
@@ -90,6 +93,7 @@ impl Default for RetrievalParams {
             answer_threshold: 0.5,
             clarify_threshold: 0.2,
             clarify_gap: 0.15,
+            vague_max_words: 2,
         }
     }
 }
@@ -165,6 +169,7 @@ impl Retriever {
         kb: Arc<KnowledgeBase>,
         embedder: Option<Arc<dyn Embedder>>,
         data: Option<&Path>,
+        cache: Option<&Path>,
         params: RetrievalParams,
     ) -> Result<Self, SearchError> {
         let normalizer = Normalizer::default();
@@ -215,7 +220,7 @@ impl Retriever {
         let index_path = data.map(|d| index_dir(d, &kb));
         let lexical = LexicalIndex::open_or_build(index_path.as_deref(), &terms)?;
         let dense = match &embedder {
-            Some(emb) => Some(build_dense(&kb, emb.as_ref(), data)?),
+            Some(emb) => Some(build_dense(&kb, emb.as_ref(), cache)?),
             None => None,
         };
         Ok(Self {
@@ -343,7 +348,14 @@ impl Retriever {
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
         candidates.truncate(20);
-        let (decision, confidence, offer) = self.decide(&candidates, mode, use_dense);
+        let (mut decision, confidence, mut offer) = self.decide(&candidates, mode, use_dense);
+        if decision == Decision::Answer
+            && text.split_whitespace().count() <= p.vague_max_words
+            && candidates.len() >= 2
+        {
+            decision = Decision::Clarify;
+            offer = candidates.iter().take(3).map(|c| c.index).collect();
+        }
         Ok(Retrieval {
             decision,
             confidence,
@@ -427,7 +439,7 @@ impl Retriever {
 fn build_dense(
     kb: &KnowledgeBase,
     embedder: &dyn Embedder,
-    data: Option<&Path>,
+    cache_dir: Option<&Path>,
 ) -> Result<DenseIndex, SearchError> {
     let mut questions = Vec::new();
     let mut q_owner = Vec::new();
@@ -441,13 +453,13 @@ fn build_dense(
         passages.push(e.passage_text());
         p_owner.push(i);
     }
-    let mut cache = match data {
+    let mut cache = match cache_dir {
         Some(d) => EmbeddingCache::open(d, embedder.model_id(), embedder.ndims()),
-        None => EmbeddingCache::open(Path::new("/nonexistent-cskh-cache"), embedder.model_id(), embedder.ndims()),
+        None => EmbeddingCache::in_memory(embedder.model_id(), embedder.ndims()),
     };
     let (qv, fresh_q) = cache.embed_all(embedder, &questions, TextKind::Query)?;
     let (pv, fresh_p) = cache.embed_all(embedder, &passages, TextKind::Passage)?;
-    if data.is_some() && fresh_q + fresh_p > 0 {
+    if cache_dir.is_some() && fresh_q + fresh_p > 0 {
         if let Err(e) = cache.save() {
             tracing::warn!(error = %e, "cannot save the embedding cache");
         }

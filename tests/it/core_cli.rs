@@ -135,6 +135,7 @@ fn embeddings_are_cached_across_restarts_and_edits() {
     let ask = || {
         run(cskh()
             .env("CSKH_LOG", "info")
+            .env("CSKH_EMBED_CACHE", data.path())
             .args(["ask", "--json", "--knowledge"])
             .arg(kb.path())
             .arg("--data")

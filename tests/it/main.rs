@@ -2,4 +2,5 @@
 //! real server process) with temporary data directories.
 
 mod core_cli;
+mod server;
 mod support;

@@ -20,11 +20,39 @@ pub fn require_model() {
     );
 }
 
+/// One embedding cache for the whole test run: vectors are keyed by model and text,
+/// so every temporary data directory can share it instead of re-embedding the demo
+/// knowledge base (about 40 s of CPU) in each test.
+pub fn shared_cache() -> PathBuf {
+    static WARM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WARM.get_or_init(|| {
+        let dir = root().join("target/test-embed-cache");
+        std::fs::create_dir_all(&dir).unwrap();
+        if model_dir().join("model.safetensors").exists() {
+            let data = tempfile::tempdir().unwrap();
+            let o = Command::new(env!("CARGO_BIN_EXE_cskh"))
+                .current_dir(root())
+                .env("CSKH_MODEL", model_dir())
+                .env("CSKH_EMBED_CACHE", &dir)
+                .args(["ask", "--data"])
+                .arg(data.path())
+                .arg("xin chào")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "warm-up failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        dir
+    })
+    .clone()
+}
+
 pub fn cskh() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cskh"));
     c.current_dir(root());
     c.env("CSKH_MODEL", model_dir());
+    c.env("CSKH_EMBED_CACHE", shared_cache());
     c.env_remove("RUST_BACKTRACE");
+    c.env_remove("CSKH_LOG");
     c
 }
 

@@ -1,0 +1,406 @@
+//! `cskh serve` as a real process on a loopback port, driven over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `cskh serve` on a free port with `data` and waits until `/ready`.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+        require_model();
+        let mut cmd = cskh();
+        cmd.args(["serve", "--port", "0", "--data"])
+            .arg(data)
+            .env("CSKH_LOG", "info,cskh=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn cskh serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        let server = Server { child, base, log };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Ok(r) = ureq_get(&format!("{}/ready", self.base)) {
+                if r.0 == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "not ready: {}", self.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGTERM, then the exit status (graceful shutdown must exit 0).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("server ignored SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal blocking HTTP over the async client (the tests are plain #[test]s).
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub fn ureq_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    rt().block_on(async {
+        let r = client().get(url).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await?))
+    })
+}
+
+pub fn post_raw(url: &str, body: Vec<u8>) -> (u16, Value) {
+    rt().block_on(async {
+        let r = client()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    })
+}
+
+pub struct Chat<'a> {
+    server: &'a Server,
+    user: String,
+    n: usize,
+}
+
+impl<'a> Chat<'a> {
+    pub fn new(server: &'a Server, user: &str) -> Self {
+        Chat {
+            server,
+            user: user.to_string(),
+            n: 0,
+        }
+    }
+
+    pub fn say(&mut self, text: &str) -> Value {
+        self.n += 1;
+        let body = json!({"channel": "api", "user_id": self.user, "text": text,
+                          "message_id": format!("{}-{}", self.user, self.n)});
+        let (status, v) = post_raw(&self.server.url("/api/v1/messages"), body.to_string().into_bytes());
+        assert_eq!(status, 200, "{text}: {v}");
+        v
+    }
+}
+
+pub fn reply_text(v: &Value) -> String {
+    v["replies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads the server's real SQLite file.
+pub fn db_count(data: &Path, sql: &str) -> i64 {
+    let url = format!("sqlite://{}?mode=ro", data.join("cskh.db").display());
+    rt().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut c).await.unwrap();
+        n
+    })
+}
+
+fn import_orders(data: &Path) {
+    let o = run(cskh()
+        .args(["orders", "import", "demo/orders.jsonl", "--data"])
+        .arg(data));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("imported 50 orders"), "{}", stderr(&o));
+}
+
+#[test]
+fn conversation_flow_over_http_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    assert_eq!(ureq_get(&server.url("/health")).unwrap().0, 200);
+    let mut chat = Chat::new(&server, "khach-1");
+
+    // An FAQ.
+    let r = chat.say("Phí ship ra Hà Nội bao nhiêu vậy shop?");
+    assert_eq!(r["intent"], "faq");
+    assert_eq!(r["decision"]["faq_id"], "phi-ship-ha-noi", "{r}");
+    assert!(reply_text(&r).contains("25.000đ"));
+    let conversation = r["conversation_id"].as_str().unwrap().to_string();
+
+    // Order status: code asked, verification asked, a wrong then a right answer.
+    let r = chat.say("đơn của em đâu rồi");
+    assert_eq!(r["intent"], "order_status");
+    assert!(reply_text(&r).contains("mã đơn hàng"), "{r}");
+    let r = chat.say("DH240517");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    assert!(!reply_text(&r).contains("GHN"), "nothing revealed before verification");
+    let r = chat.say("sđt em là 0987 654 321");
+    assert!(reply_text(&r).contains("chưa khớp"), "{r}");
+    assert!(!reply_text(&r).contains("GHN8K2M4Q7"));
+    let r = chat.say("à nhầm, 4 số cuối là 5678");
+    let text = reply_text(&r);
+    assert!(text.contains("GHN8K2M4Q7") && text.contains("30/11/2026"), "{r}");
+    assert!(text.contains("đang được giao"), "{r}");
+    // Verified on this conversation: not asked again.
+    let r = chat.say("đơn DH240517 giao tới đâu rồi");
+    assert!(reply_text(&r).contains("GHN8K2M4Q7"), "{r}");
+
+    // Clarify, then pick a candidate by its quick reply.
+    let r = chat.say("bảo hành");
+    assert_eq!(r["decision"]["decision"], "clarify", "{r}");
+    let options = r["replies"][0]["quick_replies"].as_array().unwrap().clone();
+    assert!((2..=3).contains(&options.len()), "{r}");
+    let pick = options[0].as_str().unwrap();
+    let picked = chat.say(pick);
+    assert_eq!(picked["intent"], "faq");
+    assert!(!reply_text(&picked).is_empty());
+    assert_ne!(reply_text(&picked), reply_text(&r));
+
+    // Asking for a human: the decision is recorded with its reason.
+    let r = chat.say("cho mình gặp nhân viên tư vấn");
+    assert_eq!(r["handoff"], true);
+    assert_eq!(r["intent"], "human_request");
+    assert!(reply_text(&r).contains("nhân viên"));
+    let reason = db_count(
+        data.path(),
+        "SELECT COUNT(*) FROM conversations WHERE status = 'handoff' AND handoff_reason = 'customer_request'",
+    );
+    assert_eq!(reason, 1);
+
+    // Restart: everything is still there, and the conversation is still with a human.
+    let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    assert!(before >= 18, "{before}");
+    let status = server.stop();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    let server = Server::start(data.path(), &[]);
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), before);
+    let mut chat = Chat { server: &server, user: "khach-1".into(), n: 100 };
+    let r = chat.say("alo shop ơi");
+    assert_eq!(r["conversation_id"], conversation.as_str());
+    assert_eq!(r["handoff"], true);
+    assert!(r["replies"].as_array().unwrap().is_empty(), "the bot stays silent: {r}");
+    // The inbound message is stored even though nobody answered it yet.
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), before + 1);
+}
+
+#[test]
+fn retries_are_idempotent_and_bad_input_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let url = server.url("/api/v1/messages");
+    let body = json!({"channel": "api", "user_id": "u-retry", "text": "shop có trả góp không", "message_id": "m-1"});
+    let (s1, first) = post_raw(&url, body.to_string().into_bytes());
+    let count = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    let (s2, second) = post_raw(&url, body.to_string().into_bytes());
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(first, second, "a retry returns the same replies");
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), count, "nothing stored twice");
+
+    let long = "a".repeat(2001);
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "malformed_json"),
+        (json!({"channel": "api", "user_id": "u", "text": "x"}).to_string().into_bytes(), 400, "invalid_request"),
+        (json!({"channel": "fax", "user_id": "u", "text": "x", "message_id": "m"}).to_string().into_bytes(), 400, "unknown_channel"),
+        (json!({"channel": "api", "user_id": "u", "text": long, "message_id": "m"}).to_string().into_bytes(), 400, "invalid_field"),
+        (json!({"channel": "api", "user_id": "u", "text": "   ", "message_id": "m"}).to_string().into_bytes(), 400, "invalid_field"),
+        (json!({"channel": "api", "user_id": "u", "text": 5, "message_id": "m"}).to_string().into_bytes(), 400, "invalid_request"),
+        (vec![b' '; 70 * 1024], 413, "payload_too_large"),
+    ];
+    for (body, status, code) in cases {
+        let (s, v) = post_raw(&url, body);
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), count, "bad input stores nothing");
+    let (s, v) = post_raw(&server.url("/api/v1/nope"), b"{}".to_vec());
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[test]
+fn broken_config_and_knowledge_stop_the_server_with_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = data.path().join("cskh.toml");
+    std::fs::write(&cfg, "port = \"tám nghìn\"\n").unwrap();
+    let o = run(cskh().args(["serve", "--config"]).arg(&cfg));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cskh.toml"), "{}", stderr(&o));
+    let o = run(cskh().args(["serve", "--port", "0", "--data"]).arg(data.path()).env("CSKH_PORT", "abc"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("CSKH_PORT"), "{}", stderr(&o));
+    let kb = tempfile::tempdir().unwrap();
+    std::fs::write(kb.path().join("x.md"), "## Hỏi {#a}\n").unwrap();
+    let o = run(cskh().args(["serve", "--port", "0", "--knowledge"]).arg(kb.path()).arg("--data").arg(data.path()));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("x.md:1"), "{}", stderr(&o));
+}
+
+/// A local stand-in for a Shopify-style Admin REST API: checks the access token and
+/// answers `GET /admin/orders.json?name=…` in Shopify's wire format.
+fn fake_shop(fail: Arc<std::sync::atomic::AtomicBool>) -> String {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::get;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/admin/orders.json",
+        get(move |headers: HeaderMap, q: Query<std::collections::HashMap<String, String>>| {
+            let fail = fail.clone();
+            async move {
+                if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "boom".to_string());
+                }
+                if headers.get("x-shopify-access-token").and_then(|v| v.to_str().ok()) != Some("shpat_test") {
+                    return (StatusCode::UNAUTHORIZED, "{\"errors\":\"[API] Invalid API key\"}".into());
+                }
+                let name = q.get("name").cloned().unwrap_or_default();
+                let orders = if name.trim_start_matches('#') == "1042" {
+                    json!([{
+                        "name": "#1042", "phone": "+84 912 345 678", "email": "lan@example.com",
+                        "created_at": "2026-11-20T09:00:00+07:00", "cancelled_at": null,
+                        "financial_status": "paid", "fulfillment_status": "fulfilled",
+                        "total_price": "375000.00",
+                        "line_items": [{"name": "Áo sơ mi linen trắng", "quantity": 1, "price": "350000.00"}],
+                        "fulfillments": [{"tracking_company": "GHN", "tracking_number": "GHN55X",
+                                          "shipment_status": "in_transit",
+                                          "estimated_delivery_at": "2026-11-29T00:00:00+07:00"}],
+                        "customer": {"first_name": "Lan", "last_name": "Nguyễn", "phone": null},
+                        "shipping_address": {"name": "Nguyễn Thị Lan", "phone": "0912345678"}
+                    }])
+                } else {
+                    json!([])
+                };
+                (StatusCode::OK, json!({"orders": orders}).to_string())
+            }
+        }),
+    );
+    rt().spawn(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        axum::serve(l, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn shopify_style_order_api_and_its_failures() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = fake_shop(fail.clone());
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ORDERS_BACKEND", "shopify"),
+            ("CSKH_ORDERS_BASE_URL", &base),
+            ("CSKH_ORDERS_TOKEN", "shpat_test"),
+            ("CSKH_ORDERS_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let mut chat = Chat::new(&server, "shop-1");
+    let r = chat.say("kiểm tra giúp mình đơn #1042 với");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    let r = chat.say("0912345678");
+    let t = reply_text(&r);
+    assert!(t.contains("#1042") && t.contains("GHN55X") && t.contains("29/11/2026"), "{r}");
+    assert!(t.contains("375.000đ"), "{r}");
+
+    // An unknown code fails verification exactly like a wrong phone.
+    let mut other = Chat::new(&server, "shop-2");
+    other.say("đơn #9999 của mình sao rồi");
+    let unknown = reply_text(&other.say("0912345678"));
+    let mut third = Chat::new(&server, "shop-3");
+    third.say("đơn #1042 của mình sao rồi");
+    let wrong = reply_text(&third.say("0900000000"));
+    assert_eq!(unknown, wrong, "never reveal whether an order code exists");
+
+    // The backend failing: an apology and an offer of a human, never a made-up status.
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut down = Chat::new(&server, "shop-4");
+    down.say("đơn #1042 của mình đâu rồi");
+    let r = down.say("0912345678");
+    assert!(reply_text(&r).contains("xin lỗi"), "{r}");
+    assert_eq!(r["replies"][0]["quick_replies"][0], "Gặp nhân viên");
+    assert!(!reply_text(&r).contains("GHN55X"));
+}
