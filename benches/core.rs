@@ -41,7 +41,12 @@ fn benches(c: &mut Criterion) {
             b.iter(|| m.embed(&[QUERIES[2]], TextKind::Query).unwrap())
         });
         let kb = KnowledgeBase::load(&root().join("knowledge")).unwrap();
-        let passages: Vec<String> = kb.entries.iter().take(32).map(|e| e.passage_text()).collect();
+        let passages: Vec<String> = kb
+            .entries
+            .iter()
+            .take(32)
+            .map(|e| e.passage_text())
+            .collect();
         let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
         let mut g = c.benchmark_group("batch");
         g.sample_size(10);
@@ -63,7 +68,8 @@ fn benches(c: &mut Criterion) {
     c.bench_function("retrieve bm25 (demo kb)", |b| {
         b.iter(|| {
             i += 1;
-            core.retrieve(QUERIES[i % QUERIES.len()], Mode::Bm25).unwrap()
+            core.retrieve(QUERIES[i % QUERIES.len()], Mode::Bm25)
+                .unwrap()
         })
     });
     if core.retriever.has_model() {

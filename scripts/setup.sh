@@ -1,19 +1,43 @@
 #!/usr/bin/env bash
-# Installs what cskh and its test suite need on a fresh machine of this project's kind
-# (Debian, Rust toolchain, Python with pip): builds the binary and installs the
-# embedding model. Idempotent. `--release` builds the optimized binary instead.
+# Installs what cskh needs on a fresh machine of this project's kind (Debian, Rust,
+# Python with pip, Node.js): builds the binary and installs the embedding model.
+#   --release  build the optimized binary (for running the service)
+#   --tests    also install what the test suite drives: Debian's chromium and
+#              playwright-core from npm (no browser download)
+# Idempotent: anything already in place is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-profile_flag=()
-bin=target/debug/cskh
-if [[ "${1:-}" == "--release" ]]; then
-  profile_flag=(--release)
-  bin=target/release/cskh
+release=0
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --release) release=1 ;;
+    --tests) tests=1 ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [[ $tests == 1 ]]; then
+  if [[ ! -x /usr/bin/chromium ]]; then
+    echo "== installing chromium (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q chromium
+  fi
+  echo "== installing playwright-core (npm)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-echo "== building cskh ${profile_flag[*]:-(debug)}"
-cargo build --bins "${profile_flag[@]}"
+if [[ $release == 1 ]]; then
+  echo "== building cskh (release)"
+  cargo build --release --bins
+  bin=target/release/cskh
+else
+  echo "== building cskh (debug)"
+  cargo build --bins
+  bin=target/debug/cskh
+fi
 
 echo "== installing the embedding model"
 "$bin" model fetch

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::answer::{Core, CoreOptions};
 use crate::bot::Bot;
 use crate::config::{Config, OrdersBackendKind};
-use crate::http::{router, AppState};
+use crate::http::AppState;
 use crate::knowledge::KnowledgeBase;
 use crate::orders::{OrderBackend, ShopifyBackend, SqliteOrders};
 use crate::service::ConversationService;
@@ -52,18 +52,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 params: cfg.retrieval.clone(),
             };
             let core = tokio::task::spawn_blocking(move || Core::load(&opts)).await??;
-            let bot = Bot::new(Arc::new(core), order_backend(&cfg, &store), cfg.dialogue.clone())?;
+            let bot = Bot::new(
+                Arc::new(core),
+                order_backend(&cfg, &store),
+                cfg.dialogue.clone(),
+            )?;
             let service = Arc::new(ConversationService::new(store, Arc::new(bot)));
             let _ = state.service.set(service);
             tracing::info!("ready: knowledge index and model loaded");
             anyhow::Ok(())
         })
     };
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    let mut server =
+        tokio::spawn(async move { crate::http::serve(listener, state, shutdown_signal()).await });
     tokio::select! {
         r = &mut server => {
             r.context("server task panicked")?.context("server failed")?;
@@ -88,7 +89,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

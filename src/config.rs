@@ -194,13 +194,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if let Err(e) = regex::Regex::new(&self.dialogue.order_code_pattern) {
-            return Err(ConfigError::Invalid(format!("dialogue.order_code_pattern: {e}")));
+            return Err(ConfigError::Invalid(format!(
+                "dialogue.order_code_pattern: {e}"
+            )));
         }
         if self.dialogue.fallbacks_before_handoff == 0 || self.dialogue.verification_attempts == 0 {
             return bad("dialogue counts must be at least 1");
         }
         let r = &self.retrieval;
-        if !(0.0..=1.0).contains(&r.answer_threshold) || !(0.0..=1.0).contains(&r.clarify_threshold) {
+        if !(0.0..=1.0).contains(&r.answer_threshold) || !(0.0..=1.0).contains(&r.clarify_threshold)
+        {
             return bad("retrieval thresholds must be between 0 and 1");
         }
         if r.clarify_threshold > r.answer_threshold {
@@ -227,41 +230,73 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn load(file: Option<&str>, env: &[(&str, &str)], over: Overrides) -> Result<Config, ConfigError> {
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        over: Overrides,
+    ) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = file.map(|src| {
             let p = dir.path().join("cskh.toml");
             std::fs::write(&p, src).unwrap();
             p
         });
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load_with_env(path.as_deref(), &over, &|k| env.get(k).cloned())
     }
 
     #[test]
     fn layers_apply_in_order() {
-        let c = load(Some("port = 9000\ndata = \"/srv/a\"\n"), &[], Overrides::default()).unwrap();
+        let c = load(
+            Some("port = 9000\ndata = \"/srv/a\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!((c.port, c.data.to_str().unwrap()), (9000, "/srv/a"));
-        let c = load(Some("port = 9000\n"), &[("CSKH_PORT", "9100")], Overrides::default()).unwrap();
+        let c = load(
+            Some("port = 9000\n"),
+            &[("CSKH_PORT", "9100")],
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(c.port, 9100);
-        let over = Overrides { port: Some(9200), ..Default::default() };
+        let over = Overrides {
+            port: Some(9200),
+            ..Default::default()
+        };
         let c = load(Some("port = 9000\n"), &[("CSKH_PORT", "9100")], over).unwrap();
         assert_eq!(c.port, 9200);
     }
 
     #[test]
     fn bad_config_is_rejected_clearly() {
-        let e = load(Some("prot = 1\n"), &[], Overrides::default()).unwrap_err().to_string();
+        let e = load(Some("prot = 1\n"), &[], Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `prot`"), "{e}");
-        let e = load(None, &[("CSKH_PORT", "abc")], Overrides::default()).unwrap_err().to_string();
+        let e = load(None, &[("CSKH_PORT", "abc")], Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("environment variable CSKH_PORT"), "{e}");
-        let e = load(Some("[orders]\nbackend = \"shopify\"\n"), &[], Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some("[orders]\nbackend = \"shopify\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("orders.base_url"), "{e}");
-        let e = load(Some("[dialogue]\norder_code_pattern = \"(\"\n"), &[], Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some("[dialogue]\norder_code_pattern = \"(\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("order_code_pattern"), "{e}");
     }
 }

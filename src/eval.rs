@@ -31,8 +31,8 @@ pub struct Query {
 }
 
 pub fn load_queries(path: &Path) -> Result<Vec<Query>, EvalError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+    let src =
+        std::fs::read_to_string(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
     let mut out = Vec::new();
     for (i, line) in src.lines().enumerate() {
         if line.trim().is_empty() {
@@ -165,7 +165,11 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
         n_out_of_scope: oos,
         hit_at_1: ratio(hit1, in_scope),
         hit_at_3: ratio(hit3, in_scope),
-        mrr: if in_scope == 0 { 0.0 } else { rr / in_scope as f64 },
+        mrr: if in_scope == 0 {
+            0.0
+        } else {
+            rr / in_scope as f64
+        },
         answer_precision: ratio(answered_right, answered),
         coverage: ratio(answered_right, in_scope),
         oos_rejection: ratio(oos_rejected, oos),
@@ -178,8 +182,8 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
 
 /// Reads `{"text": "...", "intent": "..."}` lines.
 pub fn load_intents(path: &Path) -> Result<Vec<(String, crate::bot::intents::Intent)>, EvalError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+    let src =
+        std::fs::read_to_string(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
     #[derive(Deserialize)]
     struct Row {
         text: String,
@@ -195,7 +199,8 @@ pub fn load_intents(path: &Path) -> Result<Vec<(String, crate::bot::intents::Int
             line: i + 1,
             message,
         };
-        let row: Row = serde_json::from_str(line).map_err(|e| invalid(format!("invalid line: {e}")))?;
+        let row: Row =
+            serde_json::from_str(line).map_err(|e| invalid(format!("invalid line: {e}")))?;
         let intent = crate::bot::intents::Intent::parse(&row.intent)
             .ok_or_else(|| invalid(format!("unknown intent `{}`", row.intent)))?;
         out.push((row.text, intent));
@@ -218,14 +223,19 @@ pub struct IntentReport {
 }
 
 /// Accuracy and per-intent precision/recall from (expected, predicted) pairs.
-pub fn intent_report(pairs: &[(crate::bot::intents::Intent, crate::bot::intents::Intent)]) -> IntentReport {
+pub fn intent_report(
+    pairs: &[(crate::bot::intents::Intent, crate::bot::intents::Intent)],
+) -> IntentReport {
     use crate::bot::intents::Intent;
     let correct = pairs.iter().filter(|(a, b)| a == b).count();
     let mut per_intent = std::collections::BTreeMap::new();
     for intent in Intent::ALL {
         let n = pairs.iter().filter(|(w, _)| *w == intent).count();
         let predicted = pairs.iter().filter(|(_, p)| *p == intent).count();
-        let tp = pairs.iter().filter(|(w, p)| *w == intent && *p == intent).count();
+        let tp = pairs
+            .iter()
+            .filter(|(w, p)| *w == intent && *p == intent)
+            .count();
         if n == 0 && predicted == 0 {
             continue;
         }

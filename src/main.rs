@@ -8,14 +8,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use cskh::answer::{Core, CoreOptions};
-use cskh::embed::fetch::{self, FetchOptions};
-use cskh::embed::{CandleEmbedder, Embedder, Precision, TextKind};
 use cskh::bot::MessageClassifier as IntentClassifier;
 use cskh::config::{Config, Overrides};
+use cskh::embed::fetch::{self, FetchOptions};
+use cskh::embed::{CandleEmbedder, Embedder, Precision, TextKind};
 use cskh::eval;
 use cskh::orders::SqliteOrders;
-use cskh::store::Store;
 use cskh::search::{Decision, Mode, RetrievalParams};
+use cskh::store::Store;
 
 #[derive(Parser)]
 #[command(name = "cskh", version, about = "Vietnamese customer-service bot")]
@@ -84,7 +84,11 @@ enum ModelCommand {
     },
     /// Print the embedding of TEXT as JSON (for checking a model installation).
     Embed {
-        #[arg(long, env = "CSKH_MODEL", default_value = "models/multilingual-e5-small")]
+        #[arg(
+            long,
+            env = "CSKH_MODEL",
+            default_value = "models/multilingual-e5-small"
+        )]
         model: PathBuf,
         /// Embed as a passage instead of a query.
         #[arg(long)]
@@ -105,7 +109,11 @@ struct CoreArgs {
     #[arg(long, env = "CSKH_DATA", default_value = "data")]
     data: PathBuf,
     /// Embedding model directory (Hugging Face style).
-    #[arg(long, env = "CSKH_MODEL", default_value = "models/multilingual-e5-small")]
+    #[arg(
+        long,
+        env = "CSKH_MODEL",
+        default_value = "models/multilingual-e5-small"
+    )]
     model: PathBuf,
     /// Retrieval parameters (TOML with the keys of [retrieval] in cskh.toml).
     #[arg(long)]
@@ -219,7 +227,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let orders = SqliteOrders::new(store.pool());
                 anyhow::Ok(orders.import(&file.display().to_string(), &src).await?)
             })?;
-            eprintln!("imported {n} orders into {}", data.join("cskh.db").display());
+            eprintln!(
+                "imported {n} orders into {}",
+                data.join("cskh.db").display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => eval_cmd(a),
@@ -251,7 +262,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let m = CandleEmbedder::load_with(&model, precision)?;
-            let kind = if passage { TextKind::Passage } else { TextKind::Query };
+            let kind = if passage {
+                TextKind::Passage
+            } else {
+                TextKind::Query
+            };
             let v = m.embed(&[text.as_str()], kind)?;
             println!("{}", serde_json::to_string(&v[0])?);
             Ok(ExitCode::SUCCESS)
@@ -302,7 +317,11 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
                         let retrieval = core.retrieve(&q, a.mode)?;
                         for idx in &retrieval.offer {
                             let e = core.retriever.entry(*idx);
-                            let label = e.question.as_deref().or(e.title.as_deref()).unwrap_or(&e.id);
+                            let label = e
+                                .question
+                                .as_deref()
+                                .or(e.title.as_deref())
+                                .unwrap_or(&e.id);
                             writeln!(out, "  - {label}")?;
                         }
                         writeln!(out, "\n[clarify · confidence {:.2}]", r.confidence)?;
@@ -374,10 +393,16 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
         if let Some(i) = &intents {
             println!("intent accuracy    {:.3} ({} messages)", i.accuracy, i.n);
             for (name, s) in &i.per_intent {
-                println!("  {name:<14} P {:.3}  R {:.3}  n {}", s.precision, s.recall, s.n);
+                println!(
+                    "  {name:<14} P {:.3}  R {:.3}  n {}",
+                    s.precision, s.recall, s.n
+                );
             }
         }
-        println!("queries            {} ({} in scope, {} out of scope)", report.n, report.n_in_scope, report.n_out_of_scope);
+        println!(
+            "queries            {} ({} in scope, {} out of scope)",
+            report.n, report.n_in_scope, report.n_out_of_scope
+        );
         println!("hit@1              {:.3}", report.hit_at_1);
         println!("hit@3              {:.3}", report.hit_at_3);
         println!("MRR                {:.3}", report.mrr);
@@ -385,7 +410,10 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
         println!("coverage           {:.3}", report.coverage);
         println!("out-of-scope rej.  {:.3}", report.oos_rejection);
         println!("clarify rate       {:.3}", report.clarify_rate);
-        println!("latency p50 / p95  {:.1} ms / {:.1} ms", report.p50_ms, report.p95_ms);
+        println!(
+            "latency p50 / p95  {:.1} ms / {:.1} ms",
+            report.p50_ms, report.p95_ms
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -153,7 +153,8 @@ impl ConversationService {
             .store
             .resolve_conversation(msg.channel.as_str(), &msg.user_id)
             .await?;
-        let span = tracing::info_span!("turn", conversation_id = %conv.id, channel = msg.channel.as_str());
+        let span =
+            tracing::info_span!("turn", conversation_id = %conv.id, channel = msg.channel.as_str());
         self.turn(conv, msg, text).instrument(span).await
     }
 
@@ -214,7 +215,9 @@ impl ConversationService {
         let before = state.clone();
         let outcome = self.bot.turn(&mut state, &text).await;
         if let Some(phone) = verified_phone(&before, &state) {
-            self.store.set_customer_phone(&conv.customer_id, &phone).await?;
+            self.store
+                .set_customer_phone(&conv.customer_id, &phone)
+                .await?;
         }
         let outbound: Vec<Outbound> = outcome
             .replies
@@ -224,7 +227,11 @@ impl ConversationService {
                 quick_replies: r.quick_replies.clone(),
             })
             .collect();
-        let status = if outcome.handoff.is_some() { "handoff" } else { "bot" };
+        let status = if outcome.handoff.is_some() {
+            "handoff"
+        } else {
+            "bot"
+        };
         let intent = outcome.intent.as_str();
         let make_response = |ids: &[String]| {
             serde_json::to_string(&TurnResponse {

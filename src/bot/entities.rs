@@ -41,7 +41,10 @@ impl EntityExtractor {
         for m in self.order.find_iter(text).chain(self.email.find_iter(text)) {
             rest = rest.replace(m.as_str(), " ");
         }
-        let phone = self.phone.find(&rest).and_then(|m| normalize_phone(m.as_str()));
+        let phone = self
+            .phone
+            .find(&rest)
+            .and_then(|m| normalize_phone(m.as_str()));
         let last4 = if phone.is_none() {
             self.four.captures(&rest).map(|c| c[1].to_string())
         } else {
@@ -122,7 +125,10 @@ mod tests {
         let e = ex().extract("email em là Lan.Nguyen@Example.com ạ");
         assert_eq!(e.email.as_deref(), Some("lan.nguyen@example.com"));
         assert_eq!(e.phone, None);
-        assert_eq!(ex().extract("4 số cuối là 5678").last4.as_deref(), Some("5678"));
+        assert_eq!(
+            ex().extract("4 số cuối là 5678").last4.as_deref(),
+            Some("5678")
+        );
         assert_eq!(ex().extract("5678").last4.as_deref(), Some("5678"));
         assert_eq!(ex().extract("0912345678").last4, None);
         assert_eq!(ex().extract("đơn DH240517").last4, None);

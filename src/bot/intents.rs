@@ -172,7 +172,10 @@ mod tests {
             ("hàng nhận về bị vỡ hết", Some(Intent::Complaint)),
             ("cho gặp nhân viên", Some(Intent::HumanRequest)),
             ("cho gap nv tu van", Some(Intent::HumanRequest)),
-            ("tôi muốn nói chuyện với người thật", Some(Intent::HumanRequest)),
+            (
+                "tôi muốn nói chuyện với người thật",
+                Some(Intent::HumanRequest),
+            ),
             ("đơn của em đâu rồi", Some(Intent::OrderStatus)),
             ("don hang cua toi dau roi", Some(Intent::OrderStatus)),
             ("cảm ơn shop nhiều", Some(Intent::Thanks)),

@@ -308,10 +308,19 @@ impl Bot {
             state.pending = Pending::OrderCode;
             return (vec![Reply::text(replies::ASK_ORDER_CODE)], None);
         };
+        let proof = ents.phone.is_some() || ents.last4.is_some();
+        let known =
+            state.verified_orders.contains(&code.to_uppercase()) || state.verified_phone.is_some();
+        if !proof && !known {
+            // Ask before looking anything up: nothing about the order leaks.
+            state.pending = Pending::Verification { code };
+            return (vec![Reply::text(replies::ASK_VERIFICATION)], None);
+        }
         let order = match self.orders.find(&code).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "order lookup failed");
+                state.pending = Pending::Verification { code };
                 let reply = Reply {
                     text: replies::ORDER_BACKEND_DOWN.into(),
                     quick_replies: vec![replies::QUICK_HUMAN.into()],
@@ -328,7 +337,6 @@ impl Bot {
             let o = order.expect("checked");
             return (vec![Reply::text(replies::order_details(&o))], None);
         }
-        let proof = ents.phone.is_some() || ents.last4.is_some();
         if !proof {
             state.pending = Pending::Verification { code };
             return (vec![Reply::text(replies::ASK_VERIFICATION)], None);
@@ -339,10 +347,7 @@ impl Bot {
                 state.pending = Pending::Nothing;
                 state.verify_failures = 0;
                 state.verified_orders.push(o.code.to_uppercase());
-                state.verified_phone = o
-                    .phone
-                    .as_deref()
-                    .and_then(entities::normalize_phone);
+                state.verified_phone = o.phone.as_deref().and_then(entities::normalize_phone);
                 (vec![Reply::text(replies::order_details(&o))], None)
             }
             None => {

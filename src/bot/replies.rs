@@ -12,9 +12,11 @@ pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu
 pub const HANDOFF_REQUESTED: &str = "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng. Anh/chị vui lòng chờ trong giây lát, nhân viên sẽ phản hồi mình sớm nhất ạ.";
 pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý, anh/chị vui lòng chờ trong giây lát ạ.";
 pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng, nhân viên sẽ phản hồi mình sớm nhất ạ.";
-pub const FALLBACK: &str = "Dạ, em chưa hiểu rõ ý anh/chị lắm. Anh/chị có thể nói cụ thể hơn giúp em được không ạ?";
+pub const FALLBACK: &str =
+    "Dạ, em chưa hiểu rõ ý anh/chị lắm. Anh/chị có thể nói cụ thể hơn giúp em được không ạ?";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
-pub const GREETING: &str = "Dạ, em chào anh/chị ạ! Em là trợ lý chăm sóc khách hàng, anh/chị cần em hỗ trợ gì ạ?";
+pub const GREETING: &str =
+    "Dạ, em chào anh/chị ạ! Em là trợ lý chăm sóc khách hàng, anh/chị cần em hỗ trợ gì ạ?";
 pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
 pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày vui vẻ ạ!";
 pub const QUICK_HUMAN: &str = "Gặp nhân viên";
@@ -46,7 +48,11 @@ pub fn date(iso: &str) -> String {
 
 /// The status reply for a verified customer.
 pub fn order_details(o: &Order) -> String {
-    let mut s = format!("Dạ, đơn hàng {} của anh/chị {}", o.code, o.status.vietnamese());
+    let mut s = format!(
+        "Dạ, đơn hàng {} của anh/chị {}",
+        o.code,
+        o.status.vietnamese()
+    );
     match (&o.carrier, &o.tracking_code) {
         (Some(c), Some(t)) => s.push_str(&format!(" qua đơn vị vận chuyển {c}, mã vận đơn {t}")),
         (Some(c), None) => s.push_str(&format!(", đơn vị vận chuyển {c}")),
@@ -78,7 +84,12 @@ mod tests {
 
     #[test]
     fn money_and_dates() {
-        for (v, want) in [(375000, "375.000đ"), (0, "0đ"), (1500, "1.500đ"), (12345678, "12.345.678đ")] {
+        for (v, want) in [
+            (375000, "375.000đ"),
+            (0, "0đ"),
+            (1500, "1.500đ"),
+            (12345678, "12.345.678đ"),
+        ] {
             assert_eq!(money(v), want);
         }
         assert_eq!(date("2026-11-30"), "30/11/2026");

@@ -113,7 +113,10 @@ impl QuantEncoder {
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
         let word = e.get((cfg.vocab_size, h), "word_embeddings.weight")?;
-        let position = e.get((cfg.max_position_embeddings, h), "position_embeddings.weight")?;
+        let position = e.get(
+            (cfg.max_position_embeddings, h),
+            "position_embeddings.weight",
+        )?;
         let token_type = e.get_unchecked("token_type_embeddings.weight")?;
         let emb_norm = Norm::load(e.pp("LayerNorm"), h, cfg.layer_norm_eps)?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -146,7 +149,10 @@ impl QuantEncoder {
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, len) = ids.dims2()?;
         let h = self.word.dim(1)?;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, len, h))?;
+        let words = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, len, h))?;
         let pos = self.position.narrow(0, self.position_offset, len)?;
         let types = self.token_type.get(0)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&types)?;
@@ -156,7 +162,9 @@ impl QuantEncoder {
         let hd = h / self.heads;
         let scale = 1.0 / (hd as f64).sqrt();
         let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, len, self.heads, hd))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, len, self.heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         for l in &self.layers {
             let q = split(l.query.forward(&x)?)?;
@@ -164,10 +172,7 @@ impl QuantEncoder {
             let v = split(l.value.forward(&x)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, len, h))?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, len, h))?;
             let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
             let f = l.intermediate.forward(&a)?.gelu_erf()?;
             x = l.out_norm.forward(&(l.output.forward(&f)? + &a)?)?;

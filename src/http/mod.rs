@@ -82,6 +82,17 @@ fn service(state: &AppState) -> Result<Arc<ConversationService>, ApiError> {
     })
 }
 
+/// Serves the API until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Html(DEMO_PAGE) }))
@@ -91,7 +102,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/messages", post(post_message))
         .route("/api/v1/web/history", get(web_history))
         .route("/api/v1/web/events", get(web_events))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -99,7 +112,10 @@ pub fn router(state: AppState) -> Router {
 async fn widget_js() -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         WIDGET_JS,
@@ -129,15 +145,26 @@ struct MessageBody {
 /// Parses a JSON body by hand so every failure gets the JSON error shape.
 fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not valid JSON: {e}"),
+        )
     })?;
     serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))
 }
 
-async fn post_message(State(state): State<AppState>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+async fn post_message(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = body.map_err(|e| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.body_text())
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
     })?;
     let body: MessageBody = parse_body(&bytes)?;
     let channel = Channel::parse(&body.channel).ok_or_else(|| {
@@ -177,8 +204,15 @@ async fn web_history(
     let Some(conv) = conv else {
         return Ok(Json(json!({"conversation_id": null, "messages": []})).into_response());
     };
-    let messages = svc.store().messages(&conv.id).await.map_err(ServiceError::from)?;
-    Ok(Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages})).into_response())
+    let messages = svc
+        .store()
+        .messages(&conv.id)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(
+        Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages}))
+            .into_response(),
+    )
 }
 
 /// Server-sent events: every outbound message of the visitor's conversation as it is
@@ -213,4 +247,3 @@ async fn web_events(
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
-

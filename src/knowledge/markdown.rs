@@ -26,9 +26,9 @@ fn parse_heading(file: &Path, line_no: usize, raw: &str) -> Result<Heading, Know
         for attr in attrs.split_whitespace() {
             if let Some(v) = attr.strip_prefix('#') {
                 if v.is_empty()
-                    || !v
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                    || !v.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
                 {
                     return Err(KnowledgeError::invalid(
                         file,
@@ -212,7 +212,10 @@ mod tests {
         let e = p(src).unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].id, "phi-ship-ha-noi");
-        assert_eq!(e[0].question.as_deref(), Some("Phí ship ra Hà Nội bao nhiêu?"));
+        assert_eq!(
+            e[0].question.as_deref(),
+            Some("Phí ship ra Hà Nội bao nhiêu?")
+        );
         assert_eq!(e[0].variants.len(), 2);
         assert_eq!(e[0].tags, ["phí ship", "hà nội"]);
         assert_eq!(e[0].answer, "Dạ, phí là 25.000đ ạ.\n\n- Nội thành: 25.000đ");
@@ -227,11 +230,23 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let cases = [
-            ("## Câu hỏi {#a}\n\n## Khác {#b}\nx\n", "kb/giao-hang.md:1: entry `a` has no answer text"),
-            ("Lời mở đầu\n## Q {#a}\nx\n", "kb/giao-hang.md:1: text outside an entry"),
+            (
+                "## Câu hỏi {#a}\n\n## Khác {#b}\nx\n",
+                "kb/giao-hang.md:1: entry `a` has no answer text",
+            ),
+            (
+                "Lời mở đầu\n## Q {#a}\nx\n",
+                "kb/giao-hang.md:1: text outside an entry",
+            ),
             ("\n\n## Q {#A B}\nx\n", "kb/giao-hang.md:3: bad id `A`"),
-            ("## Q {#a .faq}\nx\n", "kb/giao-hang.md:1: unknown heading attribute `.faq`"),
-            ("## {#a}\nx\n", "kb/giao-hang.md:1: an entry heading needs a question or title"),
+            (
+                "## Q {#a .faq}\nx\n",
+                "kb/giao-hang.md:1: unknown heading attribute `.faq`",
+            ),
+            (
+                "## {#a}\nx\n",
+                "kb/giao-hang.md:1: an entry heading needs a question or title",
+            ),
             ("## Q {#a}\n```\ncode\n", "kb/giao-hang.md:3: unclosed"),
         ];
         for (src, want) in cases {

@@ -308,9 +308,18 @@ mod tests {
     fn jsonl_errors_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("{\"id\": \"a\", \"answer\": \"x\"}\n{broken\n", ":2: invalid JSON"),
-            ("{\"id\": \"a\", \"question\": \"q\"}\n", ":1: entry `a` has no `answer`"),
-            ("{\"id\": \"a\", \"answer\": \"  \"}\n", ":1: entry `a` has no `answer`"),
+            (
+                "{\"id\": \"a\", \"answer\": \"x\"}\n{broken\n",
+                ":2: invalid JSON",
+            ),
+            (
+                "{\"id\": \"a\", \"question\": \"q\"}\n",
+                ":1: entry `a` has no `answer`",
+            ),
+            (
+                "{\"id\": \"a\", \"answer\": \"  \"}\n",
+                ":1: entry `a` has no `answer`",
+            ),
             ("{\"answer\": \"x\"}\n", ":1: missing `id`"),
             (
                 "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"a\", \"answer\": \"y\"}\n",
@@ -330,7 +339,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = KnowledgeBase::load(dir.path()).unwrap_err();
         assert!(matches!(err, KnowledgeError::Empty(_)));
-        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"1\"}\n");
+        write(
+            dir.path(),
+            "a.jsonl",
+            "{\"id\": \"x\", \"answer\": \"1\"}\n",
+        );
         write(dir.path(), "b.md", "## Câu hỏi {#x}\n\nTrả lời.\n");
         let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("b.md:1: duplicate id `x`"), "{err}");
@@ -339,10 +352,18 @@ mod tests {
     #[test]
     fn content_hash_changes_with_content() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"1\"}\n");
+        write(
+            dir.path(),
+            "a.jsonl",
+            "{\"id\": \"x\", \"answer\": \"1\"}\n",
+        );
         let h1 = KnowledgeBase::load(dir.path()).unwrap().content_hash();
         assert_eq!(h1, KnowledgeBase::load(dir.path()).unwrap().content_hash());
-        write(dir.path(), "a.jsonl", "{\"id\": \"x\", \"answer\": \"2\"}\n");
+        write(
+            dir.path(),
+            "a.jsonl",
+            "{\"id\": \"x\", \"answer\": \"2\"}\n",
+        );
         assert_ne!(h1, KnowledgeBase::load(dir.path()).unwrap().content_hash());
     }
 }

@@ -115,7 +115,10 @@ impl WireOrder {
             OrderStatus::Delivered
         } else if self.fulfillment_status.is_some() || last.is_some() {
             OrderStatus::Shipping
-        } else if matches!(self.financial_status.as_deref(), Some("paid") | Some("authorized")) {
+        } else if matches!(
+            self.financial_status.as_deref(),
+            Some("paid") | Some("authorized")
+        ) {
             OrderStatus::Confirmed
         } else {
             OrderStatus::Pending
@@ -125,17 +128,21 @@ impl WireOrder {
             .clone()
             .or_else(|| self.customer.as_ref().and_then(|c| c.phone.clone()))
             .or_else(|| self.shipping_address.as_ref().and_then(|a| a.phone.clone()));
-        let customer_name = self.shipping_address.as_ref().and_then(|a| a.name.clone()).or_else(|| {
-            self.customer.as_ref().map(|c| {
-                format!(
-                    "{} {}",
-                    c.last_name.as_deref().unwrap_or_default(),
-                    c.first_name.as_deref().unwrap_or_default()
-                )
-                .trim()
-                .to_string()
-            })
-        });
+        let customer_name = self
+            .shipping_address
+            .as_ref()
+            .and_then(|a| a.name.clone())
+            .or_else(|| {
+                self.customer.as_ref().map(|c| {
+                    format!(
+                        "{} {}",
+                        c.last_name.as_deref().unwrap_or_default(),
+                        c.first_name.as_deref().unwrap_or_default()
+                    )
+                    .trim()
+                    .to_string()
+                })
+            });
         Order {
             code: self.name.clone(),
             customer_name,

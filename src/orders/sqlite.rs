@@ -70,7 +70,9 @@ impl OrderBackend for SqliteOrders {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| OrderError::Unavailable(e.to_string()))?;
-        row.map(|(body,)| serde_json::from_str(&body).map_err(|e| OrderError::Protocol(e.to_string())))
-            .transpose()
+        row.map(|(body,)| {
+            serde_json::from_str(&body).map_err(|e| OrderError::Protocol(e.to_string()))
+        })
+        .transpose()
     }
 }

@@ -56,9 +56,10 @@ fn schema() -> (Schema, Fields) {
 }
 
 fn register(index: &Index) {
-    index
-        .tokenizers()
-        .register(TOKENIZER, TextAnalyzer::from(WhitespaceTokenizer::default()));
+    index.tokenizers().register(
+        TOKENIZER,
+        TextAnalyzer::from(WhitespaceTokenizer::default()),
+    );
 }
 
 impl LexicalIndex {

@@ -377,9 +377,14 @@ impl Retriever {
             .unwrap_or_default();
         let mut best_q = vec![-1.0f32; self.kb.len()];
         let mut best_p = vec![-1.0f32; self.kb.len()];
-        for ((v, &owner), &is_passage) in dense.vectors.iter().zip(&dense.owner).zip(&dense.passage) {
+        for ((v, &owner), &is_passage) in dense.vectors.iter().zip(&dense.owner).zip(&dense.passage)
+        {
             let s = cosine(&q, v);
-            let slot = if is_passage { &mut best_p[owner] } else { &mut best_q[owner] };
+            let slot = if is_passage {
+                &mut best_p[owner]
+            } else {
+                &mut best_q[owner]
+            };
             if s > *slot {
                 *slot = s;
             }
@@ -396,7 +401,11 @@ impl Retriever {
         // Scores of the lexical-only and dense-only modes live on other scales.
         let (center, scale, margin) = match (mode, dense) {
             (Mode::Hybrid, true) => (p.conf_center, p.conf_scale, p.conf_margin_scale),
-            (Mode::Dense, _) => ((p.conf_center - p.w_coverage * 0.6 - p.w_bm25 * 0.8) / p.w_dense, p.conf_scale * p.w_dense, p.conf_margin_scale * p.w_dense),
+            (Mode::Dense, _) => (
+                (p.conf_center - p.w_coverage * 0.6 - p.w_bm25 * 0.8) / p.w_dense,
+                p.conf_scale * p.w_dense,
+                p.conf_margin_scale * p.w_dense,
+            ),
             _ => (0.75, 8.0, 8.0),
         };
         let coverage = if mode == Mode::Hybrid && dense {

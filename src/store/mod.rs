@@ -82,7 +82,8 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `cskh.db` under `data` and applies migrations.
     pub async fn open(data: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data).map_err(|e| StoreError::Dir(data.display().to_string(), e))?;
+        std::fs::create_dir_all(data)
+            .map_err(|e| StoreError::Dir(data.display().to_string(), e))?;
         let url = format!("sqlite://{}", data.join("cskh.db").display());
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -246,10 +247,11 @@ impl Store {
 
     /// The stored response of an answered inbound message.
     pub async fn turn_response(&self, message_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT response FROM turns WHERE message_id = ?")
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT response FROM turns WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.0))
     }
 
@@ -327,7 +329,10 @@ impl Store {
     }
 
     /// Intents and hand-off reasons recorded for a conversation, oldest first.
-    pub async fn turns(&self, conversation_id: &str) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    pub async fn turns(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT intent, handoff_reason FROM turns WHERE conversation_id = ? ORDER BY created_at",
         )
@@ -338,7 +343,11 @@ impl Store {
     }
 
     /// Records a verified phone on the customer.
-    pub async fn set_customer_phone(&self, customer_id: &str, phone: &str) -> Result<(), StoreError> {
+    pub async fn set_customer_phone(
+        &self,
+        customer_id: &str,
+        phone: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE customers SET phone = ? WHERE id = ?")
             .bind(phone)
             .bind(customer_id)

@@ -58,7 +58,10 @@ impl DiacriticRestorer {
             }
         }
         for w in sentence.windows(2) {
-            *self.bigrams.entry((w[0].clone(), w[1].clone())).or_default() += 1;
+            *self
+                .bigrams
+                .entry((w[0].clone(), w[1].clone()))
+                .or_default() += 1;
         }
     }
 
@@ -129,13 +132,16 @@ impl DiacriticRestorer {
         let mut best = scores[last]
             .iter()
             .enumerate()
-            .fold((f64::NEG_INFINITY, 0), |a, (k, s)| {
-                if s.0 > a.0 {
-                    (s.0, k)
-                } else {
-                    a
-                }
-            })
+            .fold(
+                (f64::NEG_INFINITY, 0),
+                |a, (k, s)| {
+                    if s.0 > a.0 {
+                        (s.0, k)
+                    } else {
+                        a
+                    }
+                },
+            )
             .1;
         let mut out = vec![String::new(); candidates.len()];
         for i in (0..candidates.len()).rev() {
@@ -166,9 +172,15 @@ mod tests {
             "Đổi trả trong vòng 7 ngày",
         ]);
         let cases = [
-            ("phi ship ra ha noi bao nhieu", "phí giao hàng ra hà nội bao nhiêu"),
+            (
+                "phi ship ra ha noi bao nhieu",
+                "phí giao hàng ra hà nội bao nhiêu",
+            ),
             ("doi tra trong may ngay", "đổi trả trong mấy ngày"),
-            ("giao hang mien trung mat bao lau", "giao hàng miền trung mất bao lâu"),
+            (
+                "giao hang mien trung mat bao lau",
+                "giao hàng miền trung mất bao lâu",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(r.restore(&n.syllables(input)).join(" "), want, "{input}");
@@ -179,7 +191,8 @@ mod tests {
     fn keeps_marked_and_unknown_syllables() {
         let (n, r) = restorer(&["Phí giao hàng"]);
         assert_eq!(
-            r.restore(&n.syllables("phí xyzq giao hang DH240517")).join(" "),
+            r.restore(&n.syllables("phí xyzq giao hang DH240517"))
+                .join(" "),
             "phí xyzq giao hàng dh240517"
         );
         assert!(r.restore(&[]).is_empty());

@@ -119,9 +119,17 @@ fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
             .arg(data.path())
             .arg("phí ship"));
         assert!(!o.status.success(), "{name} should be rejected");
-        assert!(stderr(&o).contains(want), "stderr {:?} should contain {want:?}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "stderr {:?} should contain {want:?}",
+            stderr(&o)
+        );
         assert!(stdout(&o).is_empty());
-        assert!(tree(data.path()).is_empty(), "nothing built: {:?}", tree(data.path()));
+        assert!(
+            tree(data.path()).is_empty(),
+            "nothing built: {:?}",
+            tree(data.path())
+        );
     }
 }
 
@@ -149,7 +157,11 @@ fn embeddings_are_cached_across_restarts_and_edits() {
             .find(|l| l.contains("embedded_fresh="))
             .unwrap_or_else(|| panic!("no index log line in {err}"));
         let n = line.split("embedded_fresh=").nth(1).unwrap();
-        n.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+        n.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let first = ask();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -159,7 +171,11 @@ fn embeddings_are_cached_across_restarts_and_edits() {
     assert_ne!(edited, src);
     fs::write(kb.path().join("thanh-toan.md"), edited).unwrap();
     // The edited entry's passage vector is recomputed; its question vectors are not.
-    assert_eq!(fresh(&ask()), 1, "a one-entry edit re-embeds only that entry");
+    assert_eq!(
+        fresh(&ask()),
+        1,
+        "a one-entry edit re-embeds only that entry"
+    );
 }
 
 #[test]
@@ -182,7 +198,12 @@ fn quantized_encoder_matches_the_reference_model() {
     }
 }
 
-fn eval_json(knowledge: &str, queries: &std::path::Path, mode: &str, data: &std::path::Path) -> Value {
+fn eval_json(
+    knowledge: &str,
+    queries: &std::path::Path,
+    mode: &str,
+    data: &std::path::Path,
+) -> Value {
     require_model();
     let o = run(cskh()
         .args(["eval", "--json", "--knowledge", knowledge, "--queries"])
@@ -245,7 +266,12 @@ fn dev_set_quality_stays_at_its_measured_level() {
 #[test]
 fn held_out_sets_stay_above_their_floors() {
     let data = tempfile::tempdir().unwrap();
-    let holdout = eval_json("knowledge", &root().join("eval/holdout.jsonl"), "hybrid", data.path());
+    let holdout = eval_json(
+        "knowledge",
+        &root().join("eval/holdout.jsonl"),
+        "hybrid",
+        data.path(),
+    );
     eprintln!("holdout {holdout}");
     assert!(f(&holdout, "hit_at_1") >= 0.80, "{holdout}");
     assert!(f(&holdout, "answer_precision") >= 0.88, "{holdout}");

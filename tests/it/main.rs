@@ -1,6 +1,8 @@
 //! The one integration test binary: every test drives the real `cskh` binary (or the
 //! real server process) with temporary data directories.
 
+mod architecture;
+mod browser;
 mod core_cli;
 mod server;
 mod support;

@@ -62,7 +62,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "not ready: {}", self.log.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "not ready: {}",
+                self.log.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -135,7 +139,10 @@ pub fn post_raw(url: &str, body: Vec<u8>) -> (u16, Value) {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     })
 }
 
@@ -158,7 +165,10 @@ impl<'a> Chat<'a> {
         self.n += 1;
         let body = json!({"channel": "api", "user_id": self.user, "text": text,
                           "message_id": format!("{}-{}", self.user, self.n)});
-        let (status, v) = post_raw(&self.server.url("/api/v1/messages"), body.to_string().into_bytes());
+        let (status, v) = post_raw(
+            &self.server.url("/api/v1/messages"),
+            body.to_string().into_bytes(),
+        );
         assert_eq!(status, 200, "{text}: {v}");
         v
     }
@@ -214,13 +224,19 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert!(reply_text(&r).contains("mã đơn hàng"), "{r}");
     let r = chat.say("DH240517");
     assert!(reply_text(&r).contains("số điện thoại"), "{r}");
-    assert!(!reply_text(&r).contains("GHN"), "nothing revealed before verification");
+    assert!(
+        !reply_text(&r).contains("GHN"),
+        "nothing revealed before verification"
+    );
     let r = chat.say("sđt em là 0987 654 321");
     assert!(reply_text(&r).contains("chưa khớp"), "{r}");
     assert!(!reply_text(&r).contains("GHN8K2M4Q7"));
     let r = chat.say("à nhầm, 4 số cuối là 5678");
     let text = reply_text(&r);
-    assert!(text.contains("GHN8K2M4Q7") && text.contains("30/11/2026"), "{r}");
+    assert!(
+        text.contains("GHN8K2M4Q7") && text.contains("30/11/2026"),
+        "{r}"
+    );
     assert!(text.contains("đang được giao"), "{r}");
     // Verified on this conversation: not asked again.
     let r = chat.say("đơn DH240517 giao tới đâu rồi");
@@ -254,14 +270,27 @@ fn conversation_flow_over_http_survives_a_restart() {
     let status = server.stop();
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     let server = Server::start(data.path(), &[]);
-    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), before);
-    let mut chat = Chat { server: &server, user: "khach-1".into(), n: 100 };
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before
+    );
+    let mut chat = Chat {
+        server: &server,
+        user: "khach-1".into(),
+        n: 100,
+    };
     let r = chat.say("alo shop ơi");
     assert_eq!(r["conversation_id"], conversation.as_str());
     assert_eq!(r["handoff"], true);
-    assert!(r["replies"].as_array().unwrap().is_empty(), "the bot stays silent: {r}");
+    assert!(
+        r["replies"].as_array().unwrap().is_empty(),
+        "the bot stays silent: {r}"
+    );
     // The inbound message is stored even though nobody answered it yet.
-    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), before + 1);
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before + 1
+    );
 }
 
 #[test]
@@ -275,25 +304,65 @@ fn retries_are_idempotent_and_bad_input_changes_nothing() {
     let (s2, second) = post_raw(&url, body.to_string().into_bytes());
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(first, second, "a retry returns the same replies");
-    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), count, "nothing stored twice");
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        count,
+        "nothing stored twice"
+    );
 
     let long = "a".repeat(2001);
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"{not json".to_vec(), 400, "malformed_json"),
-        (json!({"channel": "api", "user_id": "u", "text": "x"}).to_string().into_bytes(), 400, "invalid_request"),
-        (json!({"channel": "fax", "user_id": "u", "text": "x", "message_id": "m"}).to_string().into_bytes(), 400, "unknown_channel"),
-        (json!({"channel": "api", "user_id": "u", "text": long, "message_id": "m"}).to_string().into_bytes(), 400, "invalid_field"),
-        (json!({"channel": "api", "user_id": "u", "text": "   ", "message_id": "m"}).to_string().into_bytes(), 400, "invalid_field"),
-        (json!({"channel": "api", "user_id": "u", "text": 5, "message_id": "m"}).to_string().into_bytes(), 400, "invalid_request"),
+        (
+            json!({"channel": "api", "user_id": "u", "text": "x"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"channel": "fax", "user_id": "u", "text": "x", "message_id": "m"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown_channel",
+        ),
+        (
+            json!({"channel": "api", "user_id": "u", "text": long, "message_id": "m"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"channel": "api", "user_id": "u", "text": "   ", "message_id": "m"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"channel": "api", "user_id": "u", "text": 5, "message_id": "m"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "invalid_request",
+        ),
         (vec![b' '; 70 * 1024], 413, "payload_too_large"),
     ];
     for (body, status, code) in cases {
         let (s, v) = post_raw(&url, body);
         assert_eq!(s, status, "{v}");
         assert_eq!(v["error"]["code"], code, "{v}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
-    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM messages"), count, "bad input stores nothing");
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        count,
+        "bad input stores nothing"
+    );
     let (s, v) = post_raw(&server.url("/api/v1/nope"), b"{}".to_vec());
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
 }
@@ -306,12 +375,19 @@ fn broken_config_and_knowledge_stop_the_server_with_a_clear_error() {
     let o = run(cskh().args(["serve", "--config"]).arg(&cfg));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("cskh.toml"), "{}", stderr(&o));
-    let o = run(cskh().args(["serve", "--port", "0", "--data"]).arg(data.path()).env("CSKH_PORT", "abc"));
+    let o = run(cskh()
+        .args(["serve", "--port", "0", "--data"])
+        .arg(data.path())
+        .env("CSKH_PORT", "abc"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("CSKH_PORT"), "{}", stderr(&o));
     let kb = tempfile::tempdir().unwrap();
     std::fs::write(kb.path().join("x.md"), "## Hỏi {#a}\n").unwrap();
-    let o = run(cskh().args(["serve", "--port", "0", "--knowledge"]).arg(kb.path()).arg("--data").arg(data.path()));
+    let o = run(cskh()
+        .args(["serve", "--port", "0", "--knowledge"])
+        .arg(kb.path())
+        .arg("--data")
+        .arg(data.path()));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("x.md:1"), "{}", stderr(&o));
 }
@@ -383,7 +459,10 @@ fn shopify_style_order_api_and_its_failures() {
     assert!(reply_text(&r).contains("số điện thoại"), "{r}");
     let r = chat.say("0912345678");
     let t = reply_text(&r);
-    assert!(t.contains("#1042") && t.contains("GHN55X") && t.contains("29/11/2026"), "{r}");
+    assert!(
+        t.contains("#1042") && t.contains("GHN55X") && t.contains("29/11/2026"),
+        "{r}"
+    );
     assert!(t.contains("375.000đ"), "{r}");
 
     // An unknown code fails verification exactly like a wrong phone.

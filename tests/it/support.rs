@@ -39,7 +39,11 @@ pub fn shared_cache() -> PathBuf {
                 .arg("xin chào")
                 .output()
                 .unwrap();
-            assert!(o.status.success(), "warm-up failed: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "warm-up failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         dir
     })

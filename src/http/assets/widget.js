@@ -23,7 +23,7 @@
   var css = [
     ":host{all:initial}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}",
-    ".bubble{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;border:0;background:#0f766e;color:#fff;font-size:28px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646}",
+    ".bubble{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;border:0;background:#0f766e;color:#fff;display:flex;align-items:center;justify-content:center;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646}",
     ".panel{position:fixed;right:20px;bottom:92px;width:360px;height:520px;max-height:calc(100vh - 110px);background:#fff;border-radius:14px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:none;flex-direction:column;overflow:hidden;z-index:2147483647}",
     ".panel.open{display:flex}",
     ".head{background:#0f766e;color:#fff;padding:12px 14px;display:flex;align-items:center;justify-content:space-between}",
@@ -54,7 +54,10 @@
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     "<style>" + css + "</style>" +
-    '<button class="bubble" aria-label="Mở khung chat" title="Chat với chúng tôi">💬</button>' +
+    '<button class="bubble" aria-label="Mở khung chat" title="Chat với chúng tôi">' +
+    '<svg width="28" height="28" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">' +
+    '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg></button>' +
     '<div class="panel" role="dialog" aria-label="Khung chat">' +
     '<div class="head"><div><b></b><small>Thường trả lời ngay</small></div>' +
     '<button class="close" aria-label="Đóng khung chat">×</button></div>' +

@@ -1,0 +1,136 @@
+//! Load test of `cskh serve` with a real HTTP client on loopback: turn latency at
+//! concurrency 1 and throughput at concurrency 16, model on, demo knowledge base.
+//! Run: `cargo bench --bench load` (bounded: a few hundred requests, ~30 s).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cskh"))
+        .current_dir(root)
+        .args(["serve", "--port", "0", "--data"])
+        .arg(data.path())
+        .env("CSKH_LOG", "warn,cskh=info")
+        .env(
+            "CSKH_EMBED_CACHE",
+            format!("{root}/target/test-embed-cache"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cskh serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("listening on ").nth(1) {
+                let _ = tx.send(a.trim().to_string());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server address");
+    let queries: Vec<String> = std::fs::read_to_string(format!("{root}/eval/holdout.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while client.get(format!("{base}/ready")).send().await.map(|r| r.status().as_u16()) != Ok(200) {
+            assert!(Instant::now() < deadline, "server not ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let url = format!("{base}/api/v1/messages");
+        let send = |client: reqwest::Client, user: String, id: String, text: String, url: String| async move {
+            let t0 = Instant::now();
+            let r = client
+                .post(&url)
+                .json(&serde_json::json!({"channel": "api", "user_id": user, "message_id": id, "text": text}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let _ = r.bytes().await.unwrap();
+            t0.elapsed().as_secs_f64() * 1000.0
+        };
+        // Warm-up.
+        for (i, q) in queries.iter().take(10).enumerate() {
+            send(client.clone(), "warm".into(), format!("w{i}"), q.clone(), url.clone()).await;
+        }
+        // Concurrency 1: latency.
+        let mut lat = Vec::new();
+        for (i, q) in queries.iter().cycle().take(300).enumerate() {
+            lat.push(send(client.clone(), format!("c1-{}", i % 20), format!("c1-{i}"), q.clone(), url.clone()).await);
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "concurrency 1: {} turns, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+            lat.len(),
+            percentile(&lat, 50.0),
+            percentile(&lat, 90.0),
+            percentile(&lat, 99.0)
+        );
+        // Concurrency 16: throughput over a fixed number of turns.
+        let total = 800;
+        let next = Arc::new(AtomicUsize::new(0));
+        let queries = Arc::new(queries);
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..16 {
+            let (client, url, next, queries) = (client.clone(), url.clone(), next.clone(), queries.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= total {
+                        break;
+                    }
+                    let q = queries[i % queries.len()].clone();
+                    lat.push(send(client.clone(), format!("c16-{w}-{}", i % 5), format!("c16-{i}"), q, url.clone()).await);
+                }
+                lat
+            }));
+        }
+        let mut lat16 = Vec::new();
+        for t in tasks {
+            lat16.extend(t.await.unwrap());
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        lat16.sort_by(f64::total_cmp);
+        println!(
+            "concurrency 16: {} turns in {:.1} s = {:.0} turns/s, p50 {:.1} ms, p99 {:.1} ms",
+            total,
+            secs,
+            total as f64 / secs,
+            percentile(&lat16, 50.0),
+            percentile(&lat16, 99.0)
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}

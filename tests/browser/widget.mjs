@@ -1,0 +1,95 @@
+// Drives the web chat widget on the demo page in Debian's headless chromium.
+// Usage: node widget.mjs BASE_URL SCREENSHOT_DIR
+// Exits non-zero with a message on the first failed expectation.
+import { chromium } from "playwright-core";
+
+const base = process.argv[2];
+const shots = process.argv[3] || ".";
+if (!base) {
+  console.error("usage: node widget.mjs BASE_URL [SCREENSHOT_DIR]");
+  process.exit(2);
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error("expectation failed: " + what);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "vi-VN" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw new Error("page error: " + e.message); });
+  await page.goto(base + "/");
+
+  const bubble = page.locator(".bubble");
+  await bubble.click();
+  const input = page.locator('input[aria-label="Tin nhắn"]');
+  await input.waitFor({ state: "visible" });
+
+  const botMessages = page.locator(".msg.out");
+  async function ask(text) {
+    const before = await botMessages.count();
+    await input.fill(text);
+    await input.press("Enter");
+    await page.locator(".msg.in", { hasText: text }).last().waitFor();
+    await page.waitForFunction(
+      (n) => {
+        const root = document.querySelector("#cskh-widget").shadowRoot;
+        return root.querySelectorAll(".msg.out").length > n && !root.querySelector(".typing");
+      },
+      before,
+      { timeout: 20000 },
+    );
+    return (await botMessages.last().textContent()) || "";
+  }
+
+  // With diacritics, then without.
+  let reply = await ask("Phí ship ra Hà Nội bao nhiêu vậy shop?");
+  expect(reply.includes("25.000đ"), "answer with diacritics mentions 25.000đ, got: " + reply);
+  reply = await ask("phi ship ra ha noi bao nhieu");
+  expect(reply.includes("25.000đ"), "answer without diacritics mentions 25.000đ, got: " + reply);
+
+  // A vague question gets quick replies; clicking one answers it.
+  reply = await ask("bảo hành");
+  const quick = page.locator(".quick button");
+  await quick.first().waitFor();
+  const count = await quick.count();
+  expect(count >= 2 && count <= 3, "2-3 quick replies, got " + count);
+  const label = (await quick.first().textContent()) || "";
+  const before = await botMessages.count();
+  await quick.first().click();
+  await page.locator(".msg.in", { hasText: label }).last().waitFor();
+  await page.waitForFunction(
+    (n) => document.querySelector("#cskh-widget").shadowRoot.querySelectorAll(".msg.out").length > n,
+    before,
+    { timeout: 20000 },
+  );
+  expect((await page.locator(".quick button").count()) === 0, "quick replies cleared after a choice");
+  await page.screenshot({ path: shots + "/widget-desktop.png" });
+
+  // Reload: the conversation is still there.
+  await page.reload();
+  await page.locator(".msg.in", { hasText: "Phí ship ra Hà Nội bao nhiêu vậy shop?" }).waitFor({ timeout: 10000 });
+  await page.locator(".msg.in", { hasText: label }).waitFor();
+  const inCount = await page.locator(".msg.in").count();
+  expect(inCount === 4, "4 customer messages after reload, got " + inCount);
+
+  // Phone-sized screen: the open panel fills the screen.
+  const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  const p2 = await phone.newPage();
+  await p2.goto(base + "/");
+  await p2.locator(".bubble").tap();
+  const box = await p2.locator(".panel").boundingBox();
+  expect(box && Math.round(box.width) === 375, "panel is full-width on a phone, got " + JSON.stringify(box));
+  await p2.screenshot({ path: shots + "/widget-phone.png" });
+  console.log("widget browser test passed");
+} finally {
+  await browser.close();
+}
