@@ -61,7 +61,14 @@ fn main() {
     rt.block_on(async move {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(300);
-        while client.get(format!("{base}/ready")).send().await.map(|r| r.status().as_u16()) != Ok(200) {
+        while client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+        {
             assert!(Instant::now() < deadline, "server not ready");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
