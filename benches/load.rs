@@ -28,6 +28,7 @@ fn main() {
             "CSKH_EMBED_CACHE",
             format!("{root}/target/test-embed-cache"),
         )
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start cskh serve");
@@ -81,8 +82,9 @@ fn main() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            let _ = r.bytes().await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.bytes().await.unwrap();
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             t0.elapsed().as_secs_f64() * 1000.0
         };
         // Warm-up.
@@ -92,7 +94,9 @@ fn main() {
         // Concurrency 1: latency.
         let mut lat = Vec::new();
         for (i, q) in queries.iter().cycle().take(300).enumerate() {
-            lat.push(send(client.clone(), format!("c1-{}", i % 20), format!("c1-{i}"), q.clone(), url.clone()).await);
+            // A fresh customer each turn: every request is a full bot turn (repeated
+            // fallbacks would otherwise hand conversations off and the bot goes quiet).
+            lat.push(send(client.clone(), format!("c1-{i}"), format!("c1-{i}"), q.clone(), url.clone()).await);
         }
         lat.sort_by(f64::total_cmp);
         println!(
@@ -118,7 +122,7 @@ fn main() {
                         break;
                     }
                     let q = queries[i % queries.len()].clone();
-                    lat.push(send(client.clone(), format!("c16-{w}-{}", i % 5), format!("c16-{i}"), q, url.clone()).await);
+                    lat.push(send(client.clone(), format!("c16-{w}-{i}"), format!("c16-{i}"), q, url.clone()).await);
                 }
                 lat
             }));

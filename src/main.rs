@@ -161,8 +161,8 @@ struct EvalArgs {
     #[command(flatten)]
     core: CoreArgs,
     /// JSONL queries: {"text": "...", "faq_id": "..." | null}.
-    #[arg(long)]
-    queries: PathBuf,
+    #[arg(long, required_unless_present = "intents")]
+    queries: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "hybrid")]
     mode: Mode,
     #[arg(long)]
@@ -354,22 +354,28 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let queries = eval::load_queries(&a.queries)?;
+    let queries = a.queries.as_deref().map(eval::load_queries).transpose()?;
     let core = Core::load(&a.core.options()?)?;
-    for q in &queries {
-        if let Some(id) = &q.faq_id {
-            if core.retriever.knowledge().get(id).is_none() {
-                anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+    let retrieval = match &queries {
+        Some(queries) => {
+            for q in queries {
+                if let Some(id) = &q.faq_id {
+                    if core.retriever.knowledge().get(id).is_none() {
+                        anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+                    }
+                }
             }
+            let (report, traces) = eval::run(&core, queries, a.mode)?;
+            if let Some(path) = &a.trace {
+                let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+                for t in &traces {
+                    writeln!(f, "{}", serde_json::to_string(t)?)?;
+                }
+            }
+            Some(report)
         }
-    }
-    let (report, traces) = eval::run(&core, &queries, a.mode)?;
-    if let Some(path) = &a.trace {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-        for t in &traces {
-            writeln!(f, "{}", serde_json::to_string(t)?)?;
-        }
-    }
+        None => None,
+    };
     let intents = match &a.intents {
         Some(path) => {
             let classifier = IntentClassifier::new();
@@ -384,21 +390,30 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     if a.json {
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(i) = &intents {
-            v["intents"] = serde_json::to_value(i)?;
-        }
-        println!("{}", serde_json::to_string(&v)?);
-    } else {
-        if let Some(i) = &intents {
-            println!("intent accuracy    {:.3} ({} messages)", i.accuracy, i.n);
-            for (name, s) in &i.per_intent {
-                println!(
-                    "  {name:<14} P {:.3}  R {:.3}  n {}",
-                    s.precision, s.recall, s.n
-                );
+        let v = match (&retrieval, &intents) {
+            (Some(r), i) => {
+                let mut v = serde_json::to_value(r)?;
+                if let Some(i) = i {
+                    v["intents"] = serde_json::to_value(i)?;
+                }
+                v
             }
+            (None, Some(i)) => serde_json::to_value(i)?,
+            (None, None) => unreachable!("clap requires --queries or --intents"),
+        };
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(i) = &intents {
+        println!("intent accuracy    {:.3} ({} messages)", i.accuracy, i.n);
+        for (name, s) in &i.per_intent {
+            println!(
+                "  {name:<14} P {:.3}  R {:.3}  n {}",
+                s.precision, s.recall, s.n
+            );
         }
+    }
+    if let Some(report) = &retrieval {
         println!(
             "queries            {} ({} in scope, {} out of scope)",
             report.n, report.n_in_scope, report.n_out_of_scope

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::answer::AskResult;
+use crate::bot::entities::mask_phone;
 use crate::bot::{verified_phone, Bot, DialogueState};
 use crate::store::{Inbound, Outbound, Store, StoreError, StoredMessage, TurnRecord};
 
@@ -82,6 +83,16 @@ pub struct TurnResponse {
 pub struct LiveMessage {
     pub conversation_id: String,
     pub message: StoredMessage,
+}
+
+/// What a turn produced, whoever produced it (the bot, or silence during a hand-off).
+struct Finished {
+    replies: Vec<crate::bot::Reply>,
+    intent: &'static str,
+    decision: Option<AskResult>,
+    handoff_reason: Option<&'static str>,
+    handoff: bool,
+    state: String,
 }
 
 pub struct ConversationService {
@@ -182,44 +193,35 @@ impl ConversationService {
         tracing::debug!(text = %text, "inbound");
 
         let mut state: DialogueState = serde_json::from_str(&conv.state).unwrap_or_default();
-        if conv.status == "handoff" {
+        let turn = if conv.status == "handoff" {
             // A human owns the conversation: the bot stays silent.
-            let response = |_: &[String]| {
-                serde_json::to_string(&TurnResponse {
-                    conversation_id: conv.id.clone(),
-                    replies: Vec::new(),
-                    intent: "handoff_active".into(),
-                    decision: None,
-                    handoff: true,
-                })
-                .expect("json")
-            };
-            let stored = self
-                .store
-                .finish_turn(TurnRecord {
-                    conversation_id: &conv.id,
-                    message_id: &message_id,
-                    channel: msg.channel.as_str(),
-                    outbound: &[],
-                    intent: "handoff_active",
-                    decision: None,
-                    handoff_reason: None,
-                    state: conv.state.clone(),
-                    status: "handoff",
-                    response: &response,
-                })
-                .await?;
-            return Ok(serde_json::from_str(&stored).expect("json"));
-        }
-
-        let before = state.clone();
-        let outcome = self.bot.turn(&mut state, &text).await;
-        if let Some(phone) = verified_phone(&before, &state) {
-            self.store
-                .set_customer_phone(&conv.customer_id, &phone)
-                .await?;
-        }
-        let outbound: Vec<Outbound> = outcome
+            Finished {
+                replies: Vec::new(),
+                intent: "handoff_active",
+                decision: None,
+                handoff_reason: None,
+                handoff: true,
+                state: conv.state.clone(),
+            }
+        } else {
+            let before = state.clone();
+            let outcome = self.bot.turn(&mut state, &text).await;
+            if let Some(phone) = verified_phone(&before, &state) {
+                tracing::info!(phone = %mask_phone(&phone), "customer verified");
+                self.store
+                    .set_customer_phone(&conv.customer_id, &phone)
+                    .await?;
+            }
+            Finished {
+                replies: outcome.replies,
+                intent: outcome.intent.as_str(),
+                decision: outcome.decision,
+                handoff_reason: outcome.handoff.map(|h| h.as_str()),
+                handoff: outcome.handoff.is_some(),
+                state: serde_json::to_string(&state).expect("json"),
+            }
+        };
+        let outbound: Vec<Outbound> = turn
             .replies
             .iter()
             .map(|r| Outbound {
@@ -227,16 +229,10 @@ impl ConversationService {
                 quick_replies: r.quick_replies.clone(),
             })
             .collect();
-        let status = if outcome.handoff.is_some() {
-            "handoff"
-        } else {
-            "bot"
-        };
-        let intent = outcome.intent.as_str();
         let make_response = |ids: &[String]| {
             serde_json::to_string(&TurnResponse {
                 conversation_id: conv.id.clone(),
-                replies: outcome
+                replies: turn
                     .replies
                     .iter()
                     .zip(ids)
@@ -246,9 +242,9 @@ impl ConversationService {
                         quick_replies: r.quick_replies.clone(),
                     })
                     .collect(),
-                intent: intent.to_string(),
-                decision: outcome.decision.clone(),
-                handoff: outcome.handoff.is_some(),
+                intent: turn.intent.to_string(),
+                decision: turn.decision.clone(),
+                handoff: turn.handoff,
             })
             .expect("json")
         };
@@ -259,22 +255,22 @@ impl ConversationService {
                 message_id: &message_id,
                 channel: msg.channel.as_str(),
                 outbound: &outbound,
-                intent,
-                decision: outcome
+                intent: turn.intent,
+                decision: turn
                     .decision
                     .as_ref()
                     .map(|d| serde_json::to_string(d).expect("json")),
-                handoff_reason: outcome.handoff.map(|h| h.as_str()),
-                state: serde_json::to_string(&state).expect("json"),
-                status,
+                handoff_reason: turn.handoff_reason,
+                state: turn.state.clone(),
+                status: if turn.handoff { "handoff" } else { "bot" },
                 response: &make_response,
             })
             .await?;
         let response: TurnResponse = serde_json::from_str(&stored).expect("json");
         tracing::info!(
-            intent,
+            intent = turn.intent,
             decision = ?response.decision.as_ref().map(|d| d.decision),
-            handoff = ?outcome.handoff.map(|h| h.as_str()),
+            handoff = ?turn.handoff_reason,
             "turn answered"
         );
         for r in &response.replies {

@@ -287,3 +287,46 @@ fn held_out_sets_stay_above_their_floors() {
     assert!(f(&other, "answer_precision") >= 0.80, "{other}");
     assert!(f(&other, "oos_rejection") >= 0.85, "{other}");
 }
+
+/// Intent accuracy: the dev file the phrase tables were written against, and a
+/// held-out file they were not.
+#[test]
+fn intents_are_recognized() {
+    require_model();
+    let data = tempfile::tempdir().unwrap();
+    let report = |file: &str| -> Value {
+        let o = run(cskh()
+            .args(["eval", "--json", "--intents", file, "--data"])
+            .arg(data.path()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(stdout(&o).trim()).unwrap()
+    };
+    let dev = report("eval/intents.jsonl");
+    let holdout = report("eval/intents_holdout.jsonl");
+    eprintln!("intents dev {dev}\nintents holdout {holdout}");
+    assert!(f(&dev, "accuracy") >= 0.90, "{dev}");
+    assert!(f(&holdout, "accuracy") >= 0.78, "{holdout}");
+    for intent in [
+        "faq",
+        "order_status",
+        "human_request",
+        "complaint",
+        "greeting",
+        "thanks",
+        "goodbye",
+        "out_of_scope",
+    ] {
+        let s = &dev["per_intent"][intent];
+        assert!(
+            s["precision"].is_number() && s["recall"].is_number() && s["n"].is_number(),
+            "{intent}: {dev}"
+        );
+    }
+    // `ask --json` reports the intent too.
+    let o = run(cskh()
+        .args(["ask", "--json", "--data"])
+        .arg(data.path())
+        .arg("cho gặp nhân viên"));
+    let r: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["intent"], "human_request");
+}
