@@ -32,11 +32,11 @@ fi
 if [[ $release == 1 ]]; then
   echo "== building cskh (release)"
   cargo build --release --bins
-  bin=target/release/cskh
+  bin="${CARGO_TARGET_DIR:-target}/release/cskh"
 else
   echo "== building cskh (debug)"
   cargo build --bins
-  bin=target/debug/cskh
+  bin="${CARGO_TARGET_DIR:-target}/debug/cskh"
 fi
 
 echo "== installing the embedding model"
