@@ -398,14 +398,13 @@ impl Retriever {
             return (Decision::Handoff, 0.0, Vec::new());
         };
         let second = c.get(1).map(|x| x.score).unwrap_or(top.score - 1.0);
-        // Scores of the lexical-only and dense-only modes live on other scales.
+        // The single-signal modes are baselines for `eval --mode`, and the lexical one
+        // also serves when no model is installed; their scores live on other scales,
+        // so they get fixed, rough calibrations (a cosine of ~0.88, a coverage-based
+        // score of ~0.75).
         let (center, scale, margin) = match (mode, dense) {
             (Mode::Hybrid, true) => (p.conf_center, p.conf_scale, p.conf_margin_scale),
-            (Mode::Dense, _) => (
-                (p.conf_center - p.w_coverage * 0.6 - p.w_bm25 * 0.8) / p.w_dense,
-                p.conf_scale * p.w_dense,
-                p.conf_margin_scale * p.w_dense,
-            ),
+            (Mode::Dense, _) => (0.88, 40.0, 40.0),
             _ => (0.75, 8.0, 8.0),
         };
         let coverage = if mode == Mode::Hybrid && dense {
