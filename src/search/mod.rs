@@ -400,11 +400,11 @@ impl Retriever {
         let second = c.get(1).map(|x| x.score).unwrap_or(top.score - 1.0);
         // The single-signal modes are baselines for `eval --mode`, and the lexical one
         // also serves when no model is installed; their scores live on other scales,
-        // so they get fixed, rough calibrations (a cosine of ~0.88, a coverage-based
+        // so they get fixed, rough calibrations (a cosine of ~0.9, a coverage-based
         // score of ~0.75).
         let (center, scale, margin) = match (mode, dense) {
             (Mode::Hybrid, true) => (p.conf_center, p.conf_scale, p.conf_margin_scale),
-            (Mode::Dense, _) => (0.88, 40.0, 40.0),
+            (Mode::Dense, _) => (0.9, 40.0, 40.0),
             _ => (0.75, 8.0, 8.0),
         };
         let coverage = if mode == Mode::Hybrid && dense {
