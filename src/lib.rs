@@ -8,6 +8,7 @@
 //! - [`answer`]: the answering core composed from the pieces above.
 //! - [`eval`]: retrieval and intent quality measurement.
 //! - [`bot`]: intents, entities, dialogue state and policy.
+//! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
 //! - [`orders`]: order lookup behind a trait (SQLite demo store, Shopify-style HTTP).
 //! - [`store`]: SQLite storage with migrations (the only SQL).
 //! - [`service`]: the transport-agnostic conversation service.
@@ -20,6 +21,7 @@ pub mod bot;
 pub mod config;
 pub mod embed;
 pub mod eval;
+pub mod handoff;
 pub mod http;
 pub mod knowledge;
 pub mod orders;

@@ -42,6 +42,24 @@ enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Manage agent accounts.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an agent account (or reset its password).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -215,6 +233,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             runtime()?.block_on(cskh::app::serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command:
+                AgentCommand::Create {
+                    username,
+                    password,
+                    data,
+                },
+        } => {
+            let username = username.trim().to_string();
+            if username.is_empty() || password.chars().count() < 8 {
+                anyhow::bail!(
+                    "the username must not be empty and the password needs at least 8 characters"
+                );
+            }
+            runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                store
+                    .create_agent(&username, &cskh::handoff::hash_password(&password))
+                    .await?;
+                anyhow::Ok(())
+            })?;
+            eprintln!("agent `{username}` is ready");
             Ok(ExitCode::SUCCESS)
         }
         Command::Orders {

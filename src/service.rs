@@ -13,7 +13,9 @@ use tracing::Instrument;
 use crate::answer::AskResult;
 use crate::bot::entities::mask_phone;
 use crate::bot::{verified_phone, Bot, DialogueState};
-use crate::store::{Inbound, Outbound, Store, StoreError, StoredMessage, TurnRecord};
+use crate::store::{
+    Inbound, NewTicket, Outbound, Store, StoreError, StoredMessage, TicketRow, TurnRecord,
+};
 
 /// Longest customer message accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
@@ -87,6 +89,7 @@ pub struct LiveMessage {
 
 /// What a turn produced, whoever produced it (the bot, or silence during a hand-off).
 struct Finished {
+    ticket: Option<NewTicket>,
     replies: Vec<crate::bot::Reply>,
     intent: &'static str,
     decision: Option<AskResult>,
@@ -98,6 +101,7 @@ struct Finished {
 pub struct ConversationService {
     store: Store,
     bot: Arc<Bot>,
+    triage: crate::handoff::Triage,
     /// Turns of one channel identity run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     live: broadcast::Sender<LiveMessage>,
@@ -109,6 +113,7 @@ impl ConversationService {
         Self {
             store,
             bot,
+            triage: crate::handoff::Triage::default_rules(),
             locks: Mutex::new(HashMap::new()),
             live,
         }
@@ -129,6 +134,41 @@ impl ConversationService {
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.locks.lock().expect("lock map");
         map.entry(key.to_string()).or_default().clone()
+    }
+
+    async fn open_ticket(
+        &self,
+        conv: &crate::store::Conversation,
+        text: &str,
+        intent: &str,
+        reason: &str,
+        outcome: &crate::bot::TurnOutcome,
+    ) -> Result<NewTicket, ServiceError> {
+        let mut said = self.store.customer_messages(&conv.id).await?;
+        if said.last().map(String::as_str) != Some(text) {
+            said.push(text.to_string());
+        }
+        let a = self.triage.assess(&said, intent, reason);
+        let due = chrono::Utc::now() + chrono::Duration::hours(a.sla_hours as i64);
+        let context = serde_json::json!({
+            "entities": {
+                "order_code": outcome.entities.order_code,
+                "email": outcome.entities.email,
+                "phone_given": outcome.entities.phone.is_some(),
+            },
+            "candidates": outcome.decision.as_ref().map(|d| &d.candidates),
+        });
+        Ok(NewTicket {
+            code: crate::handoff::ticket_code(&uuid::Uuid::now_v7()),
+            customer_id: conv.customer_id.clone(),
+            priority: a.priority,
+            department: a.department,
+            reason: reason.to_string(),
+            intent: intent.to_string(),
+            summary: crate::handoff::summary(reason, &said),
+            context: context.to_string(),
+            sla_due_at: due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
     }
 
     pub fn validate(msg: &IncomingMessage) -> Result<(), ServiceError> {
@@ -193,9 +233,28 @@ impl ConversationService {
         tracing::debug!(text = %text, "inbound");
 
         let mut state: DialogueState = serde_json::from_str(&conv.state).unwrap_or_default();
-        let turn = if conv.status == "handoff" {
+        let rating = (conv.status == "csat")
+            .then(|| text.trim().parse::<i64>().ok())
+            .flatten()
+            .filter(|r| (1..=5).contains(r));
+        let turn = if let Some(rating) = rating {
+            self.store.set_csat(&conv.id, rating).await?;
+            Finished {
+                ticket: None,
+                replies: vec![crate::bot::Reply {
+                    text: crate::bot::replies::CSAT_THANKS.into(),
+                    quick_replies: Vec::new(),
+                }],
+                intent: "csat",
+                decision: None,
+                handoff_reason: None,
+                handoff: false,
+                state: conv.state.clone(),
+            }
+        } else if conv.status == "handoff" {
             // A human owns the conversation: the bot stays silent.
             Finished {
+                ticket: None,
                 replies: Vec::new(),
                 intent: "handoff_active",
                 decision: None,
@@ -212,8 +271,33 @@ impl ConversationService {
                     .set_customer_phone(&conv.customer_id, &phone)
                     .await?;
             }
+            let mut replies = outcome.replies.clone();
+            let ticket = match outcome.handoff {
+                Some(reason) => {
+                    let t = self
+                        .open_ticket(
+                            &conv,
+                            &text,
+                            outcome.intent.as_str(),
+                            reason.as_str(),
+                            &outcome,
+                        )
+                        .await?;
+                    if let Some(last) = replies.last_mut() {
+                        last.text.push(' ');
+                        last.text.push_str(&crate::bot::replies::ticket_notice(
+                            &t.code,
+                            &t.priority,
+                            self.triage.sla_hours(&t.priority),
+                        ));
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
             Finished {
-                replies: outcome.replies,
+                ticket,
+                replies,
                 intent: outcome.intent.as_str(),
                 decision: outcome.decision,
                 handoff_reason: outcome.handoff.map(|h| h.as_str()),
@@ -251,6 +335,7 @@ impl ConversationService {
         let stored = self
             .store
             .finish_turn(TurnRecord {
+                ticket: turn.ticket,
                 conversation_id: &conv.id,
                 message_id: &message_id,
                 channel: msg.channel.as_str(),
@@ -287,5 +372,184 @@ impl ConversationService {
             });
         }
         Ok(response)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("invalid credentials")]
+    Unauthorized,
+    #[error("no such ticket")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A ticket with everything an agent needs to take over.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: TicketRow,
+    pub customer: serde_json::Value,
+    pub transcript: Vec<StoredMessage>,
+}
+
+/// Agent-side actions (the agent console and external helpdesks call these).
+impl ConversationService {
+    pub async fn agent_login(&self, username: &str, password: &str) -> Result<String, AgentError> {
+        let Some((agent_id, hash)) = self.store.agent_credentials(username).await? else {
+            return Err(AgentError::Unauthorized);
+        };
+        if !crate::handoff::verify_password(password, &hash) {
+            return Err(AgentError::Unauthorized);
+        }
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let expires = chrono::Utc::now() + chrono::Duration::hours(12);
+        self.store
+            .insert_token(
+                &crate::handoff::token_hash(&token),
+                &agent_id,
+                &expires.to_rfc3339(),
+            )
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn agent_for_token(&self, token: &str) -> Result<String, AgentError> {
+        self.store
+            .agent_for_token(&crate::handoff::token_hash(token))
+            .await?
+            .ok_or(AgentError::Unauthorized)
+    }
+
+    pub async fn tickets(&self, open_only: bool) -> Result<Vec<TicketView>, AgentError> {
+        let mut out = Vec::new();
+        for t in self.store.tickets(open_only).await? {
+            out.push(self.view(t).await?);
+        }
+        Ok(out)
+    }
+
+    async fn view(&self, ticket: TicketRow) -> Result<TicketView, AgentError> {
+        let transcript = self.store.messages(&ticket.conversation_id).await?;
+        let conv = self.store.conversation(&ticket.conversation_id).await?;
+        let phone = self.store.customer_phone(&ticket.customer_id).await?;
+        let customer = serde_json::json!({
+            "id": ticket.customer_id,
+            "verified_phone": phone,
+            "channel": conv.as_ref().map(|c| c.channel.clone()),
+            "channel_user_id": conv.as_ref().map(|c| c.channel_user_id.clone()),
+        });
+        Ok(TicketView {
+            ticket,
+            customer,
+            transcript,
+        })
+    }
+
+    async fn find_ticket(&self, id: &str) -> Result<TicketRow, AgentError> {
+        self.store.ticket(id).await?.ok_or(AgentError::NotFound)
+    }
+
+    fn publish(
+        &self,
+        conversation_id: &str,
+        id: Option<String>,
+        author: &str,
+        text: &str,
+        quick: &[String],
+    ) {
+        if let Some(id) = id {
+            let _ = self.live.send(LiveMessage {
+                conversation_id: conversation_id.to_string(),
+                message: StoredMessage {
+                    id,
+                    direction: "out".into(),
+                    author: author.into(),
+                    text: text.into(),
+                    quick_replies: quick.to_vec(),
+                    created_at: String::new(),
+                },
+            });
+        }
+    }
+
+    pub async fn claim(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
+        let t = self.find_ticket(id).await?;
+        self.store
+            .agent_action(agent, &t, "claim", "in_progress", "handoff", None)
+            .await?;
+        self.view(self.find_ticket(id).await?).await
+    }
+
+    pub async fn reply(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
+        let text = crate::text::nfc(text.trim());
+        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+            return Err(AgentError::Invalid("text must be 1-2000 characters"));
+        }
+        let t = self.find_ticket(id).await?;
+        let status = if t.status == "new" {
+            "in_progress"
+        } else {
+            t.status.as_str()
+        };
+        let mid = self
+            .store
+            .agent_action(
+                agent,
+                &t,
+                "reply",
+                status,
+                "handoff",
+                Some(("agent", &text, &[])),
+            )
+            .await?;
+        self.publish(&t.conversation_id, mid, "agent", &text, &[]);
+        self.view(self.find_ticket(id).await?).await
+    }
+
+    /// Resolves the ticket and asks the customer for a 1–5 rating.
+    pub async fn resolve(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
+        let t = self.find_ticket(id).await?;
+        let quick: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
+        let q = crate::bot::replies::CSAT_QUESTION;
+        let mid = self
+            .store
+            .agent_action(
+                agent,
+                &t,
+                "resolve",
+                "resolved",
+                "csat",
+                Some(("bot", q, &quick)),
+            )
+            .await?;
+        self.publish(&t.conversation_id, mid, "bot", q, &quick);
+        self.view(self.find_ticket(id).await?).await
+    }
+
+    /// Hands the conversation back to the bot.
+    pub async fn release(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
+        let t = self.find_ticket(id).await?;
+        let note = crate::bot::replies::HANDED_BACK;
+        let mid = self
+            .store
+            .agent_action(
+                agent,
+                &t,
+                "release",
+                "closed",
+                "bot",
+                Some(("bot", note, &[])),
+            )
+            .await?;
+        self.publish(&t.conversation_id, mid, "bot", note, &[]);
+        self.view(self.find_ticket(id).await?).await
     }
 }

@@ -78,9 +78,63 @@ struct Phrase {
     folded: Option<String>,
 }
 
+/// Whole-word phrases matched on normalized text. A phrase written with diacritics
+/// matches messages typed with them exactly, and messages typed without any
+/// diacritics by its folded form; one-syllable phrases only match as typed (folded,
+/// "điên" would match "điện" and "ngu" would match "ngủ").
+pub struct PhraseSet {
+    phrases: Vec<Phrase>,
+}
+
+/// A message prepared once for matching against many phrase sets.
+pub struct Prepared {
+    words: usize,
+    exact: String,
+    folded: Option<String>,
+}
+
+impl Prepared {
+    pub fn new(normalizer: &Normalizer, text: &str) -> Self {
+        let syl = normalizer.syllables(text);
+        let exact = format!(" {} ", syl.join(" "));
+        let folded = (!has_diacritics(text)).then(|| fold(&exact));
+        Self {
+            words: syl.len(),
+            exact,
+            folded,
+        }
+    }
+}
+
+impl PhraseSet {
+    pub fn new<S: AsRef<str>>(normalizer: &Normalizer, phrases: &[S]) -> Self {
+        let phrases = phrases
+            .iter()
+            .map(|p| {
+                let syl = normalizer.syllables(p.as_ref());
+                let exact = syl.join(" ");
+                let folded = (syl.len() >= 2).then(|| fold(&exact));
+                Phrase { exact, folded }
+            })
+            .filter(|p| !p.exact.is_empty())
+            .collect();
+        Self { phrases }
+    }
+
+    pub fn matches(&self, msg: &Prepared) -> bool {
+        self.phrases.iter().any(|p| {
+            msg.exact.contains(&format!(" {} ", p.exact))
+                || match (&msg.folded, &p.folded) {
+                    (Some(m), Some(ph)) => m.contains(&format!(" {ph} ")),
+                    _ => false,
+                }
+        })
+    }
+}
+
 struct Rule {
     intent: Intent,
-    phrases: Vec<Phrase>,
+    phrases: PhraseSet,
     max_words: Option<usize>,
 }
 
@@ -105,19 +159,7 @@ impl IntentRules {
                 .rules
                 .get(name)
                 .ok_or_else(|| IntentError::Parse(format!("no [{name}] table")))?;
-            let phrases = spec
-                .phrases
-                .iter()
-                .map(|p| {
-                    let syl = normalizer.syllables(p);
-                    let exact = syl.join(" ");
-                    // One-syllable phrases only match as typed: folded, "điên" would
-                    // match "điện" and "ngu" would match "ngủ".
-                    let folded = (syl.len() >= 2).then(|| fold(&exact));
-                    Phrase { exact, folded }
-                })
-                .filter(|p| !p.exact.is_empty())
-                .collect();
+            let phrases = PhraseSet::new(&normalizer, &spec.phrases);
             rules.push(Rule {
                 intent,
                 phrases,
@@ -134,28 +176,15 @@ impl IntentRules {
 
     /// The first rule-based intent that claims `text`, if any.
     pub fn classify(&self, text: &str) -> Option<Intent> {
-        let syl = self.normalizer.syllables(text);
-        if syl.is_empty() {
+        let msg = Prepared::new(&self.normalizer, text);
+        if msg.words == 0 {
             return None;
         }
-        let exact = format!(" {} ", syl.join(" "));
-        let folded = (!has_diacritics(text)).then(|| fold(&exact));
-        for rule in &self.rules {
-            if rule.max_words.is_some_and(|m| syl.len() > m) {
-                continue;
-            }
-            let hit = rule.phrases.iter().any(|p| {
-                exact.contains(&format!(" {} ", p.exact))
-                    || match (&folded, &p.folded) {
-                        (Some(msg), Some(ph)) => msg.contains(&format!(" {ph} ")),
-                        _ => false,
-                    }
-            });
-            if hit {
-                return Some(rule.intent);
-            }
-        }
-        None
+        self.rules
+            .iter()
+            .filter(|r| r.max_words.is_none_or(|m| msg.words <= m))
+            .find(|r| r.phrases.matches(&msg))
+            .map(|r| r.intent)
     }
 }
 

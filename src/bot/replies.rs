@@ -20,6 +20,21 @@ pub const GREETING: &str =
 pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
 pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày vui vẻ ạ!";
 pub const QUICK_HUMAN: &str = "Gặp nhân viên";
+pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";
+pub const CSAT_THANKS: &str =
+    "Dạ, em cảm ơn anh/chị đã đánh giá ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
+pub const HANDED_BACK: &str =
+    "Dạ, nhân viên đã hỗ trợ xong phần của mình. Anh/chị cần hỏi thêm gì cứ nhắn em nhé ạ.";
+
+/// Tells the customer the ticket code and an honest wait: the SLA of its priority.
+pub fn ticket_notice(code: &str, priority: &str, hours: u32) -> String {
+    let wait = if priority == "P1" {
+        "trong vòng 1 giờ".to_string()
+    } else {
+        format!("trong vòng {hours} giờ làm việc")
+    };
+    format!("Mã yêu cầu của anh/chị là {code}, nhân viên sẽ phản hồi {wait} ạ.")
+}
 
 /// `375000` → `375.000đ`.
 pub fn money(amount: i64) -> String {

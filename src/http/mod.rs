@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError};
+use crate::service::{AgentError, Channel, ConversationService, IncomingMessage, ServiceError};
 
 const WIDGET_JS: &str = include_str!("assets/widget.js");
 const DEMO_PAGE: &str = include_str!("assets/demo.html");
@@ -102,6 +103,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/messages", post(post_message))
         .route("/api/v1/web/history", get(web_history))
         .route("/api/v1/web/events", get(web_events))
+        .route("/api/v1/agent/login", post(agent_login))
+        .route("/api/v1/handoffs", get(list_handoffs))
+        .route("/api/v1/handoffs/{id}/claim", post(claim))
+        .route("/api/v1/handoffs/{id}/reply", post(reply))
+        .route("/api/v1/handoffs/{id}/resolve", post(resolve))
+        .route("/api/v1/handoffs/{id}/release", post(release))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -246,4 +253,137 @@ async fn web_events(
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Unauthorized => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid agent token is required",
+            ),
+            AgentError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such ticket")
+            }
+            AgentError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", m),
+            AgentError::Store(err) => ServiceError::Store(err).into(),
+        }
+    }
+}
+
+/// The agent behind `Authorization: Bearer …`; anything else is a 401 that reveals
+/// nothing.
+async fn agent(svc: &ConversationService, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AgentError::Unauthorized)?;
+    Ok(svc.agent_for_token(token.trim()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn agent_login(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
+    })?;
+    let b: LoginBody = parse_body(&bytes)?;
+    let svc = service(&state)?;
+    let token = svc.agent_login(&b.username, &b.password).await?;
+    Ok(Json(json!({"token": token})).into_response())
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn list_handoffs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    agent(&svc, &headers).await?;
+    let open_only = match q.status.as_deref() {
+        None | Some("open") => true,
+        Some("all") => false,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                "status must be open or all",
+            ))
+        }
+    };
+    Ok(Json(svc.tickets(open_only).await?).into_response())
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    Ok(Json(svc.claim(&who, &id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    let bytes = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
+    })?;
+    let b: ReplyBody = parse_body(&bytes)?;
+    Ok(Json(svc.reply(&who, &id, &b.text).await?).into_response())
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    Ok(Json(svc.resolve(&who, &id).await?).into_response())
+}
+
+async fn release(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    Ok(Json(svc.release(&who, &id).await?).into_response())
 }

@@ -59,8 +59,22 @@ pub struct Outbound {
     pub quick_replies: Vec<String>,
 }
 
+/// A ticket opened by a turn that hands the conversation to a human.
+pub struct NewTicket {
+    pub code: String,
+    pub customer_id: String,
+    pub priority: String,
+    pub department: String,
+    pub reason: String,
+    pub intent: String,
+    pub summary: String,
+    pub context: String,
+    pub sla_due_at: String,
+}
+
 /// Everything a finished turn writes, in one transaction.
 pub struct TurnRecord<'a> {
+    pub ticket: Option<NewTicket>,
     pub conversation_id: &'a str,
     pub message_id: &'a str,
     pub channel: &'a str,
@@ -311,8 +325,46 @@ impl Store {
         .bind(t.conversation_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(k) = &t.ticket {
+            let at = now();
+            sqlx::query(
+                "INSERT INTO tickets (id, code, conversation_id, customer_id, priority, department,
+                 status, reason, intent, summary, context, sla_due_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(new_id())
+            .bind(&k.code)
+            .bind(t.conversation_id)
+            .bind(&k.customer_id)
+            .bind(&k.priority)
+            .bind(&k.department)
+            .bind(&k.reason)
+            .bind(&k.intent)
+            .bind(&k.summary)
+            .bind(&k.context)
+            .bind(&k.sla_due_at)
+            .bind(&at)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(response)
+    }
+
+    /// The customer's messages in a conversation, oldest first.
+    pub async fn customer_messages(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT text FROM messages WHERE conversation_id = ? AND direction = 'in'
+             ORDER BY created_at, rowid",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
@@ -379,5 +431,233 @@ fn conversation_from_row(r: &sqlx::sqlite::SqliteRow) -> Conversation {
         state: r.get("state"),
         handoff_reason: r.get("handoff_reason"),
         created_at: r.get("created_at"),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRow {
+    pub id: String,
+    pub code: String,
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub priority: String,
+    pub department: String,
+    pub status: String,
+    pub reason: String,
+    pub intent: String,
+    pub summary: String,
+    pub context: serde_json::Value,
+    pub assignee: Option<String>,
+    pub sla_due_at: String,
+    pub created_at: String,
+    pub csat: Option<i64>,
+}
+
+fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
+    TicketRow {
+        id: r.get("id"),
+        code: r.get("code"),
+        conversation_id: r.get("conversation_id"),
+        customer_id: r.get("customer_id"),
+        priority: r.get("priority"),
+        department: r.get("department"),
+        status: r.get("status"),
+        reason: r.get("reason"),
+        intent: r.get("intent"),
+        summary: r.get("summary"),
+        context: serde_json::from_str(&r.get::<String, _>("context")).unwrap_or_default(),
+        assignee: r.get("assignee"),
+        sla_due_at: r.get("sla_due_at"),
+        created_at: r.get("created_at"),
+        csat: r.get("csat"),
+    }
+}
+
+/// Agents, their bearer tokens, tickets and the audit log.
+impl Store {
+    pub async fn create_agent(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO agents (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
+        )
+        .bind(new_id())
+        .bind(username)
+        .bind(password_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// (agent id, password hash) of a username.
+    pub async fn agent_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, password_hash FROM agents WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn insert_token(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        expires_at: &str,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query("INSERT INTO agent_tokens (token_hash, agent_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(agent_id)
+            .bind(now())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The agent behind an unexpired token.
+    pub async fn agent_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT agent_id FROM agent_tokens WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn tickets(&self, open_only: bool) -> Result<Vec<TicketRow>, StoreError> {
+        let sql = if open_only {
+            "SELECT * FROM tickets WHERE status IN ('new', 'in_progress', 'waiting_customer')
+             ORDER BY priority, sla_due_at"
+        } else {
+            "SELECT * FROM tickets ORDER BY priority, sla_due_at"
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(ticket_from_row).collect())
+    }
+
+    pub async fn ticket(&self, id: &str) -> Result<Option<TicketRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tickets WHERE id = ? OR code = ?")
+            .bind(id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(ticket_from_row))
+    }
+
+    pub async fn customer_phone(&self, customer_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT phone FROM customers WHERE id = ?")
+                .bind(customer_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// Applies an agent action to a ticket (and its conversation), with an audit row
+    /// and, when given, a message to the customer — all in one transaction.
+    pub async fn agent_action(
+        &self,
+        agent_id: &str,
+        ticket: &TicketRow,
+        action: &str,
+        ticket_status: &str,
+        conversation_status: &str,
+        message: Option<(&str, &str, &[String])>,
+    ) -> Result<Option<String>, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let resolved = matches!(ticket_status, "resolved" | "closed");
+        sqlx::query(
+            "UPDATE tickets SET status = ?, updated_at = ?,
+             assignee = CASE WHEN ? = 'claim' THEN ? ELSE assignee END,
+             resolved_at = CASE WHEN ? THEN ? ELSE resolved_at END WHERE id = ?",
+        )
+        .bind(ticket_status)
+        .bind(&at)
+        .bind(action)
+        .bind(agent_id)
+        .bind(resolved)
+        .bind(&at)
+        .bind(&ticket.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(conversation_status)
+            .bind(&at)
+            .bind(&ticket.conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut message_id = None;
+        if let Some((author, text, quick)) = message {
+            let id = new_id();
+            let channel: (String,) =
+                sqlx::query_as("SELECT channel FROM conversations WHERE id = ?")
+                    .bind(&ticket.conversation_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, direction, author, text, quick_replies,
+                 channel, created_at) VALUES (?, ?, 'out', ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(&ticket.conversation_id)
+            .bind(author)
+            .bind(text)
+            .bind(serde_json::to_string(quick).expect("json"))
+            .bind(&channel.0)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+            message_id = Some(id);
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new_id())
+        .bind(agent_id)
+        .bind(&ticket.id)
+        .bind(action)
+        .bind(message.map(|m| m.1))
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(message_id)
+    }
+
+    /// Stores a CSAT rating on the conversation's latest resolved ticket.
+    pub async fn set_csat(&self, conversation_id: &str, rating: i64) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "UPDATE tickets SET csat = ? WHERE id = (SELECT id FROM tickets WHERE conversation_id = ?
+             AND status = 'resolved' ORDER BY resolved_at DESC LIMIT 1)",
+        )
+        .bind(rating)
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit_count(&self, ticket_id: &str) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE ticket_id = ?")
+            .bind(ticket_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 }

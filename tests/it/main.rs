@@ -4,5 +4,6 @@
 mod architecture;
 mod browser;
 mod core_cli;
+mod handoff;
 mod server;
 mod support;

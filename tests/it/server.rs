@@ -49,14 +49,17 @@ impl Server {
         let base = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-        let server = Server { child, base, log };
+        let mut server = Server { child, base, log };
         server.wait_ready();
         server
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("server exited with {status}: {}", self.log.lock().unwrap());
+            }
             if let Ok(r) = ureq_get(&format!("{}/ready", self.base)) {
                 if r.0 == 200 {
                     return;

@@ -1,0 +1,333 @@
+//! Hand-off triage: a ticket's priority, department, SLA deadline, short code and
+//! extractive summary, from rules that are data (`rules.toml`).
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::bot::intents::{PhraseSet, Prepared};
+use crate::text::Normalizer;
+
+const DEFAULT_RULES: &str = include_str!("rules.toml");
+
+#[derive(Debug, Error)]
+#[error("hand-off rules: {0}")]
+pub struct RulesError(String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    sla_hours: std::collections::BTreeMap<String, u32>,
+    priority: Vec<RuleSpec>,
+    default_priority: String,
+    department: Vec<DeptSpec>,
+    default_department: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    level: String,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    reasons: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeptSpec {
+    name: String,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    intents: Vec<String>,
+    #[serde(default)]
+    reasons: Vec<String>,
+}
+
+struct Matcher {
+    label: String,
+    phrases: PhraseSet,
+    intents: Vec<String>,
+    reasons: Vec<String>,
+}
+
+impl Matcher {
+    fn hit(&self, msgs: &[Prepared], intent: &str, reason: &str) -> bool {
+        self.intents.iter().any(|i| i == intent)
+            || self.reasons.iter().any(|r| r == reason)
+            || msgs.iter().any(|m| self.phrases.matches(m))
+    }
+}
+
+pub struct Triage {
+    normalizer: Normalizer,
+    priorities: Vec<Matcher>,
+    default_priority: String,
+    departments: Vec<Matcher>,
+    default_department: String,
+    sla_hours: std::collections::BTreeMap<String, u32>,
+}
+
+/// The outcome of triage for one hand-off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub priority: String,
+    pub department: String,
+    pub sla_hours: u32,
+}
+
+impl Triage {
+    pub fn default_rules() -> Self {
+        Self::parse(DEFAULT_RULES).expect("embedded hand-off rules are valid")
+    }
+
+    pub fn parse(src: &str) -> Result<Self, RulesError> {
+        let f: RuleFile = toml::from_str(src).map_err(|e| RulesError(e.to_string()))?;
+        let normalizer = Normalizer::default();
+        for level in f
+            .priority
+            .iter()
+            .map(|p| &p.level)
+            .chain([&f.default_priority])
+        {
+            if !f.sla_hours.contains_key(level) {
+                return Err(RulesError(format!("priority {level} has no sla_hours")));
+            }
+        }
+        let priorities = f
+            .priority
+            .iter()
+            .map(|p| Matcher {
+                label: p.level.clone(),
+                phrases: PhraseSet::new(&normalizer, &p.phrases),
+                intents: Vec::new(),
+                reasons: p.reasons.clone(),
+            })
+            .collect();
+        let departments = f
+            .department
+            .iter()
+            .map(|d| Matcher {
+                label: d.name.clone(),
+                phrases: PhraseSet::new(&normalizer, &d.phrases),
+                intents: d.intents.clone(),
+                reasons: d.reasons.clone(),
+            })
+            .collect();
+        Ok(Self {
+            normalizer,
+            priorities,
+            default_priority: f.default_priority,
+            departments,
+            default_department: f.default_department,
+            sla_hours: f.sla_hours,
+        })
+    }
+
+    pub fn sla_hours(&self, priority: &str) -> u32 {
+        self.sla_hours.get(priority).copied().unwrap_or(24)
+    }
+
+    /// Priority, department and SLA from the customer's messages, the intent of the
+    /// turn that handed off and the hand-off reason.
+    pub fn assess(&self, customer_messages: &[String], intent: &str, reason: &str) -> Assessment {
+        let msgs: Vec<Prepared> = customer_messages
+            .iter()
+            .map(|m| Prepared::new(&self.normalizer, m))
+            .collect();
+        let priority = self
+            .priorities
+            .iter()
+            .find(|m| m.hit(&msgs, intent, reason))
+            .map(|m| m.label.clone())
+            .unwrap_or_else(|| self.default_priority.clone());
+        let department = self
+            .departments
+            .iter()
+            .find(|m| m.hit(&msgs, intent, reason))
+            .map(|m| m.label.clone())
+            .unwrap_or_else(|| self.default_department.clone());
+        let sla_hours = self.sla_hours[&priority];
+        Assessment {
+            priority,
+            department,
+            sla_hours,
+        }
+    }
+}
+
+/// A short code the customer can quote: `YC` + 6 characters without look-alikes.
+pub fn ticket_code(seed: &uuid::Uuid) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let bytes = seed.as_bytes();
+    let tail: String = bytes[10..16]
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    format!("YC{tail}")
+}
+
+/// How an agent reads the reason.
+pub fn reason_vietnamese(reason: &str) -> &'static str {
+    match reason {
+        "customer_request" => "khách yêu cầu gặp nhân viên",
+        "complaint" => "khách phàn nàn / tình huống nghiêm trọng",
+        "repeated_fallback" => "bot không hiểu hai lần liên tiếp",
+        "verification_failed" => "xác minh đơn hàng không thành công",
+        _ => "khác",
+    }
+}
+
+/// Extractive summary (no LLM): the reason and the customer's last messages.
+pub fn summary(reason: &str, customer_messages: &[String]) -> String {
+    let last: Vec<&str> = customer_messages
+        .iter()
+        .rev()
+        .take(3)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!(
+        "Lý do chuyển: {}. Khách nhắn gần nhất: «{}».",
+        reason_vietnamese(reason),
+        last.join("» «")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn triage_table() {
+        let t = Triage::default_rules();
+        let cases = [
+            (
+                &["em bị trừ tiền 2 lần"][..],
+                "complaint",
+                "complaint",
+                "P1",
+                "kế toán",
+                1,
+            ),
+            (
+                &["em bi tru tien 2 lan"][..],
+                "complaint",
+                "complaint",
+                "P1",
+                "kế toán",
+                1,
+            ),
+            (
+                &["sạc dự phòng phát nổ"][..],
+                "complaint",
+                "complaint",
+                "P1",
+                "kỹ thuật",
+                1,
+            ),
+            (
+                &["thái độ nhân viên quá tệ"][..],
+                "complaint",
+                "complaint",
+                "P2",
+                "CSKH",
+                8,
+            ),
+            (
+                &["DH240517", "0900000000"][..],
+                "order_status",
+                "verification_failed",
+                "P2",
+                "kho vận",
+                8,
+            ),
+            (
+                &["cho gặp nhân viên"][..],
+                "human_request",
+                "customer_request",
+                "P3",
+                "CSKH",
+                24,
+            ),
+            (
+                &["quên mật khẩu", "cho gặp người thật"][..],
+                "human_request",
+                "customer_request",
+                "P3",
+                "kỹ thuật",
+                24,
+            ),
+        ];
+        for (m, intent, reason, p, d, h) in cases {
+            let a = t.assess(&msgs(m), intent, reason);
+            assert_eq!(
+                (a.priority.as_str(), a.department.as_str(), a.sla_hours),
+                (p, d, h),
+                "{m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_and_summaries() {
+        let code = ticket_code(&uuid::Uuid::now_v7());
+        assert_eq!(code.len(), 8);
+        assert!(code.starts_with("YC"));
+        assert!(!code.contains('O') && !code.contains('0') && !code.contains('I'));
+        let s = summary("complaint", &msgs(&["a", "b", "c", "d"]));
+        assert_eq!(s, "Lý do chuyển: khách phàn nàn / tình huống nghiêm trọng. Khách nhắn gần nhất: «b» «c» «d».");
+    }
+
+    #[test]
+    fn rules_without_sla_are_rejected() {
+        let src = "default_priority = \"P9\"\ndefault_department = \"x\"\npriority = []\ndepartment = []\n[sla_hours]\nP1 = 1\n";
+        assert!(Triage::parse(src).is_err());
+    }
+}
+
+/// Argon2id hash (PHC string) of an agent password.
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).expect("16-byte salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing")
+        .to_string()
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// sha256 of a bearer token: only hashes are stored.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod password_tests {
+    #[test]
+    fn passwords_verify_and_reject() {
+        let h = super::hash_password("mật-khẩu-1");
+        assert!(h.starts_with("$argon2"));
+        assert!(super::verify_password("mật-khẩu-1", &h));
+        assert!(!super::verify_password("sai", &h));
+        assert!(!super::verify_password("x", "not a hash"));
+    }
+}

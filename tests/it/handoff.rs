@@ -1,0 +1,226 @@
+//! Human hand-off over the API: tickets, agent authentication, claim, reply, resolve,
+//! CSAT and release, against the real server process.
+
+use serde_json::{json, Value};
+
+use crate::server::{db_count, reply_text, Chat, Server};
+use crate::support::*;
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = match method {
+            "GET" => c.get(server.url(path)),
+            _ => c.post(server.url(path)),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+#[test]
+fn tickets_agents_csat_and_release() {
+    let data = tempfile::tempdir().unwrap();
+    let o = run(cskh()
+        .args([
+            "agent",
+            "create",
+            "--username",
+            "lan",
+            "--password",
+            "mat-khau-an-toan",
+            "--data",
+        ])
+        .arg(data.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = Server::start(data.path(), &[]);
+
+    // The customer asks something the bot cannot answer, then for a person.
+    let mut chat = Chat::new(&server, "khach-ho-tro");
+    chat.say("shop có bán vé máy bay không");
+    let r = chat.say("cho mình gặp nhân viên");
+    assert_eq!(r["handoff"], true);
+    let text = reply_text(&r);
+    let code = text
+        .split_whitespace()
+        .find(|w| w.starts_with("YC"))
+        .map(|w| w.trim_end_matches(',').to_string())
+        .unwrap_or_else(|| panic!("no ticket code in {text}"));
+    assert!(text.contains("24 giờ"), "{text}");
+
+    // No token, a wrong token, a wrong password: 401 and nothing revealed.
+    for token in [None, Some("not-a-token")] {
+        let (s, v) = call(&server, "GET", "/api/v1/handoffs?status=open", token, None);
+        assert_eq!(s, 401, "{v}");
+        assert_eq!(v["error"]["code"], "unauthorized");
+        assert!(!v.to_string().contains(&code));
+    }
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/api/v1/agent/login",
+        None,
+        Some(json!({"username": "lan", "password": "sai"})),
+    );
+    assert_eq!(s, 401);
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/api/v1/agent/login",
+        None,
+        Some(json!({"username": "lan", "password": "mat-khau-an-toan"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+
+    // The ticket carries the context.
+    let (s, list) = call(
+        &server,
+        "GET",
+        "/api/v1/handoffs?status=open",
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{list}");
+    let t = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["code"] == code.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(t["priority"], "P3");
+    assert_eq!(t["reason"], "customer_request");
+    assert_eq!(t["status"], "new");
+    assert!(
+        t["summary"].as_str().unwrap().contains("gặp nhân viên"),
+        "{t}"
+    );
+    let transcript = t["transcript"].to_string();
+    assert!(
+        transcript.contains("vé máy bay") && transcript.contains("gặp nhân viên"),
+        "{t}"
+    );
+    assert!(t["sla_due_at"].as_str().is_some() && t["department"].as_str().is_some());
+    let id = t["id"].as_str().unwrap().to_string();
+
+    // Claim, reply; the bot stays silent meanwhile.
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/claim"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
+    let (s, _) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/reply"),
+        Some(&token),
+        Some(json!({"text": "Dạ chào anh/chị, em là Lan bên CSKH, em hỗ trợ mình ngay ạ."})),
+    );
+    assert_eq!(s, 200);
+    let r = chat.say("vâng, mình cần hỏi về vé");
+    assert!(
+        r["replies"].as_array().unwrap().is_empty(),
+        "bot silent: {r}"
+    );
+    assert_eq!(
+        db_count(
+            data.path(),
+            "SELECT COUNT(*) FROM messages WHERE author = 'agent'"
+        ),
+        1
+    );
+
+    // Resolve: the customer is asked for a rating; "5" lands on the ticket.
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/resolve"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("resolved")), "{v}");
+    let last = v["transcript"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["text"].as_str().unwrap().contains("đánh giá"),
+        "{last}"
+    );
+    assert_eq!(last["quick_replies"], json!(["1", "2", "3", "4", "5"]));
+    let r = chat.say("5");
+    assert!(reply_text(&r).contains("cảm ơn"), "{r}");
+    assert_eq!(
+        db_count(
+            data.path(),
+            &format!("SELECT csat FROM tickets WHERE code = '{code}'")
+        ),
+        5
+    );
+
+    // A P1 situation gets a 1-hour SLA; releasing hands the conversation back.
+    let mut urgent = Chat::new(&server, "khach-gap");
+    let r = urgent.say("em bị trừ tiền 2 lần cho cùng một đơn");
+    assert_eq!(r["handoff"], true);
+    assert!(reply_text(&r).contains("1 giờ"), "{r}");
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    let p1 = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["priority"] == "P1")
+        .unwrap()
+        .clone();
+    assert_eq!(p1["department"], "kế toán");
+    let created = chrono::DateTime::parse_from_rfc3339(p1["created_at"].as_str().unwrap()).unwrap();
+    let due = chrono::DateTime::parse_from_rfc3339(p1["sla_due_at"].as_str().unwrap()).unwrap();
+    let minutes = (due - created).num_minutes();
+    assert!((59..=60).contains(&minutes), "{minutes}");
+    let p1_id = p1["id"].as_str().unwrap();
+    let (s, _) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{p1_id}/release"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200);
+    let r = urgent.say("phí ship ra Hà Nội bao nhiêu");
+    assert!(
+        reply_text(&r).contains("25.000đ"),
+        "the bot answers again: {r}"
+    );
+
+    // Every agent action is audited; unknown tickets are 404.
+    assert!(db_count(data.path(), "SELECT COUNT(*) FROM audit_log") >= 4);
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/api/v1/handoffs/nope/claim",
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 404);
+}
