@@ -1,0 +1,77 @@
+// The hand-off acceptance flow in Debian's headless chromium: a customer in the
+// widget asks for a person, the ticket shows in the agent console, the agent claims
+// and replies, the reply reaches the widget, the agent resolves, the customer rates 5.
+// Usage: node handoff.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR
+import { chromium } from "playwright-core";
+
+const [base, username, password, shots = "."] = process.argv.slice(2);
+function expect(cond, what) { if (!cond) throw new Error("expectation failed: " + what); }
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const customer = await (await browser.newContext({ viewport: { width: 1000, height: 800 } })).newPage();
+  await customer.goto(base + "/");
+  await customer.locator(".bubble").click();
+  const input = customer.locator('input[aria-label="Tin nhắn"]');
+  const botCount = () => customer.locator(".msg.out").count();
+  async function say(text) {
+    const before = await botCount();
+    await input.fill(text);
+    await input.press("Enter");
+    await customer.waitForFunction(
+      (n) => document.querySelector("#cskh-widget").shadowRoot.querySelectorAll(".msg.out").length > n,
+      before, { timeout: 20000 });
+  }
+  await say("shop có bán vé xem bóng đá không");
+  await say("cho mình gặp nhân viên tư vấn");
+  const notice = (await customer.locator(".msg.out").last().textContent()) || "";
+  const code = (notice.match(/YC[A-Z0-9]{6}/) || [])[0];
+  expect(code, "the customer is given a ticket code: " + notice);
+  const handedOffAt = Date.now();
+
+  const agent = await (await browser.newContext({ viewport: { width: 1300, height: 850 } })).newPage();
+  await agent.goto(base + "/agent");
+  await agent.fill("#username", username);
+  await agent.fill("#password", password);
+  await agent.click('#login button[type="submit"]');
+  const row = agent.locator(`.ticket[data-code="${code}"]`);
+  await row.waitFor({ timeout: 10000 });
+  expect(Date.now() - handedOffAt < 2000 + 3000, "the ticket appears within seconds");
+  await row.click();
+  await agent.locator("#detail .transcript").waitFor();
+  const transcript = (await agent.locator("#detail .transcript").textContent()) || "";
+  expect(transcript.includes("vé xem bóng đá") && transcript.includes("gặp nhân viên"), "transcript shown: " + transcript);
+  const meta = (await agent.locator("#detail .meta").textContent()) || "";
+  expect(meta.includes("khách yêu cầu gặp nhân viên"), "reason shown: " + meta);
+
+  await agent.getByRole("button", { name: "Nhận xử lý" }).click();
+  await agent.locator("#detail .meta", { hasText: "Đang xử lý" }).waitFor({ timeout: 5000 });
+  const reply = "Dạ chào anh/chị, em là Lan bên CSKH. Bên em chưa bán vé bóng đá ạ.";
+  await agent.getByLabel("Trả lời khách hàng").fill(reply);
+  await agent.getByRole("button", { name: "Gửi trả lời" }).click();
+
+  // The agent's reply reaches the widget (live), and the bot stays silent.
+  await customer.locator(".msg.out.agent", { hasText: "em là Lan" }).waitFor({ timeout: 10000 });
+  const before = await botCount();
+  await input.fill("vâng cảm ơn em");
+  await input.press("Enter");
+  await customer.waitForTimeout(1500);
+  expect((await botCount()) === before, "the bot stays silent while a human owns the conversation");
+  await agent.screenshot({ path: shots + "/agent-console.png" });
+
+  await agent.getByRole("button", { name: "Đã giải quyết" }).click();
+  const five = customer.locator(".quick button", { hasText: "5" });
+  await five.waitFor({ timeout: 10000 });
+  await five.click();
+  await customer.locator(".msg.out", { hasText: "cảm ơn anh/chị đã đánh giá" }).waitFor({ timeout: 10000 });
+  await customer.screenshot({ path: shots + "/widget-csat.png" });
+  console.log("TICKET " + code);
+  console.log("handoff browser test passed");
+} finally {
+  await browser.close();
+}
