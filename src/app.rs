@@ -57,7 +57,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 order_backend(&cfg, &store),
                 cfg.dialogue.clone(),
             )?;
-            let service = Arc::new(ConversationService::new(store, Arc::new(bot)));
+            let service = Arc::new(ConversationService::new(
+                store,
+                Arc::new(bot),
+                cfg.handoff.clone(),
+            ));
             let _ = state.service.set(service);
             tracing::info!("ready: knowledge index and model loaded");
             anyhow::Ok(())

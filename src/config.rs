@@ -65,6 +65,8 @@ pub struct Config {
     pub retrieval: RetrievalParams,
     pub dialogue: DialogueConfig,
     pub orders: OrdersConfig,
+    /// Working hours for hand-off SLAs and the customer's expected wait.
+    pub handoff: crate::handoff::BusinessHours,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             retrieval: RetrievalParams::default(),
             dialogue: DialogueConfig::default(),
             orders: OrdersConfig::default(),
+            handoff: crate::handoff::BusinessHours::default(),
         }
     }
 }
@@ -175,6 +178,14 @@ impl Config {
         if let Some(v) = env_parse(env, "CSKH_ORDERS_TIMEOUT_MS")? {
             cfg.orders.timeout_ms = v;
         }
+        if let Some(v) = env("CSKH_BUSINESS_HOURS") {
+            let (open, close) = v.split_once('-').ok_or_else(|| ConfigError::Env {
+                name: "CSKH_BUSINESS_HOURS".into(),
+                message: format!("{v:?}: expected HH:MM-HH:MM"),
+            })?;
+            cfg.handoff.open = open.trim().to_string();
+            cfg.handoff.close = close.trim().to_string();
+        }
         if let Some(v) = env("CSKH_ORDER_CODE_PATTERN") {
             cfg.dialogue.order_code_pattern = v;
         }
@@ -218,6 +229,7 @@ impl Config {
                 return bad("orders.token (CSKH_ORDERS_TOKEN) is required for the shopify backend");
             }
         }
+        self.handoff.validate().map_err(ConfigError::Invalid)?;
         if self.orders.timeout_ms == 0 {
             return bad("orders.timeout_ms must be positive");
         }

@@ -102,18 +102,20 @@ pub struct ConversationService {
     store: Store,
     bot: Arc<Bot>,
     triage: crate::handoff::Triage,
+    hours: crate::handoff::BusinessHours,
     /// Turns of one channel identity run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     live: broadcast::Sender<LiveMessage>,
 }
 
 impl ConversationService {
-    pub fn new(store: Store, bot: Arc<Bot>) -> Self {
+    pub fn new(store: Store, bot: Arc<Bot>, hours: crate::handoff::BusinessHours) -> Self {
         let (live, _) = broadcast::channel(1024);
         Self {
             store,
             bot,
             triage: crate::handoff::Triage::default_rules(),
+            hours,
             locks: Mutex::new(HashMap::new()),
             live,
         }
@@ -149,7 +151,7 @@ impl ConversationService {
             said.push(text.to_string());
         }
         let a = self.triage.assess(&said, intent, reason);
-        let due = chrono::Utc::now() + chrono::Duration::hours(a.sla_hours as i64);
+        let due = self.hours.due(chrono::Utc::now(), a.sla_hours);
         let context = serde_json::json!({
             "entities": {
                 "order_code": outcome.entities.order_code,
@@ -252,7 +254,9 @@ impl ConversationService {
                 state: conv.state.clone(),
             }
         } else if conv.status == "handoff" {
-            // A human owns the conversation: the bot stays silent.
+            // A human owns the conversation: the bot stays silent; the ticket is back
+            // in the agent's court.
+            self.store.customer_replied(&conv.id).await?;
             Finished {
                 ticket: None,
                 replies: Vec::new(),
@@ -283,13 +287,22 @@ impl ConversationService {
                             &outcome,
                         )
                         .await?;
+                    let queue = self.store.open_ticket_count().await?;
+                    let wait = if self.hours.is_open(chrono::Utc::now()) {
+                        crate::bot::replies::Wait::Within {
+                            hours: self.triage.sla_hours(&t.priority),
+                            queue,
+                        }
+                    } else {
+                        crate::bot::replies::Wait::AfterHours {
+                            open: self.hours.open.clone(),
+                            close: self.hours.close.clone(),
+                        }
+                    };
                     if let Some(last) = replies.last_mut() {
                         last.text.push(' ');
-                        last.text.push_str(&crate::bot::replies::ticket_notice(
-                            &t.code,
-                            &t.priority,
-                            self.triage.sla_hours(&t.priority),
-                        ));
+                        last.text
+                            .push_str(&crate::bot::replies::ticket_notice(&t.code, &wait));
                     }
                     Some(t)
                 }

@@ -23,6 +23,7 @@ pub enum HandoffReason {
     CustomerRequest,
     Complaint,
     RepeatedFallback,
+    LowConfidenceAfterClarify,
     VerificationFailed,
 }
 
@@ -32,6 +33,7 @@ impl HandoffReason {
             HandoffReason::CustomerRequest => "customer_request",
             HandoffReason::Complaint => "complaint",
             HandoffReason::RepeatedFallback => "repeated_fallback",
+            HandoffReason::LowConfidenceAfterClarify => "low_confidence_after_clarify",
             HandoffReason::VerificationFailed => "verification_failed",
         }
     }
@@ -252,6 +254,8 @@ impl Bot {
                 );
             }
         };
+        // Still nothing that fits right after we offered choices: a person should take it.
+        let after_clarify = !state.offered.is_empty();
         state.offered.clear();
         match ask.decision {
             Decision::Answer => {
@@ -276,6 +280,16 @@ impl Bot {
             }
             Decision::Handoff => {
                 state.fallbacks += 1;
+                if after_clarify {
+                    state.fallbacks = 0;
+                    return outcome(
+                        vec![Reply::text(replies::HANDOFF_FALLBACK)],
+                        Intent::OutOfScope,
+                        Some(ask),
+                        Some(HandoffReason::LowConfidenceAfterClarify),
+                        &ents,
+                    );
+                }
                 if state.fallbacks >= self.config.fallbacks_before_handoff {
                     state.fallbacks = 0;
                     return outcome(

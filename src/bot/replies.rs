@@ -26,14 +26,35 @@ pub const CSAT_THANKS: &str =
 pub const HANDED_BACK: &str =
     "Dạ, nhân viên đã hỗ trợ xong phần của mình. Anh/chị cần hỏi thêm gì cứ nhắn em nhé ạ.";
 
-/// Tells the customer the ticket code and an honest wait: the SLA of its priority.
-pub fn ticket_notice(code: &str, priority: &str, hours: u32) -> String {
-    let wait = if priority == "P1" {
-        "trong vòng 1 giờ".to_string()
-    } else {
-        format!("trong vòng {hours} giờ làm việc")
-    };
-    format!("Mã yêu cầu của anh/chị là {code}, nhân viên sẽ phản hồi {wait} ạ.")
+/// What the customer can honestly expect after a hand-off.
+pub enum Wait {
+    /// Inside working hours: the SLA of the ticket's priority and the queue ahead.
+    Within { hours: u32, queue: i64 },
+    /// Outside working hours: a call-back once the team is back.
+    AfterHours { open: String, close: String },
+}
+
+/// Tells the customer the ticket code and what to expect.
+pub fn ticket_notice(code: &str, wait: &Wait) -> String {
+    match wait {
+        Wait::Within { hours, queue } => {
+            let ahead = if *queue > 0 {
+                format!("Hiện có {queue} yêu cầu đang chờ, ")
+            } else {
+                String::new()
+            };
+            let within = if *hours <= 1 {
+                "trong vòng 1 giờ".to_string()
+            } else {
+                format!("trong vòng {hours} giờ làm việc")
+            };
+            let lead = if ahead.is_empty() { "Nhân viên" } else { "nhân viên" };
+            format!("Mã yêu cầu của anh/chị là {code}. {ahead}{lead} sẽ phản hồi {within} ạ.")
+        }
+        Wait::AfterHours { open, close } => format!(
+            "Mã yêu cầu của anh/chị là {code}. Hiện đã ngoài giờ làm việc ({open}–{close}), nhân viên sẽ liên hệ lại với anh/chị ngay khi bắt đầu giờ làm việc ạ."
+        ),
+    }
 }
 
 /// `375000` → `375.000đ`.
@@ -96,6 +117,28 @@ pub fn order_details(o: &Order) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticket_notices() {
+        let within = ticket_notice(
+            "YCABC234",
+            &Wait::Within {
+                hours: 24,
+                queue: 0,
+            },
+        );
+        assert_eq!(within, "Mã yêu cầu của anh/chị là YCABC234. Nhân viên sẽ phản hồi trong vòng 24 giờ làm việc ạ.");
+        let queued = ticket_notice("YCABC234", &Wait::Within { hours: 1, queue: 3 });
+        assert_eq!(queued, "Mã yêu cầu của anh/chị là YCABC234. Hiện có 3 yêu cầu đang chờ, nhân viên sẽ phản hồi trong vòng 1 giờ ạ.");
+        let late = ticket_notice(
+            "YCABC234",
+            &Wait::AfterHours {
+                open: "08:00".into(),
+                close: "21:00".into(),
+            },
+        );
+        assert!(late.contains("ngoài giờ làm việc (08:00–21:00)") && late.contains("liên hệ lại"));
+    }
 
     #[test]
     fn money_and_dates() {

@@ -174,6 +174,9 @@ pub fn reason_vietnamese(reason: &str) -> &'static str {
         "customer_request" => "khách yêu cầu gặp nhân viên",
         "complaint" => "khách phàn nàn / tình huống nghiêm trọng",
         "repeated_fallback" => "bot không hiểu hai lần liên tiếp",
+        "low_confidence_after_clarify" => {
+            "bot đã gợi ý câu hỏi nhưng vẫn chưa tìm được câu trả lời phù hợp"
+        }
         "verification_failed" => "xác minh đơn hàng không thành công",
         _ => "khác",
     }
@@ -329,5 +332,145 @@ mod password_tests {
         assert!(super::verify_password("mật-khẩu-1", &h));
         assert!(!super::verify_password("sai", &h));
         assert!(!super::verify_password("x", "not a hash"));
+    }
+}
+
+/// Working hours for SLA clocks, in the business's local time (fixed UTC offset:
+/// Asia/Ho_Chi_Minh has no daylight saving).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessHours {
+    /// `HH:MM` local opening and closing time; equal values mean round the clock.
+    pub open: String,
+    pub close: String,
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for BusinessHours {
+    fn default() -> Self {
+        Self {
+            open: "08:00".into(),
+            close: "21:00".into(),
+            utc_offset_minutes: 7 * 60,
+        }
+    }
+}
+
+fn parse_hhmm(s: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M").ok()
+}
+
+impl BusinessHours {
+    pub fn validate(&self) -> Result<(), String> {
+        match (parse_hhmm(&self.open), parse_hhmm(&self.close)) {
+            (Some(o), Some(c)) if o <= c => Ok(()),
+            _ => Err(format!(
+                "handoff hours must be HH:MM with open <= close (got {}–{})",
+                self.open, self.close
+            )),
+        }
+    }
+
+    fn offset(&self) -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(self.utc_offset_minutes * 60)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"))
+    }
+
+    /// Whether `at` falls inside working hours.
+    pub fn is_open(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let (Some(open), Some(close)) = (parse_hhmm(&self.open), parse_hhmm(&self.close)) else {
+            return true;
+        };
+        if open == close {
+            return true;
+        }
+        let t = at.with_timezone(&self.offset()).time();
+        t >= open && t < close
+    }
+
+    /// The SLA deadline: `hours` of working time counted from `start`.
+    pub fn due(
+        &self,
+        start: chrono::DateTime<chrono::Utc>,
+        hours: u32,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let (Some(open), Some(close)) = (parse_hhmm(&self.open), parse_hhmm(&self.close)) else {
+            return start + chrono::Duration::hours(hours as i64);
+        };
+        if open == close {
+            return start + chrono::Duration::hours(hours as i64);
+        }
+        let tz = self.offset();
+        let mut left = chrono::Duration::hours(hours as i64);
+        let mut now = start.with_timezone(&tz);
+        loop {
+            let day = now.date_naive();
+            let opens = day
+                .and_time(open)
+                .and_local_timezone(tz)
+                .single()
+                .expect("fixed offset");
+            let closes = day
+                .and_time(close)
+                .and_local_timezone(tz)
+                .single()
+                .expect("fixed offset");
+            if now < opens {
+                now = opens;
+            }
+            if now < closes {
+                let room = closes - now;
+                if left <= room {
+                    return (now + left).with_timezone(&chrono::Utc);
+                }
+                left -= room;
+            }
+            let next = (day + chrono::Duration::days(1)).and_time(open);
+            now = next.and_local_timezone(tz).single().expect("fixed offset");
+        }
+    }
+}
+
+#[cfg(test)]
+mod hours_tests {
+    use super::BusinessHours;
+    use chrono::{TimeZone, Utc};
+
+    /// Local (UTC+7) wall-clock time as UTC.
+    fn local(d: u32, h: u32, m: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap() - chrono::Duration::hours(7)
+    }
+
+    #[test]
+    fn sla_counts_working_hours_only() {
+        let b = BusinessHours::default();
+        let cases = [
+            (local(26, 10, 0), 1, local(26, 11, 0)),
+            (local(26, 20, 30), 1, local(27, 8, 30)),
+            (local(26, 22, 0), 1, local(27, 9, 0)),
+            (local(26, 6, 0), 8, local(26, 16, 0)),
+            (local(26, 15, 0), 8, local(27, 10, 0)),
+            // 24 working hours from 10:00: 11 h today, 13 h tomorrow, none left.
+            (local(26, 10, 0), 24, local(27, 21, 0)),
+        ];
+        for (start, hours, want) in cases {
+            assert_eq!(b.due(start, hours), want, "{start} +{hours}h");
+        }
+        assert!(b.is_open(local(26, 8, 0)));
+        assert!(!b.is_open(local(26, 21, 0)));
+        assert!(!b.is_open(local(26, 3, 0)));
+        let always = BusinessHours {
+            open: "00:00".into(),
+            close: "00:00".into(),
+            utc_offset_minutes: 420,
+        };
+        assert_eq!(always.due(local(26, 22, 0), 1), local(26, 23, 0));
+        assert!(BusinessHours {
+            open: "21:00".into(),
+            close: "08:00".into(),
+            utc_offset_minutes: 0
+        }
+        .validate()
+        .is_err());
     }
 }

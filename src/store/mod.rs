@@ -547,6 +547,29 @@ impl Store {
         Ok(rows.iter().map(ticket_from_row).collect())
     }
 
+    /// A customer message on a handed-off conversation: `waiting_customer` → `in_progress`.
+    pub async fn customer_replied(&self, conversation_id: &str) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "UPDATE tickets SET status = 'in_progress', updated_at = ? WHERE conversation_id = ?
+             AND status = 'waiting_customer'",
+        )
+        .bind(now())
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn open_ticket_count(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tickets WHERE status IN ('new', 'in_progress', 'waiting_customer')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     pub async fn ticket(&self, id: &str) -> Result<Option<TicketRow>, StoreError> {
         let row = sqlx::query("SELECT * FROM tickets WHERE id = ? OR code = ?")
             .bind(id)

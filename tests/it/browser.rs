@@ -53,7 +53,7 @@ fn handoff_from_widget_to_agent_console_and_back_in_chromium() {
         ])
         .arg(data.path()));
     assert!(o.status.success(), "{}", stderr(&o));
-    let server = Server::start(data.path(), &[]);
+    let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let o = std::process::Command::new("node")
