@@ -407,7 +407,12 @@ pub struct TicketView {
     pub ticket: TicketRow,
     pub customer: serde_json::Value,
     pub transcript: Vec<StoredMessage>,
+    /// Internal notes, transfers and actions (never shown to the customer).
+    pub log: Vec<serde_json::Value>,
 }
+
+/// Departments a ticket can be routed to.
+pub const DEPARTMENTS: [&str; 5] = ["kỹ thuật", "kho vận", "kế toán", "bán hàng", "CSKH"];
 
 /// Agent-side actions (the agent console and external helpdesks call these).
 impl ConversationService {
@@ -453,16 +458,37 @@ impl ConversationService {
         let transcript = self.store.messages(&ticket.conversation_id).await?;
         let conv = self.store.conversation(&ticket.conversation_id).await?;
         let phone = self.store.customer_phone(&ticket.customer_id).await?;
+        let past: Vec<serde_json::Value> = self
+            .store
+            .customer_tickets(&ticket.customer_id)
+            .await?
+            .into_iter()
+            .filter(|(code, ..)| *code != ticket.code)
+            .map(|(code, status, csat, created_at)| {
+                serde_json::json!({"code": code, "status": status, "csat": csat, "created_at": created_at})
+            })
+            .collect();
         let customer = serde_json::json!({
             "id": ticket.customer_id,
             "verified_phone": phone,
             "channel": conv.as_ref().map(|c| c.channel.clone()),
             "channel_user_id": conv.as_ref().map(|c| c.channel_user_id.clone()),
+            "past_tickets": past,
         });
+        let log = self
+            .store
+            .ticket_log(&ticket.id)
+            .await?
+            .into_iter()
+            .map(|(action, detail, agent, at)| {
+                serde_json::json!({"action": action, "detail": detail, "agent": agent, "at": at})
+            })
+            .collect();
         Ok(TicketView {
             ticket,
             customer,
             transcript,
+            log,
         })
     }
 
@@ -524,6 +550,36 @@ impl ConversationService {
             )
             .await?;
         self.publish(&t.conversation_id, mid, "agent", &text, &[]);
+        self.view(self.find_ticket(id).await?).await
+    }
+
+    /// An internal note: visible to agents only.
+    pub async fn note(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
+        let text = crate::text::nfc(text.trim());
+        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+            return Err(AgentError::Invalid("text must be 1-2000 characters"));
+        }
+        let t = self.find_ticket(id).await?;
+        self.store
+            .ticket_note(agent, &t.id, "note", &text, None)
+            .await?;
+        self.view(self.find_ticket(id).await?).await
+    }
+
+    pub async fn transfer(
+        &self,
+        agent: &str,
+        id: &str,
+        department: &str,
+    ) -> Result<TicketView, AgentError> {
+        if !DEPARTMENTS.contains(&department) {
+            return Err(AgentError::Invalid("unknown department"));
+        }
+        let t = self.find_ticket(id).await?;
+        let detail = format!("{} → {department}", t.department);
+        self.store
+            .ticket_note(agent, &t.id, "transfer", &detail, Some(department))
+            .await?;
         self.view(self.find_ticket(id).await?).await
     }
 

@@ -111,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/handoffs/{id}/reply", post(reply))
         .route("/api/v1/handoffs/{id}/resolve", post(resolve))
         .route("/api/v1/handoffs/{id}/release", post(release))
+        .route("/api/v1/handoffs/{id}/note", post(note))
+        .route("/api/v1/handoffs/{id}/transfer", post(transfer))
+        .route("/api/v1/history", get(history))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -388,4 +391,87 @@ async fn release(
     let svc = service(&state)?;
     let who = agent(&svc, &headers).await?;
     Ok(Json(svc.release(&who, &id).await?).into_response())
+}
+
+async fn note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    let bytes = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
+    })?;
+    let b: ReplyBody = parse_body(&bytes)?;
+    Ok(Json(svc.note(&who, &id, &b.text).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    department: String,
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let who = agent(&svc, &headers).await?;
+    let bytes = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
+    })?;
+    let b: TransferBody = parse_body(&bytes)?;
+    Ok(Json(svc.transfer(&who, &id, &b.department).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    channel: String,
+    user_id: String,
+}
+
+/// Polling endpoint for programmatic (`api`) customers: the messages of their latest
+/// conversation, agent replies included.
+async fn history(
+    State(state): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let channel = Channel::parse(&q.channel).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_channel",
+            format!("unknown channel `{}`", q.channel),
+        )
+    })?;
+    let svc = service(&state)?;
+    let conv = svc
+        .store()
+        .latest_conversation(channel.as_str(), &q.user_id)
+        .await
+        .map_err(ServiceError::from)?;
+    let Some(conv) = conv else {
+        return Ok(Json(json!({"conversation_id": null, "messages": []})).into_response());
+    };
+    let messages = svc
+        .store()
+        .messages(&conv.id)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(
+        Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages}))
+            .into_response(),
+    )
 }

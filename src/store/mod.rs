@@ -676,6 +676,71 @@ impl Store {
         Ok(())
     }
 
+    /// Internal notes and transfers: audit rows that change no conversation.
+    pub async fn ticket_note(
+        &self,
+        agent_id: &str,
+        ticket_id: &str,
+        action: &str,
+        detail: &str,
+        department: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        if let Some(d) = department {
+            sqlx::query("UPDATE tickets SET department = ?, updated_at = ? WHERE id = ?")
+                .bind(d)
+                .bind(&at)
+                .bind(ticket_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new_id())
+        .bind(agent_id)
+        .bind(ticket_id)
+        .bind(action)
+        .bind(detail)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notes and actions on a ticket, oldest first: (action, detail, agent, time).
+    pub async fn ticket_log(
+        &self,
+        ticket_id: &str,
+    ) -> Result<Vec<(String, Option<String>, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT l.action, l.detail, COALESCE(a.username, l.agent_id), l.created_at
+             FROM audit_log l LEFT JOIN agents a ON a.id = l.agent_id
+             WHERE l.ticket_id = ? ORDER BY l.created_at",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The customer's other tickets: (code, status, csat, created_at).
+    pub async fn customer_tickets(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<(String, String, Option<i64>, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT code, status, csat, created_at FROM tickets WHERE customer_id = ?
+             ORDER BY created_at DESC",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn audit_count(&self, ticket_id: &str) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE ticket_id = ?")
             .bind(ticket_id)

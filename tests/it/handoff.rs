@@ -156,6 +156,50 @@ fn tickets_agents_csat_and_release() {
         1
     );
 
+    // Internal notes and transfers stay with the agents; api customers poll for replies.
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/note"),
+        Some(&token),
+        Some(json!({"text": "Khách hỏi vé máy bay, không thuộc dịch vụ."})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "bán hàng"})),
+    );
+    assert_eq!(
+        (s, v["department"].as_str()),
+        (200, Some("bán hàng")),
+        "{v}"
+    );
+    assert!(v["log"].to_string().contains("không thuộc dịch vụ"), "{v}");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "marketing"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, h) = call(
+        &server,
+        "GET",
+        "/api/v1/history?channel=api&user_id=khach-ho-tro",
+        None,
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(h["messages"].to_string().contains("em là Lan"), "{h}");
+    assert!(
+        !h["messages"].to_string().contains("không thuộc dịch vụ"),
+        "notes are internal"
+    );
+
     // Resolve: the customer is asked for a rating; "5" lands on the ticket.
     let (s, v) = call(
         &server,
