@@ -106,11 +106,14 @@ pub struct ConversationService {
     /// Turns of one channel identity run one at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     live: broadcast::Sender<LiveMessage>,
+    /// Conversation ids whose hand-off queue entry changed (for the agent console).
+    queue: broadcast::Sender<String>,
 }
 
 impl ConversationService {
     pub fn new(store: Store, bot: Arc<Bot>, hours: crate::handoff::BusinessHours) -> Self {
         let (live, _) = broadcast::channel(1024);
+        let (queue, _) = broadcast::channel(256);
         Self {
             store,
             bot,
@@ -118,6 +121,7 @@ impl ConversationService {
             hours,
             locks: Mutex::new(HashMap::new()),
             live,
+            queue,
         }
     }
 
@@ -127,6 +131,12 @@ impl ConversationService {
 
     pub fn bot(&self) -> &Arc<Bot> {
         &self.bot
+    }
+
+    /// Hand-off queue changes: a new ticket, a customer message on a handed-off
+    /// conversation, an agent action.
+    pub fn subscribe_queue(&self) -> broadcast::Receiver<String> {
+        self.queue.subscribe()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveMessage> {
@@ -365,6 +375,9 @@ impl ConversationService {
             })
             .await?;
         let response: TurnResponse = serde_json::from_str(&stored).expect("json");
+        if response.handoff {
+            self.changed(&conv.id);
+        }
         tracing::info!(
             intent = turn.intent,
             decision = ?response.decision.as_ref().map(|d| d.decision),
@@ -504,6 +517,7 @@ impl ConversationService {
         text: &str,
         quick: &[String],
     ) {
+        self.changed(conversation_id);
         if let Some(id) = id {
             let _ = self.live.send(LiveMessage {
                 conversation_id: conversation_id.to_string(),
@@ -519,11 +533,16 @@ impl ConversationService {
         }
     }
 
+    fn changed(&self, conversation_id: &str) {
+        let _ = self.queue.send(conversation_id.to_string());
+    }
+
     pub async fn claim(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
         self.store
             .agent_action(agent, &t, "claim", "in_progress", "handoff", None)
             .await?;
+        self.changed(&t.conversation_id);
         self.view(self.find_ticket(id).await?).await
     }
 
@@ -580,6 +599,7 @@ impl ConversationService {
         self.store
             .ticket_note(agent, &t.id, "transfer", &detail, Some(department))
             .await?;
+        self.changed(&t.conversation_id);
         self.view(self.find_ticket(id).await?).await
     }
 

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/handoffs/{id}/note", post(note))
         .route("/api/v1/handoffs/{id}/transfer", post(transfer))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/agent/events", get(agent_events))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -474,4 +475,32 @@ async fn history(
         Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages}))
             .into_response(),
     )
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+/// Server-sent events for the agent console: one `changed` event per queue change.
+/// `EventSource` cannot send headers, so the bearer token comes as `?token=`.
+async fn agent_events(
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let svc = service(&state)?;
+    svc.agent_for_token(&q.token).await?;
+    let mut rx = svc.subscribe_queue();
+    let stream = async_stream::stream! {
+        loop {
+            match rx.recv().await {
+                Ok(conversation) => yield Ok(Event::default().event("changed").data(conversation)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    yield Ok(Event::default().event("changed").data(""));
+                }
+                Err(_) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -62,6 +62,9 @@ try {
   await input.press("Enter");
   await customer.waitForTimeout(1500);
   expect((await botCount()) === before, "the bot stays silent while a human owns the conversation");
+  // The console is live (server-sent events): the customer's new message shows up
+  // well before the 15-second fallback poll.
+  await agent.locator("#detail .transcript", { hasText: "vâng cảm ơn em" }).waitFor({ timeout: 4000 });
   await agent.screenshot({ path: shots + "/agent-console.png" });
 
   await agent.getByRole("button", { name: "Đã giải quyết" }).click();
