@@ -168,18 +168,48 @@ fn parse_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiErr
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))
 }
 
+/// A JSON body parsed by hand (see [`parse_body`]); an oversized body is a 413 in
+/// the JSON error shape.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.body_text(),
+            )
+        })?;
+        Ok(JsonBody(parse_body(&bytes)?))
+    }
+}
+
+/// The signed-in agent (from `Authorization: Bearer …`) and the service.
+struct SignedIn {
+    agent: String,
+    svc: Arc<ConversationService>,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let svc = service(state)?;
+        let agent = agent(&svc, &parts.headers).await?;
+        Ok(SignedIn { agent, svc })
+    }
+}
+
 async fn post_message(
     State(state): State<AppState>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
-    })?;
-    let body: MessageBody = parse_body(&bytes)?;
     let channel = Channel::parse(&body.channel).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -298,16 +328,8 @@ struct LoginBody {
 
 async fn agent_login(
     State(state): State<AppState>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
-    })?;
-    let b: LoginBody = parse_body(&bytes)?;
     let svc = service(&state)?;
     let token = svc.agent_login(&b.username, &b.password).await?;
     Ok(Json(json!({"token": token})).into_response())
@@ -319,12 +341,9 @@ struct StatusQuery {
 }
 
 async fn list_handoffs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn { svc, .. }: SignedIn,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    agent(&svc, &headers).await?;
     let open_only = match q.status.as_deref() {
         None | Some("open") => true,
         Some("all") => false,
@@ -339,14 +358,8 @@ async fn list_handoffs(
     Ok(Json(svc.tickets(open_only).await?).into_response())
 }
 
-async fn claim(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    Ok(Json(svc.claim(&who, &id).await?).into_response())
+async fn claim(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.claim(&s.agent, &id).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -356,61 +369,27 @@ struct ReplyBody {
 }
 
 async fn reply(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    s: SignedIn,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    JsonBody(b): JsonBody<ReplyBody>,
 ) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
-    })?;
-    let b: ReplyBody = parse_body(&bytes)?;
-    Ok(Json(svc.reply(&who, &id, &b.text).await?).into_response())
+    Ok(Json(s.svc.reply(&s.agent, &id, &b.text).await?).into_response())
 }
 
-async fn resolve(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    Ok(Json(svc.resolve(&who, &id).await?).into_response())
+async fn resolve(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.resolve(&s.agent, &id).await?).into_response())
 }
 
-async fn release(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    Ok(Json(svc.release(&who, &id).await?).into_response())
+async fn release(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.release(&s.agent, &id).await?).into_response())
 }
 
 async fn note(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    s: SignedIn,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    JsonBody(b): JsonBody<ReplyBody>,
 ) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
-    })?;
-    let b: ReplyBody = parse_body(&bytes)?;
-    Ok(Json(svc.note(&who, &id, &b.text).await?).into_response())
+    Ok(Json(s.svc.note(&s.agent, &id, &b.text).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -420,22 +399,11 @@ struct TransferBody {
 }
 
 async fn transfer(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    s: SignedIn,
     Path(id): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    JsonBody(b): JsonBody<TransferBody>,
 ) -> Result<Response, ApiError> {
-    let svc = service(&state)?;
-    let who = agent(&svc, &headers).await?;
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
-    })?;
-    let b: TransferBody = parse_body(&bytes)?;
-    Ok(Json(svc.transfer(&who, &id, &b.department).await?).into_response())
+    Ok(Json(s.svc.transfer(&s.agent, &id, &b.department).await?).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,79 +1,61 @@
-//! The web widget in real headless Chromium (Debian's, driven by playwright-core).
+//! Real headless Chromium (Debian's, driven by playwright-core) against the server.
 
-use crate::server::Server;
+use crate::server::{db_count, Server};
 use crate::support::*;
 
-#[test]
-fn widget_answers_offers_choices_and_keeps_history_in_chromium() {
+/// Runs `tests/browser/SCRIPT BASE ARGS… SCREENSHOT_DIR` and returns its stdout.
+fn browser_script(server: &Server, script: &str, args: &[&str]) -> String {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         std::path::Path::new(&chromium).exists(),
-        "chromium is not installed: run `bash scripts/setup.sh`"
+        "chromium is not installed: run `bash scripts/setup.sh --tests`"
     );
     assert!(
         root()
             .join("tests/browser/node_modules/playwright-core")
             .exists(),
-        "playwright-core is not installed: run `bash scripts/setup.sh`"
+        "playwright-core is not installed: run `bash scripts/setup.sh --tests`"
     );
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[]);
     let shots = root().join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let o = std::process::Command::new("node")
         .current_dir(root().join("tests/browser"))
-        .arg("widget.mjs")
+        .arg(script)
         .arg(&server.base)
+        .args(args)
         .arg(&shots)
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node runs");
     assert!(
         o.status.success(),
-        "browser test failed:\n{}\n{}\nserver log:\n{}",
+        "{script} failed:\n{}\n{}\nserver log:\n{}",
         stdout(&o),
         stderr(&o),
         server.log.lock().unwrap()
     );
-    assert!(stdout(&o).contains("widget browser test passed"));
+    stdout(&o)
+}
+
+#[test]
+fn widget_answers_offers_choices_and_keeps_history_in_chromium() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let out = browser_script(&server, "widget.mjs", &[]);
+    assert!(out.contains("widget browser test passed"));
 }
 
 #[test]
 fn handoff_from_widget_to_agent_console_and_back_in_chromium() {
     let data = tempfile::tempdir().unwrap();
-    let o = run(cskh()
-        .args([
-            "agent",
-            "create",
-            "--username",
-            "lan",
-            "--password",
-            "mat-khau-an-toan",
-            "--data",
-        ])
-        .arg(data.path()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
     let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
-    let shots = root().join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let o = std::process::Command::new("node")
-        .current_dir(root().join("tests/browser"))
-        .args(["handoff.mjs", &server.base, "lan", "mat-khau-an-toan"])
-        .arg(&shots)
-        .output()
-        .expect("node runs");
-    assert!(
-        o.status.success(),
-        "browser test failed:\n{}\n{}\nserver log:\n{}",
-        stdout(&o),
-        stderr(&o),
-        server.log.lock().unwrap()
-    );
-    let code = stdout(&o)
+    let out = browser_script(&server, "handoff.mjs", &["lan", "mat-khau-an-toan"]);
+    let code = out
         .lines()
         .find_map(|l| l.strip_prefix("TICKET ").map(str::to_string))
         .unwrap();
-    let rating = crate::server::db_count(
+    let rating = db_count(
         data.path(),
         &format!("SELECT csat FROM tickets WHERE code = '{code}'"),
     );

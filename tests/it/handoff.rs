@@ -42,18 +42,7 @@ fn call(
 #[test]
 fn tickets_agents_csat_and_release() {
     let data = tempfile::tempdir().unwrap();
-    let o = run(cskh()
-        .args([
-            "agent",
-            "create",
-            "--username",
-            "lan",
-            "--password",
-            "mat-khau-an-toan",
-            "--data",
-        ])
-        .arg(data.path()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
     // Round-the-clock hours keep the expected wait independent of when CI runs.
     let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
 

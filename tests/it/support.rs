@@ -90,3 +90,19 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// `cskh agent create` on a data directory.
+pub fn create_agent(data: &Path, username: &str, password: &str) {
+    let o = run(cskh()
+        .args([
+            "agent",
+            "create",
+            "--username",
+            username,
+            "--password",
+            password,
+            "--data",
+        ])
+        .arg(data));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
