@@ -90,6 +90,8 @@ pub struct LiveMessage {
 /// What a turn produced, whoever produced it (the bot, or silence during a hand-off).
 struct Finished {
     ticket: Option<NewTicket>,
+    /// The conversation's status after the turn.
+    status: &'static str,
     replies: Vec<crate::bot::Reply>,
     intent: &'static str,
     decision: Option<AskResult>,
@@ -160,7 +162,16 @@ impl ConversationService {
         if said.last().map(String::as_str) != Some(text) {
             said.push(text.to_string());
         }
-        let a = self.triage.assess(&said, intent, reason);
+        let seen: Vec<String> = self
+            .store
+            .turns(&conv.id)
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        let mut intents: Vec<&str> = seen.iter().map(String::as_str).collect();
+        intents.push(intent);
+        let a = self.triage.assess(&said, &intents, reason);
         let due = self.hours.due(chrono::Utc::now(), a.sla_hours);
         let context = serde_json::json!({
             "entities": {
@@ -249,19 +260,50 @@ impl ConversationService {
             .then(|| text.trim().parse::<i64>().ok())
             .flatten()
             .filter(|r| (1..=5).contains(r));
-        let turn = if let Some(rating) = rating {
-            self.store.set_csat(&conv.id, rating).await?;
-            Finished {
+        let quick = |text: &str, quick: Vec<String>| crate::bot::Reply {
+            text: text.into(),
+            quick_replies: quick,
+        };
+        let silent =
+            |intent: &'static str, reply: crate::bot::Reply, status: &'static str| Finished {
                 ticket: None,
-                replies: vec![crate::bot::Reply {
-                    text: crate::bot::replies::CSAT_THANKS.into(),
-                    quick_replies: Vec::new(),
-                }],
-                intent: "csat",
+                replies: vec![reply],
+                intent,
                 decision: None,
                 handoff_reason: None,
                 handoff: false,
+                status,
                 state: conv.state.clone(),
+            };
+        let turn = if let Some(rating) = rating {
+            self.store.set_csat(&conv.id, rating).await?;
+            let skip = vec![crate::bot::replies::CSAT_NO_COMMENT.to_string()];
+            silent(
+                "csat",
+                quick(crate::bot::replies::CSAT_THANKS, skip),
+                "csat_comment",
+            )
+        } else if conv.status == "csat_comment" {
+            let declined = {
+                let n = self.bot.core().retriever.normalizer().normalize(&text);
+                ["không", "không cảm ơn", "thôi", "không ạ", "không có"]
+                    .iter()
+                    .any(|d| n == *d)
+                    || text == crate::bot::replies::CSAT_NO_COMMENT
+            };
+            if declined {
+                silent(
+                    "csat",
+                    quick(crate::bot::replies::CSAT_DONE, Vec::new()),
+                    "bot",
+                )
+            } else {
+                self.store.set_csat_comment(&conv.id, &text).await?;
+                silent(
+                    "csat",
+                    quick(crate::bot::replies::CSAT_COMMENT_THANKS, Vec::new()),
+                    "bot",
+                )
             }
         } else if conv.status == "handoff" {
             // A human owns the conversation: the bot stays silent; the ticket is back
@@ -269,6 +311,7 @@ impl ConversationService {
             self.store.customer_replied(&conv.id).await?;
             Finished {
                 ticket: None,
+                status: "handoff",
                 replies: Vec::new(),
                 intent: "handoff_active",
                 decision: None,
@@ -319,6 +362,11 @@ impl ConversationService {
                 None => None,
             };
             Finished {
+                status: if outcome.handoff.is_some() {
+                    "handoff"
+                } else {
+                    "bot"
+                },
                 ticket,
                 replies,
                 intent: outcome.intent.as_str(),
@@ -370,7 +418,7 @@ impl ConversationService {
                     .map(|d| serde_json::to_string(d).expect("json")),
                 handoff_reason: turn.handoff_reason,
                 state: turn.state.clone(),
-                status: if turn.handoff { "handoff" } else { "bot" },
+                status: turn.status,
                 response: &make_response,
             })
             .await?;
@@ -481,9 +529,14 @@ impl ConversationService {
                 serde_json::json!({"code": code, "status": status, "csat": csat, "created_at": created_at})
             })
             .collect();
+        let orders = match &phone {
+            Some(p) => self.store.orders_for_phone(p).await?,
+            None => Vec::new(),
+        };
         let customer = serde_json::json!({
             "id": ticket.customer_id,
             "verified_phone": phone,
+            "orders": orders,
             "channel": conv.as_ref().map(|c| c.channel.clone()),
             "channel_user_id": conv.as_ref().map(|c| c.channel_user_id.clone()),
             "past_tickets": past,

@@ -22,7 +22,11 @@ pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày
 pub const QUICK_HUMAN: &str = "Gặp nhân viên";
 pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";
 pub const CSAT_THANKS: &str =
-    "Dạ, em cảm ơn anh/chị đã đánh giá ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
+    "Dạ, em cảm ơn anh/chị đã đánh giá ạ! Anh/chị có góp ý gì thêm cho bên em không ạ?";
+pub const CSAT_NO_COMMENT: &str = "Không, cảm ơn";
+pub const CSAT_COMMENT_THANKS: &str = "Dạ, em đã ghi nhận góp ý của anh/chị và chuyển tới bộ phận liên quan. Em cảm ơn anh/chị nhiều ạ!";
+pub const CSAT_DONE: &str =
+    "Dạ vâng, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
 pub const HANDED_BACK: &str =
     "Dạ, nhân viên đã hỗ trợ xong phần của mình. Anh/chị cần hỏi thêm gì cứ nhắn em nhé ạ.";
 

@@ -53,8 +53,8 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn hit(&self, msgs: &[Prepared], intent: &str, reason: &str) -> bool {
-        self.intents.iter().any(|i| i == intent)
+    fn hit(&self, msgs: &[Prepared], intents: &[&str], reason: &str) -> bool {
+        self.intents.iter().any(|i| intents.contains(&i.as_str()))
             || self.reasons.iter().any(|r| r == reason)
             || msgs.iter().any(|m| self.phrases.matches(m))
     }
@@ -129,9 +129,14 @@ impl Triage {
         self.sla_hours.get(priority).copied().unwrap_or(24)
     }
 
-    /// Priority, department and SLA from the customer's messages, the intent of the
-    /// turn that handed off and the hand-off reason.
-    pub fn assess(&self, customer_messages: &[String], intent: &str, reason: &str) -> Assessment {
+    /// Priority, department and SLA from the customer's messages, the intents seen in
+    /// the conversation and the hand-off reason.
+    pub fn assess(
+        &self,
+        customer_messages: &[String],
+        intents: &[&str],
+        reason: &str,
+    ) -> Assessment {
         let msgs: Vec<Prepared> = customer_messages
             .iter()
             .map(|m| Prepared::new(&self.normalizer, m))
@@ -139,13 +144,13 @@ impl Triage {
         let priority = self
             .priorities
             .iter()
-            .find(|m| m.hit(&msgs, intent, reason))
+            .find(|m| m.hit(&msgs, intents, reason))
             .map(|m| m.label.clone())
             .unwrap_or_else(|| self.default_priority.clone());
         let department = self
             .departments
             .iter()
-            .find(|m| m.hit(&msgs, intent, reason))
+            .find(|m| m.hit(&msgs, intents, reason))
             .map(|m| m.label.clone())
             .unwrap_or_else(|| self.default_department.clone());
         let sla_hours = self.sla_hours[&priority];
@@ -270,7 +275,7 @@ mod tests {
             ),
         ];
         for (m, intent, reason, p, d, h) in cases {
-            let a = t.assess(&msgs(m), intent, reason);
+            let a = t.assess(&msgs(m), &[intent], reason);
             assert_eq!(
                 (a.priority.as_str(), a.department.as_str(), a.sla_hours),
                 (p, d, h),

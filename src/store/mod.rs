@@ -451,6 +451,7 @@ pub struct TicketRow {
     pub sla_due_at: String,
     pub created_at: String,
     pub csat: Option<i64>,
+    pub csat_comment: Option<String>,
 }
 
 fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
@@ -470,6 +471,7 @@ fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
         sla_due_at: r.get("sla_due_at"),
         created_at: r.get("created_at"),
         csat: r.get("csat"),
+        csat_comment: r.get("csat_comment"),
     }
 }
 
@@ -739,6 +741,41 @@ impl Store {
         .bind(customer_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The optional comment after a CSAT rating.
+    pub async fn set_csat_comment(
+        &self,
+        conversation_id: &str,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "UPDATE tickets SET csat_comment = ? WHERE id = (SELECT id FROM tickets
+             WHERE conversation_id = ? AND csat IS NOT NULL ORDER BY resolved_at DESC LIMIT 1)",
+        )
+        .bind(comment)
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Orders in the demo store placed with this phone: (code, status, total).
+    pub async fn orders_for_phone(
+        &self,
+        phone: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM orders WHERE phone = ? ORDER BY code")
+                .bind(phone)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(b,)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .map(|o| serde_json::json!({"code": o["code"], "status": o["status"], "total": o["total"], "created_at": o["created_at"]}))
+            .collect())
     }
 
     pub async fn audit_count(&self, ticket_id: &str) -> Result<i64, StoreError> {

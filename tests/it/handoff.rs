@@ -213,6 +213,29 @@ fn tickets_agents_csat_and_release() {
         ),
         5
     );
+    // The optional comment lands on the ticket too; then the bot is back.
+    assert_eq!(r["replies"][0]["quick_replies"], json!(["Không, cảm ơn"]));
+    let r = chat.say("Nhân viên tư vấn nhiệt tình, cảm ơn shop");
+    assert!(reply_text(&r).contains("góp ý"), "{r}");
+    let (_, all) = call(
+        &server,
+        "GET",
+        "/api/v1/handoffs?status=all",
+        Some(&token),
+        None,
+    );
+    let rated = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["code"] == code.as_str())
+        .unwrap();
+    assert_eq!(
+        rated["csat_comment"],
+        "Nhân viên tư vấn nhiệt tình, cảm ơn shop"
+    );
+    let r = chat.say("phí ship ra Hà Nội bao nhiêu");
+    assert!(reply_text(&r).contains("25.000đ"), "{r}");
 
     // A P1 situation gets a 1-hour SLA; releasing hands the conversation back.
     let mut urgent = Chat::new(&server, "khach-gap");
@@ -245,6 +268,29 @@ fn tickets_agents_csat_and_release() {
     assert!(
         reply_text(&r).contains("25.000đ"),
         "the bot answers again: {r}"
+    );
+
+    // A verified customer's orders come with the ticket.
+    let o = run(cskh()
+        .args(["orders", "import", "demo/orders.jsonl", "--data"])
+        .arg(data.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut known = Chat::new(&server, "khach-lan");
+    known.say("kiểm tra đơn DH240517 giúp em");
+    assert!(reply_text(&known.say("0912345678")).contains("GHN8K2M4Q7"));
+    known.say("cho em gặp nhân viên");
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    let lan = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["customer"]["verified_phone"] == "0912345678")
+        .unwrap();
+    let orders = lan["customer"]["orders"].to_string();
+    assert!(orders.contains("DH240517"), "{lan}");
+    assert_eq!(
+        lan["department"], "kho vận",
+        "order conversations go to logistics"
     );
 
     // Every agent action is audited; unknown tickets are 404.
