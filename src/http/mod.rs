@@ -210,13 +210,7 @@ async fn post_message(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Response, ApiError> {
-    let channel = Channel::parse(&body.channel).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_channel",
-            format!("unknown channel `{}` (expected api or web)", body.channel),
-        )
-    })?;
+    let channel = parse_channel(&body.channel)?;
     let svc = service(&state)?;
     let resp = svc
         .handle(IncomingMessage {
@@ -239,9 +233,28 @@ async fn web_history(
     Query(q): Query<VisitorQuery>,
 ) -> Result<Response, ApiError> {
     let svc = service(&state)?;
+    conversation_history(&svc, Channel::Web, &q.visitor_id).await
+}
+
+fn parse_channel(name: &str) -> Result<Channel, ApiError> {
+    Channel::parse(name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_channel",
+            format!("unknown channel `{name}` (expected api or web)"),
+        )
+    })
+}
+
+/// The messages of a channel identity's latest conversation.
+async fn conversation_history(
+    svc: &ConversationService,
+    channel: Channel,
+    user_id: &str,
+) -> Result<Response, ApiError> {
     let conv = svc
         .store()
-        .latest_conversation(Channel::Web.as_str(), &q.visitor_id)
+        .latest_conversation(channel.as_str(), user_id)
         .await
         .map_err(ServiceError::from)?;
     let Some(conv) = conv else {
@@ -418,31 +431,9 @@ async fn history(
     State(state): State<AppState>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let channel = Channel::parse(&q.channel).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_channel",
-            format!("unknown channel `{}`", q.channel),
-        )
-    })?;
+    let channel = parse_channel(&q.channel)?;
     let svc = service(&state)?;
-    let conv = svc
-        .store()
-        .latest_conversation(channel.as_str(), &q.user_id)
-        .await
-        .map_err(ServiceError::from)?;
-    let Some(conv) = conv else {
-        return Ok(Json(json!({"conversation_id": null, "messages": []})).into_response());
-    };
-    let messages = svc
-        .store()
-        .messages(&conv.id)
-        .await
-        .map_err(ServiceError::from)?;
-    Ok(
-        Json(json!({"conversation_id": conv.id, "status": conv.status, "messages": messages}))
-            .into_response(),
-    )
+    conversation_history(&svc, channel, &q.user_id).await
 }
 
 #[derive(Deserialize)]
