@@ -51,6 +51,9 @@ fn handoff_from_widget_to_agent_console_and_back_in_chromium() {
     create_agent(data.path(), "lan", "mat-khau-an-toan");
     let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
     let out = browser_script(&server, "handoff.mjs", &["lan", "mat-khau-an-toan"]);
+    if let Some(ms) = out.lines().find(|l| l.starts_with("TICKET_APPEARED_MS")) {
+        eprintln!("{ms}");
+    }
     let code = out
         .lines()
         .find_map(|l| l.strip_prefix("TICKET ").map(str::to_string))
