@@ -180,28 +180,16 @@ impl Bot {
         }
 
         let rule = self.rules.classify(text);
-        match rule {
-            Some(Intent::Complaint) => {
-                state.offered.clear();
-                return outcome(
-                    vec![Reply::text(replies::HANDOFF_COMPLAINT)],
-                    Intent::Complaint,
-                    None,
-                    Some(HandoffReason::Complaint),
-                    &ents,
-                );
-            }
+        let direct = match rule {
+            Some(Intent::Complaint) => Some((replies::HANDOFF_COMPLAINT, HandoffReason::Complaint)),
             Some(Intent::HumanRequest) => {
-                state.offered.clear();
-                return outcome(
-                    vec![Reply::text(replies::HANDOFF_REQUESTED)],
-                    Intent::HumanRequest,
-                    None,
-                    Some(HandoffReason::CustomerRequest),
-                    &ents,
-                );
+                Some((replies::HANDOFF_REQUESTED, HandoffReason::CustomerRequest))
             }
-            _ => {}
+            _ => None,
+        };
+        if let (Some((reply, reason)), Some(intent)) = (direct, rule) {
+            state.offered.clear();
+            return outcome(vec![Reply::text(reply)], intent, None, Some(reason), &ents);
         }
 
         // Order status: an explicit ask, a code, or the answer to our own question.
