@@ -8,6 +8,10 @@ use anyhow::Context;
 
 use crate::answer::{Core, CoreOptions};
 use crate::bot::Bot;
+use crate::channels::messenger::{Messenger, MessengerSettings};
+use crate::channels::outbox::Outbox;
+use crate::channels::zalo::{Zalo, ZaloSettings};
+use crate::channels::Adapters;
 use crate::config::{Config, OrdersBackendKind};
 use crate::http::AppState;
 use crate::knowledge::KnowledgeBase;
@@ -25,6 +29,47 @@ fn order_backend(cfg: &Config, store: &Store) -> Arc<dyn OrderBackend> {
             Duration::from_millis(cfg.orders.timeout_ms),
         )),
     }
+}
+
+/// The configured platform adapters (Messenger, Zalo OA).
+async fn adapters(cfg: &Config, store: &Store) -> anyhow::Result<Adapters> {
+    let mut out = Adapters::default();
+    let timeout = Duration::from_millis(cfg.outbox.timeout_ms);
+    let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
+    if cfg.messenger.enabled() {
+        let m = &cfg.messenger;
+        out.insert(Arc::new(Messenger::new(
+            MessengerSettings {
+                app_secret: or_empty(&m.app_secret),
+                verify_token: or_empty(&m.verify_token),
+                page_token: or_empty(&m.page_token),
+                api_base: m.api_base.clone(),
+            },
+            timeout,
+        )));
+        tracing::info!("Messenger channel enabled at /webhooks/messenger");
+    }
+    if cfg.zalo.enabled() {
+        let z = &cfg.zalo;
+        let stored = store.channel_tokens("zalo").await?;
+        out.insert(Arc::new(Zalo::new(
+            ZaloSettings {
+                app_id: or_empty(&z.app_id),
+                oa_secret: or_empty(&z.oa_secret),
+                app_secret: z.app_secret.clone(),
+                access_token: or_empty(&z.access_token),
+                refresh_token: z.refresh_token.clone(),
+                api_base: z.api_base.clone(),
+                oauth_base: z.oauth_base.clone(),
+                max_event_age: Duration::from_secs(z.max_event_age_secs),
+            },
+            stored,
+            Some(store.clone()),
+            timeout,
+        )));
+        tracing::info!("Zalo OA channel enabled at /webhooks/zalo");
+    }
+    Ok(out)
 }
 
 /// Runs `cskh serve` until SIGINT/SIGTERM.
@@ -57,13 +102,31 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 order_backend(&cfg, &store),
                 cfg.dialogue.clone(),
             )?;
-            let service = Arc::new(ConversationService::new(
-                store,
-                Arc::new(bot),
-                cfg.handoff.clone(),
-            ));
-            let _ = state.service.set(service);
+            let adapters = adapters(&cfg, &store).await?;
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let service = Arc::new(
+                ConversationService::new(store.clone(), Arc::new(bot), cfg.handoff.clone())
+                    .with_channels(adapters.clone(), wake.clone()),
+            );
+            if !adapters.is_empty() {
+                let outbox = Arc::new(Outbox::new(
+                    store,
+                    adapters,
+                    cfg.outbox.clone(),
+                    wake,
+                    service.queue_sender(),
+                ));
+                tokio::spawn(outbox.run());
+            }
+            let _ = state.service.set(service.clone());
             tracing::info!("ready: knowledge index and model loaded");
+            let recovered = service.recover().await?;
+            if recovered > 0 {
+                tracing::info!(
+                    recovered,
+                    "answered messages stored before the last shutdown"
+                );
+            }
             anyhow::Ok(())
         })
     };

@@ -67,6 +67,80 @@ pub struct Config {
     pub orders: OrdersConfig,
     /// Working hours for hand-off SLAs and the customer's expected wait.
     pub handoff: crate::handoff::BusinessHours,
+    pub messenger: MessengerConfig,
+    pub zalo: ZaloConfig,
+    pub outbox: crate::channels::outbox::RetryPolicy,
+}
+
+/// Facebook Messenger: enabled when the app secret and page token are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessengerConfig {
+    pub app_secret: Option<String>,
+    pub verify_token: Option<String>,
+    pub page_token: Option<String>,
+    pub api_base: String,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> Self {
+        Self {
+            app_secret: None,
+            verify_token: None,
+            page_token: None,
+            api_base: "https://graph.facebook.com/v21.0".into(),
+        }
+    }
+}
+
+/// Zalo Official Account: enabled when the app id, OA secret key and access token are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZaloConfig {
+    pub app_id: Option<String>,
+    pub oa_secret: Option<String>,
+    pub app_secret: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub api_base: String,
+    pub oauth_base: String,
+    /// Webhook events signed more than this many seconds from now are rejected.
+    pub max_event_age_secs: u64,
+}
+
+impl Default for ZaloConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            oa_secret: None,
+            app_secret: None,
+            access_token: None,
+            refresh_token: None,
+            api_base: "https://openapi.zalo.me".into(),
+            oauth_base: "https://oauth.zaloapp.com".into(),
+            max_event_age_secs: 600,
+        }
+    }
+}
+
+fn set(v: &str) -> bool {
+    !v.trim().is_empty()
+}
+
+impl MessengerConfig {
+    pub fn enabled(&self) -> bool {
+        [&self.app_secret, &self.verify_token, &self.page_token]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(set))
+    }
+}
+
+impl ZaloConfig {
+    pub fn enabled(&self) -> bool {
+        [&self.app_id, &self.oa_secret, &self.access_token]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(set))
+    }
 }
 
 impl Default for Config {
@@ -82,6 +156,9 @@ impl Default for Config {
             dialogue: DialogueConfig::default(),
             orders: OrdersConfig::default(),
             handoff: crate::handoff::BusinessHours::default(),
+            messenger: MessengerConfig::default(),
+            zalo: ZaloConfig::default(),
+            outbox: Default::default(),
         }
     }
 }
@@ -189,6 +266,37 @@ impl Config {
         if let Some(v) = env("CSKH_ORDER_CODE_PATTERN") {
             cfg.dialogue.order_code_pattern = v;
         }
+        let text = |name: &str, slot: &mut Option<String>| {
+            if let Some(v) = env(name) {
+                *slot = Some(v);
+            }
+        };
+        text("CSKH_MESSENGER_APP_SECRET", &mut cfg.messenger.app_secret);
+        text(
+            "CSKH_MESSENGER_VERIFY_TOKEN",
+            &mut cfg.messenger.verify_token,
+        );
+        text("CSKH_MESSENGER_PAGE_TOKEN", &mut cfg.messenger.page_token);
+        if let Some(v) = env("CSKH_MESSENGER_API_BASE") {
+            cfg.messenger.api_base = v;
+        }
+        text("CSKH_ZALO_APP_ID", &mut cfg.zalo.app_id);
+        text("CSKH_ZALO_OA_SECRET", &mut cfg.zalo.oa_secret);
+        text("CSKH_ZALO_APP_SECRET", &mut cfg.zalo.app_secret);
+        text("CSKH_ZALO_ACCESS_TOKEN", &mut cfg.zalo.access_token);
+        text("CSKH_ZALO_REFRESH_TOKEN", &mut cfg.zalo.refresh_token);
+        if let Some(v) = env("CSKH_ZALO_API_BASE") {
+            cfg.zalo.api_base = v;
+        }
+        if let Some(v) = env("CSKH_ZALO_OAUTH_BASE") {
+            cfg.zalo.oauth_base = v;
+        }
+        if let Some(v) = env_parse(env, "CSKH_OUTBOX_RETRY_BASE_MS")? {
+            cfg.outbox.retry_base_ms = v;
+        }
+        if let Some(v) = env_parse(env, "CSKH_OUTBOX_MAX_ATTEMPTS")? {
+            cfg.outbox.max_attempts = v;
+        }
         if let Some(p) = over.port {
             cfg.port = p;
         }
@@ -230,6 +338,32 @@ impl Config {
             }
         }
         self.handoff.validate().map_err(ConfigError::Invalid)?;
+        let missing = |v: &Option<String>| v.as_deref().is_none_or(|s| !set(s));
+        let url = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        let m = &self.messenger;
+        if m.enabled() {
+            if missing(&m.app_secret) || missing(&m.verify_token) || missing(&m.page_token) {
+                return bad("messenger needs app_secret, verify_token and page_token (CSKH_MESSENGER_APP_SECRET, CSKH_MESSENGER_VERIFY_TOKEN, CSKH_MESSENGER_PAGE_TOKEN)");
+            }
+            if !url(&m.api_base) {
+                return bad("messenger.api_base must be an http(s) URL");
+            }
+        }
+        let z = &self.zalo;
+        if z.enabled() {
+            if missing(&z.app_id) || missing(&z.oa_secret) || missing(&z.access_token) {
+                return bad("zalo needs app_id, oa_secret and access_token (CSKH_ZALO_APP_ID, CSKH_ZALO_OA_SECRET, CSKH_ZALO_ACCESS_TOKEN)");
+            }
+            if !url(&z.api_base) || !url(&z.oauth_base) {
+                return bad("zalo.api_base and zalo.oauth_base must be http(s) URLs");
+            }
+        }
+        if self.outbox.max_attempts == 0
+            || self.outbox.retry_base_ms == 0
+            || self.outbox.timeout_ms == 0
+        {
+            return bad("outbox.max_attempts, retry_base_ms and timeout_ms must be positive");
+        }
         if self.orders.timeout_ms == 0 {
             return bad("orders.timeout_ms must be positive");
         }
@@ -310,5 +444,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("order_code_pattern"), "{e}");
+        let e = load(
+            None,
+            &[("CSKH_MESSENGER_APP_SECRET", "s")],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CSKH_MESSENGER_PAGE_TOKEN"), "{e}");
+        let e = load(
+            Some("[zalo]\napp_id = \"1\"\noa_secret = \"k\"\naccess_token = \"t\"\napi_base = \"ftp://x\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("zalo.api_base"), "{e}");
+        let ok = load(
+            None,
+            &[
+                ("CSKH_ZALO_APP_ID", "1"),
+                ("CSKH_ZALO_OA_SECRET", "k"),
+                ("CSKH_ZALO_ACCESS_TOKEN", "t"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(ok.zalo.enabled() && !ok.messenger.enabled());
     }
 }

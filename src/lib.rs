@@ -11,6 +11,7 @@
 //! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
 //! - [`orders`]: order lookup behind a trait (SQLite demo store, Shopify-style HTTP).
 //! - [`store`]: SQLite storage with migrations (the only SQL).
+//! - [`channels`]: channel names, Messenger and Zalo OA adapters, the outbox worker.
 //! - [`service`]: the transport-agnostic conversation service.
 //! - [`http`]: the axum edge: routes, error mapping, widget assets.
 //! - [`config`]: layered configuration; [`app`]: the composition root.
@@ -18,6 +19,7 @@
 pub mod answer;
 pub mod app;
 pub mod bot;
+pub mod channels;
 pub mod config;
 pub mod embed;
 pub mod eval;

@@ -14,35 +14,14 @@ use crate::answer::AskResult;
 use crate::bot::entities::mask_phone;
 use crate::bot::{verified_phone, Bot, DialogueState};
 use crate::store::{
-    Inbound, NewTicket, Outbound, Store, StoreError, StoredMessage, TicketRow, TurnRecord,
+    CustomerMessage, Inbound, NewTicket, Outbound, Store, StoreError, StoredMessage, TicketRow,
+    TurnRecord,
 };
 
 /// Longest customer message accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Api,
-    Web,
-}
-
-impl Channel {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "api" => Some(Channel::Api),
-            "web" => Some(Channel::Web),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Api => "api",
-            Channel::Web => "web",
-        }
-    }
-}
+pub use crate::channels::Channel;
 
 #[derive(Debug, Clone)]
 pub struct IncomingMessage {
@@ -50,6 +29,24 @@ pub struct IncomingMessage {
     pub user_id: String,
     pub message_id: String,
     pub text: String,
+    /// The page / OA written to (platform channels).
+    pub account: Option<String>,
+    /// An image, sticker, file or location (described in `text`).
+    pub attachment: bool,
+}
+
+impl IncomingMessage {
+    /// A plain text message on a direct channel.
+    pub fn text(channel: Channel, user_id: String, message_id: String, text: String) -> Self {
+        Self {
+            channel,
+            user_id,
+            message_id,
+            text,
+            account: None,
+            attachment: false,
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -110,6 +107,9 @@ pub struct ConversationService {
     live: broadcast::Sender<LiveMessage>,
     /// Conversation ids whose hand-off queue entry changed (for the agent console).
     queue: broadcast::Sender<String>,
+    /// Platform adapters (Messenger, Zalo) and the outbox worker's wake-up.
+    adapters: crate::channels::Adapters,
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl ConversationService {
@@ -124,7 +124,84 @@ impl ConversationService {
             locks: Mutex::new(HashMap::new()),
             live,
             queue,
+            adapters: Default::default(),
+            outbox: Default::default(),
         }
+    }
+
+    /// Adds the platform adapters; `outbox` wakes the worker that delivers through them.
+    pub fn with_channels(
+        mut self,
+        adapters: crate::channels::Adapters,
+        outbox: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.adapters = adapters;
+        self.outbox = outbox;
+        self
+    }
+
+    pub fn adapter(&self, channel: Channel) -> Option<&Arc<dyn crate::channels::ChannelAdapter>> {
+        self.adapters.get(channel)
+    }
+
+    /// The sender behind [`Self::subscribe_queue`] (the outbox reports failures there).
+    pub fn queue_sender(&self) -> broadcast::Sender<String> {
+        self.queue.clone()
+    }
+
+    /// Wakes the outbox worker after messages for a platform were stored.
+    fn deliver_now(&self, channel: &str) {
+        if Channel::parse(channel).is_some_and(Channel::pushes) {
+            self.outbox.notify_one();
+        }
+    }
+
+    /// Webhook intake: stores the message (deduplicated on the platform's id) and
+    /// says whether it is new. The turn runs later through [`Self::handle`], which
+    /// finds the stored message and answers it once.
+    pub async fn receive(&self, msg: &IncomingMessage) -> Result<bool, ServiceError> {
+        Self::validate(msg)?;
+        let text = crate::text::nfc(msg.text.trim());
+        let key = format!("{}:{}", msg.channel.as_str(), msg.user_id);
+        let lock = self.lock_for(&key);
+        let _turn = lock.lock().await;
+        let conv = self
+            .store
+            .resolve_conversation(msg.channel.as_str(), &msg.user_id, msg.account.as_deref())
+            .await?;
+        Ok(matches!(
+            self.store
+                .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
+                .await?,
+            Inbound::New(_)
+        ))
+    }
+
+    /// Answers platform messages that were stored but not answered before the last
+    /// shutdown (a webhook acknowledged, then the process stopped).
+    pub async fn recover(&self) -> Result<usize, ServiceError> {
+        let pending = self
+            .store
+            .unanswered_inbound(&["messenger", "zalo"])
+            .await?;
+        let n = pending.len();
+        for (channel, user_id, account, message_id, text) in pending {
+            let Some(channel) = Channel::parse(&channel) else {
+                continue;
+            };
+            let msg = IncomingMessage {
+                channel,
+                user_id,
+                message_id,
+                attachment: text.starts_with('['),
+                text,
+                account,
+            };
+            if let Err(e) = self.handle(msg).await {
+                tracing::warn!(error = %e, "cannot answer a recovered message");
+            }
+        }
+        Ok(n)
     }
 
     pub fn store(&self) -> &Store {
@@ -225,7 +302,7 @@ impl ConversationService {
 
         let conv = self
             .store
-            .resolve_conversation(msg.channel.as_str(), &msg.user_id)
+            .resolve_conversation(msg.channel.as_str(), &msg.user_id, msg.account.as_deref())
             .await?;
         let span =
             tracing::info_span!("turn", conversation_id = %conv.id, channel = msg.channel.as_str());
@@ -234,7 +311,7 @@ impl ConversationService {
 
     async fn turn(
         &self,
-        conv: crate::store::Conversation,
+        mut conv: crate::store::Conversation,
         msg: IncomingMessage,
         text: String,
     ) -> Result<TurnResponse, ServiceError> {
@@ -256,6 +333,10 @@ impl ConversationService {
         tracing::debug!(text = %text, "inbound");
 
         let mut state: DialogueState = serde_json::from_str(&conv.state).unwrap_or_default();
+        if state.verified_phone.is_none() {
+            // Verified earlier, maybe on another channel: not asked again.
+            state.verified_phone = self.store.customer_phone(&conv.customer_id).await?;
+        }
         let rating = (conv.status == "csat")
             .then(|| text.trim().parse::<i64>().ok())
             .flatten()
@@ -305,6 +386,15 @@ impl ConversationService {
                     "bot",
                 )
             }
+        } else if msg.attachment && conv.status == "bot" {
+            silent(
+                "attachment",
+                quick(
+                    crate::bot::replies::ATTACHMENT_RECEIVED,
+                    vec![crate::bot::replies::QUICK_HUMAN.to_string()],
+                ),
+                "bot",
+            )
         } else if conv.status == "handoff" {
             // A human owns the conversation: the bot stays silent; the ticket is back
             // in the agent's court.
@@ -323,10 +413,16 @@ impl ConversationService {
             let before = state.clone();
             let outcome = self.bot.turn(&mut state, &text).await;
             if let Some(phone) = verified_phone(&before, &state) {
-                tracing::info!(phone = %mask_phone(&phone), "customer verified");
-                self.store
-                    .set_customer_phone(&conv.customer_id, &phone)
+                let survivor = self
+                    .store
+                    .link_verified_phone(&conv.customer_id, &phone)
                     .await?;
+                if survivor != conv.customer_id {
+                    tracing::info!(phone = %mask_phone(&phone), customer_id = %survivor, "customer verified and linked to an existing customer");
+                    conv.customer_id = survivor;
+                } else {
+                    tracing::info!(phone = %mask_phone(&phone), "customer verified");
+                }
             }
             let mut replies = outcome.replies.clone();
             let ticket = match outcome.handoff {
@@ -419,9 +515,11 @@ impl ConversationService {
                 handoff_reason: turn.handoff_reason,
                 state: turn.state.clone(),
                 status: turn.status,
+                deliver: msg.channel.pushes(),
                 response: &make_response,
             })
             .await?;
+        self.deliver_now(msg.channel.as_str());
         let response: TurnResponse = serde_json::from_str(&stored).expect("json");
         if response.handoff {
             self.changed(&conv.id);
@@ -442,6 +540,8 @@ impl ConversationService {
                     text: r.text.clone(),
                     quick_replies: r.quick_replies.clone(),
                     created_at: String::new(),
+                    delivery: None,
+                    delivery_error: None,
                 },
             });
         }
@@ -457,6 +557,9 @@ pub enum AgentError {
     NotFound,
     #[error("{0}")]
     Invalid(&'static str),
+    /// The platform will not accept a message now (its messaging window has closed).
+    #[error("cannot be delivered: {0}")]
+    Undeliverable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -533,8 +636,32 @@ impl ConversationService {
             Some(p) => self.store.orders_for_phone(p).await?,
             None => Vec::new(),
         };
+        let identities: Vec<serde_json::Value> = self
+            .store
+            .customer_identities(&ticket.customer_id)
+            .await?
+            .into_iter()
+            .map(|(channel, user)| serde_json::json!({"channel": channel, "user_id": user}))
+            .collect();
+        let mut history = Vec::new();
+        for c in self
+            .store
+            .customer_conversations(&ticket.customer_id)
+            .await?
+        {
+            let messages = self.store.messages(&c.id).await?;
+            history.push(serde_json::json!({
+                "conversation_id": c.id,
+                "channel": c.channel,
+                "created_at": c.created_at,
+                "current": c.id == ticket.conversation_id,
+                "messages": messages,
+            }));
+        }
         let customer = serde_json::json!({
             "id": ticket.customer_id,
+            "identities": identities,
+            "history": history,
             "verified_phone": phone,
             "orders": orders,
             "channel": conv.as_ref().map(|c| c.channel.clone()),
@@ -562,6 +689,34 @@ impl ConversationService {
         self.store.ticket(id).await?.ok_or(AgentError::NotFound)
     }
 
+    async fn channel_of(&self, t: &TicketRow) -> Result<Channel, AgentError> {
+        let conv = self.store.conversation(&t.conversation_id).await?;
+        Ok(conv
+            .and_then(|c| Channel::parse(&c.channel))
+            .unwrap_or(Channel::Api))
+    }
+
+    /// Refuses, before anything is stored, a message the platform would reject.
+    async fn check_window(
+        &self,
+        channel: Channel,
+        t: &TicketRow,
+        author: &str,
+    ) -> Result<(), AgentError> {
+        let Some(adapter) = self.adapters.get(channel) else {
+            return Ok(());
+        };
+        let since = self
+            .store
+            .last_inbound_at(&t.conversation_id)
+            .await?
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+            .map(|at| chrono::Utc::now() - at.with_timezone(&chrono::Utc));
+        adapter
+            .window(author, since)
+            .map_err(AgentError::Undeliverable)
+    }
+
     fn publish(
         &self,
         conversation_id: &str,
@@ -581,6 +736,8 @@ impl ConversationService {
                     text: text.into(),
                     quick_replies: quick.to_vec(),
                     created_at: String::new(),
+                    delivery: None,
+                    delivery_error: None,
                 },
             });
         }
@@ -605,6 +762,8 @@ impl ConversationService {
             return Err(AgentError::Invalid("text must be 1-2000 characters"));
         }
         let t = self.find_ticket(id).await?;
+        let channel = self.channel_of(&t).await?;
+        self.check_window(channel, &t, "agent").await?;
         let status = if t.status == "new" {
             "in_progress"
         } else {
@@ -618,9 +777,15 @@ impl ConversationService {
                 "reply",
                 status,
                 "handoff",
-                Some(("agent", &text, &[])),
+                Some(CustomerMessage {
+                    author: "agent",
+                    text: &text,
+                    quick_replies: &[],
+                    deliver: channel.pushes(),
+                }),
             )
             .await?;
+        self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "agent", &text, &[]);
         self.view(self.find_ticket(id).await?).await
     }
@@ -659,6 +824,7 @@ impl ConversationService {
     /// Resolves the ticket and asks the customer for a 1–5 rating.
     pub async fn resolve(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
+        let channel = self.channel_of(&t).await?;
         let quick: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
         let q = crate::bot::replies::CSAT_QUESTION;
         let mid = self
@@ -669,9 +835,15 @@ impl ConversationService {
                 "resolve",
                 "resolved",
                 "csat",
-                Some(("bot", q, &quick)),
+                Some(CustomerMessage {
+                    author: "bot",
+                    text: q,
+                    quick_replies: &quick,
+                    deliver: channel.pushes(),
+                }),
             )
             .await?;
+        self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", q, &quick);
         self.view(self.find_ticket(id).await?).await
     }
@@ -679,6 +851,7 @@ impl ConversationService {
     /// Hands the conversation back to the bot.
     pub async fn release(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
+        let channel = self.channel_of(&t).await?;
         let note = crate::bot::replies::HANDED_BACK;
         let mid = self
             .store
@@ -688,9 +861,15 @@ impl ConversationService {
                 "release",
                 "closed",
                 "bot",
-                Some(("bot", note, &[])),
+                Some(CustomerMessage {
+                    author: "bot",
+                    text: note,
+                    quick_replies: &[],
+                    deliver: channel.pushes(),
+                }),
             )
             .await?;
+        self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
         self.view(self.find_ticket(id).await?).await
     }

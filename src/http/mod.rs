@@ -115,6 +115,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/handoffs/{id}/transfer", post(transfer))
         .route("/api/v1/history", get(history))
         .route("/api/v1/agent/events", get(agent_events))
+        .route("/api/v1/outbox/failed", get(failed_deliveries))
+        .route(
+            "/webhooks/messenger",
+            get(messenger_subscribe).post(messenger_webhook),
+        )
+        .route("/webhooks/zalo", post(zalo_webhook))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -213,12 +219,12 @@ async fn post_message(
     let channel = parse_channel(&body.channel)?;
     let svc = service(&state)?;
     let resp = svc
-        .handle(IncomingMessage {
+        .handle(IncomingMessage::text(
             channel,
-            user_id: body.user_id,
-            message_id: body.message_id,
-            text: body.text,
-        })
+            body.user_id,
+            body.message_id,
+            body.text,
+        ))
         .await?;
     Ok(Json(resp).into_response())
 }
@@ -236,8 +242,9 @@ async fn web_history(
     conversation_history(&svc, Channel::Web, &q.visitor_id).await
 }
 
+/// A channel customers post to directly (platform channels come through webhooks).
 fn parse_channel(name: &str) -> Result<Channel, ApiError> {
-    Channel::parse(name).ok_or_else(|| {
+    Channel::parse(name).filter(|c| c.direct()).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "unknown_channel",
@@ -316,6 +323,11 @@ impl From<AgentError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such ticket")
             }
             AgentError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", m),
+            AgentError::Undeliverable(m) => ApiError::new(
+                StatusCode::CONFLICT,
+                "undeliverable",
+                format!("the customer's platform will not accept this message: {m}"),
+            ),
             AgentError::Store(err) => ServiceError::Store(err).into(),
         }
     }
@@ -462,4 +474,139 @@ async fn agent_events(
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Messages a platform refused for good (agents resend another way).
+async fn failed_deliveries(SignedIn { svc, .. }: SignedIn) -> Result<Response, ApiError> {
+    let rows = svc
+        .store()
+        .outbox_failed()
+        .await
+        .map_err(ServiceError::from)?;
+    let list: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(conversation_id, message_id, channel, text, error, at)| {
+            json!({"conversation_id": conversation_id, "message_id": message_id,
+                   "channel": channel, "text": text, "error": error, "created_at": at})
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+struct Subscribe {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+fn not_configured(channel: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "channel_disabled",
+        format!("the {channel} channel is not configured"),
+    )
+}
+
+/// Meta's subscription handshake.
+async fn messenger_subscribe(
+    State(state): State<AppState>,
+    Query(q): Query<Subscribe>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    let messenger = svc
+        .adapter(Channel::Messenger)
+        .ok_or_else(|| not_configured("messenger"))?;
+    let ok = messenger.subscription(q.mode.as_deref(), q.token.as_deref());
+    match (ok, q.challenge) {
+        (true, Some(c)) => Ok(c.into_response()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "verification token does not match",
+        )),
+    }
+}
+
+async fn messenger_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    webhook(&state, Channel::Messenger, &headers, &body).await?;
+    Ok((StatusCode::OK, "EVENT_RECEIVED").into_response())
+}
+
+async fn zalo_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    webhook(&state, Channel::Zalo, &headers, &body).await?;
+    Ok(Json(json!({"error": 0, "message": "Success"})).into_response())
+}
+
+/// Verify on the raw bytes, parse, store every message (deduplicated), acknowledge;
+/// the bot's work runs after the response, off the request path.
+async fn webhook(
+    state: &AppState,
+    channel: Channel,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), ApiError> {
+    let svc = service(state)?;
+    let adapter = svc
+        .adapter(channel)
+        .ok_or_else(|| not_configured(channel.as_str()))?
+        .clone();
+    let signature = headers
+        .get(adapter.signature_header())
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = adapter.verify(signature, body) {
+        tracing::warn!(channel = channel.as_str(), error = %e, "webhook rejected");
+        let status = match e {
+            crate::channels::VerifyError::Missing => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        };
+        return Err(ApiError::new(status, "bad_signature", e.to_string()));
+    }
+    let events = adapter
+        .parse(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_payload", e.to_string()))?;
+    let mut fresh = Vec::new();
+    for event in events {
+        match event {
+            crate::channels::InboundEvent::Message(m) => {
+                let msg = IncomingMessage {
+                    channel,
+                    user_id: m.user_id,
+                    message_id: m.message_id,
+                    text: m.text,
+                    account: m.account,
+                    attachment: m.attachment,
+                };
+                if svc.receive(&msg).await? {
+                    fresh.push(msg);
+                } else {
+                    tracing::info!(channel = channel.as_str(), "repeated delivery acknowledged");
+                }
+            }
+            crate::channels::InboundEvent::Ignored(kind) => {
+                tracing::debug!(channel = channel.as_str(), kind, "webhook event ignored");
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        tokio::spawn(async move {
+            for msg in fresh {
+                if let Err(e) = svc.handle(msg).await {
+                    tracing::error!(error = %e, "webhook message not answered; it is retried at the next start");
+                }
+            }
+        });
+    }
+    Ok(())
 }

@@ -47,6 +47,11 @@ pub struct StoredMessage {
     pub text: String,
     pub quick_replies: Vec<String>,
     pub created_at: String,
+    /// For messages pushed to a platform: `pending`, `sent` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<String>,
 }
 
 pub enum Inbound {
@@ -57,6 +62,16 @@ pub enum Inbound {
 pub struct Outbound {
     pub text: String,
     pub quick_replies: Vec<String>,
+}
+
+/// A message an agent action sends to the customer.
+#[derive(Clone, Copy)]
+pub struct CustomerMessage<'a> {
+    pub author: &'a str,
+    pub text: &'a str,
+    pub quick_replies: &'a [String],
+    /// Queue it in the outbox (platform channels).
+    pub deliver: bool,
 }
 
 /// A ticket opened by a turn that hands the conversation to a human.
@@ -84,6 +99,8 @@ pub struct TurnRecord<'a> {
     pub handoff_reason: Option<&'a str>,
     pub state: String,
     pub status: &'a str,
+    /// Queue the replies in the outbox (platform channels).
+    pub deliver: bool,
     /// Builds the stored response from the ids given to the outbound messages.
     pub response: &'a (dyn Fn(&[String]) -> String + Sync),
 }
@@ -131,6 +148,7 @@ impl Store {
         &self,
         channel: &str,
         user_id: &str,
+        account: Option<&str>,
     ) -> Result<Conversation, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -152,18 +170,31 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
-                    "INSERT INTO identities (channel, channel_user_id, customer_id, created_at)
-                     VALUES (?, ?, ?, ?)",
+                    "INSERT INTO identities (channel, channel_user_id, customer_id, created_at, account)
+                     VALUES (?, ?, ?, ?, ?)",
                 )
                 .bind(channel)
                 .bind(user_id)
                 .bind(&id)
                 .bind(&t)
+                .bind(account)
                 .execute(&mut *tx)
                 .await?;
                 id
             }
         };
+        if let Some(a) = account {
+            sqlx::query(
+                "UPDATE identities SET account = ? WHERE channel = ? AND channel_user_id = ?
+                 AND account IS NOT ?",
+            )
+            .bind(a)
+            .bind(channel)
+            .bind(user_id)
+            .bind(a)
+            .execute(&mut *tx)
+            .await?;
+        }
         let row = sqlx::query(
             "SELECT * FROM conversations WHERE channel = ? AND channel_user_id = ?
              AND status != 'closed' ORDER BY created_at DESC LIMIT 1",
@@ -298,6 +329,9 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await?;
+            if t.deliver {
+                enqueue(&mut tx, &id, t.conversation_id, t.channel).await?;
+            }
             ids.push(id);
         }
         let response = (t.response)(&ids);
@@ -369,8 +403,10 @@ impl Store {
 
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, direction, author, text, quick_replies, created_at FROM messages
-             WHERE conversation_id = ? ORDER BY created_at, rowid",
+            "SELECT m.id, m.direction, m.author, m.text, m.quick_replies, m.created_at,
+             o.status AS delivery, o.last_error AS delivery_error
+             FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
+             WHERE m.conversation_id = ? ORDER BY m.created_at, m.rowid",
         )
         .bind(conversation_id)
         .fetch_all(&self.pool)
@@ -387,6 +423,10 @@ impl Store {
                     .and_then(|q| serde_json::from_str(&q).ok())
                     .unwrap_or_default(),
                 created_at: r.get("created_at"),
+                delivery: r.get("delivery"),
+                delivery_error: r.get::<Option<String>, _>("delivery_error").filter(|_| {
+                    r.get::<Option<String>, _>("delivery").as_deref() == Some("failed")
+                }),
             })
             .collect())
     }
@@ -403,21 +443,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
-    }
-
-    /// Records a verified phone on the customer.
-    pub async fn set_customer_phone(
-        &self,
-        customer_id: &str,
-        phone: &str,
-    ) -> Result<(), StoreError> {
-        let _writer = self.write.lock().await;
-        sqlx::query("UPDATE customers SET phone = ? WHERE id = ?")
-            .bind(phone)
-            .bind(customer_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 
@@ -599,7 +624,7 @@ impl Store {
         action: &str,
         ticket_status: &str,
         conversation_status: &str,
-        message: Option<(&str, &str, &[String])>,
+        message: Option<CustomerMessage<'_>>,
     ) -> Result<Option<String>, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -626,7 +651,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let mut message_id = None;
-        if let Some((author, text, quick)) = message {
+        if let Some(CustomerMessage {
+            author,
+            text,
+            quick_replies: quick,
+            deliver,
+        }) = message
+        {
             let id = new_id();
             let channel: (String,) =
                 sqlx::query_as("SELECT channel FROM conversations WHERE id = ?")
@@ -646,6 +677,9 @@ impl Store {
             .bind(&at)
             .execute(&mut *tx)
             .await?;
+            if deliver {
+                enqueue(&mut tx, &id, &ticket.conversation_id, &channel.0).await?;
+            }
             message_id = Some(id);
         }
         sqlx::query(
@@ -656,7 +690,7 @@ impl Store {
         .bind(agent_id)
         .bind(&ticket.id)
         .bind(action)
-        .bind(message.map(|m| m.1))
+        .bind(message.map(|m| m.text))
         .bind(&at)
         .execute(&mut *tx)
         .await?;
@@ -784,5 +818,294 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n)
+    }
+}
+
+/// Queues an outbound message for delivery (inside the transaction that stores it).
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    message_id: &str,
+    conversation_id: &str,
+    channel: &str,
+) -> Result<(), StoreError> {
+    let at = now();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, conversation_id, channel, status, next_attempt_at, created_at)
+         VALUES (?, ?, ?, 'pending', ?, ?)",
+    )
+    .bind(message_id)
+    .bind(conversation_id)
+    .bind(channel)
+    .bind(&at)
+    .bind(&at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A queued outbound message with what the platform needs to deliver it.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub channel: String,
+    pub attempts: i64,
+    pub recipient: String,
+    pub account: Option<String>,
+    pub author: String,
+    pub text: String,
+    pub quick_replies: Vec<String>,
+    /// When the customer last wrote in this conversation.
+    pub last_inbound_at: Option<String>,
+}
+
+/// The outbox, platform tokens, cross-channel customers.
+impl Store {
+    /// Due messages, at most one per conversation (the oldest pending one, so a
+    /// conversation's messages arrive in order).
+    pub async fn outbox_due(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.message_id, o.conversation_id, o.channel, o.attempts, i.channel_user_id,
+                    i.account, m.author, m.text, m.quick_replies,
+                    (SELECT MAX(created_at) FROM messages WHERE conversation_id = o.conversation_id
+                     AND direction = 'in') AS last_in
+             FROM outbox o
+             JOIN messages m ON m.id = o.message_id
+             JOIN conversations c ON c.id = o.conversation_id
+             JOIN identities i ON i.channel = c.channel AND i.channel_user_id = c.channel_user_id
+             WHERE o.status = 'pending' AND o.next_attempt_at <= ?
+               AND o.message_id = (SELECT MIN(message_id) FROM outbox
+                                   WHERE conversation_id = o.conversation_id AND status = 'pending')
+             ORDER BY o.message_id LIMIT ?",
+        )
+        .bind(now())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxItem {
+                message_id: r.get("message_id"),
+                conversation_id: r.get("conversation_id"),
+                channel: r.get("channel"),
+                attempts: r.get("attempts"),
+                recipient: r.get("channel_user_id"),
+                account: r.get("account"),
+                author: r.get("author"),
+                text: r.get("text"),
+                quick_replies: r
+                    .get::<Option<String>, _>("quick_replies")
+                    .and_then(|q| serde_json::from_str(&q).ok())
+                    .unwrap_or_default(),
+                last_inbound_at: r.get("last_in"),
+            })
+            .collect())
+    }
+
+    /// When the next pending message is due, if any.
+    pub async fn outbox_next_due(&self) -> Result<Option<String>, StoreError> {
+        let (t,): (Option<String>,) =
+            sqlx::query_as("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(t)
+    }
+
+    /// Records a delivery attempt: `sent`, `failed` (permanent) or `pending` again
+    /// with the next attempt time.
+    pub async fn outbox_attempt(
+        &self,
+        message_id: &str,
+        status: &str,
+        error: Option<&str>,
+        platform_id: Option<&str>,
+        next_attempt_at: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        let at = now();
+        sqlx::query(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,
+             platform_id = COALESCE(?, platform_id),
+             next_attempt_at = COALESCE(?, next_attempt_at),
+             sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
+             WHERE message_id = ?",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(platform_id)
+        .bind(next_attempt_at)
+        .bind(status)
+        .bind(&at)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Messages that could not be delivered: (conversation, message id, text, error, time).
+    pub async fn outbox_failed(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT o.conversation_id, o.message_id, o.channel, m.text,
+                    COALESCE(o.last_error, ''), o.created_at
+             FROM outbox o JOIN messages m ON m.id = o.message_id
+             WHERE o.status = 'failed' ORDER BY o.created_at DESC LIMIT 200",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn save_channel_tokens(
+        &self,
+        channel: &str,
+        access: &str,
+        refresh: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO channel_tokens (channel, access_token, refresh_token, updated_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT(channel) DO UPDATE SET
+             access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+             updated_at = excluded.updated_at",
+        )
+        .bind(channel)
+        .bind(access)
+        .bind(refresh)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Tokens saved after a refresh: (access, refresh).
+    pub async fn channel_tokens(
+        &self,
+        channel: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT access_token, refresh_token FROM channel_tokens WHERE channel = ?",
+        )
+        .bind(channel)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// When the customer last wrote in a conversation.
+    pub async fn last_inbound_at(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (t,): (Option<String>,) = sqlx::query_as(
+            "SELECT MAX(created_at) FROM messages WHERE conversation_id = ? AND direction = 'in'",
+        )
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t)
+    }
+
+    /// Records a verified phone. If another customer already verified the same phone,
+    /// this customer is merged into that one (identities, conversations and tickets
+    /// move) and the surviving customer's id is returned.
+    pub async fn link_verified_phone(
+        &self,
+        customer_id: &str,
+        phone: &str,
+    ) -> Result<String, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM customers WHERE phone = ? AND id != ? AND merged_into IS NULL
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(phone)
+        .bind(customer_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let survivor = match existing {
+            Some((target,)) => {
+                for table in ["identities", "conversations", "tickets"] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET customer_id = ? WHERE customer_id = ?"
+                    ))
+                    .bind(&target)
+                    .bind(customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE customers SET merged_into = ?, phone = ? WHERE id = ?")
+                    .bind(&target)
+                    .bind(phone)
+                    .bind(customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                target
+            }
+            None => {
+                sqlx::query("UPDATE customers SET phone = ? WHERE id = ?")
+                    .bind(phone)
+                    .bind(customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                customer_id.to_string()
+            }
+        };
+        tx.commit().await?;
+        Ok(survivor)
+    }
+
+    /// The channel identities of a customer: (channel, channel user id).
+    pub async fn customer_identities(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT channel, channel_user_id FROM identities WHERE customer_id = ?
+             ORDER BY created_at",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every conversation of a customer, on any channel, oldest first.
+    pub async fn customer_conversations(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM conversations WHERE customer_id = ? ORDER BY created_at")
+                .bind(customer_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(conversation_from_row).collect())
+    }
+
+    /// Inbound messages on `channels` that were stored but never answered (the process
+    /// stopped between acknowledging a webhook and finishing the turn):
+    /// (channel, channel user id, account, channel message id, text).
+    pub async fn unanswered_inbound(
+        &self,
+        channels: &[&str],
+    ) -> Result<Vec<(String, String, Option<String>, String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for ch in channels {
+            let rows: Vec<(String, String, Option<String>, String, String)> = sqlx::query_as(
+                "SELECT m.channel, c.channel_user_id, i.account, m.channel_message_id, m.text
+                 FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 JOIN identities i ON i.channel = c.channel AND i.channel_user_id = c.channel_user_id
+                 LEFT JOIN turns t ON t.message_id = m.id
+                 WHERE m.direction = 'in' AND m.channel = ? AND t.message_id IS NULL
+                   AND m.channel_message_id IS NOT NULL
+                 ORDER BY m.created_at, m.rowid",
+            )
+            .bind(ch)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 }

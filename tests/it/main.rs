@@ -3,6 +3,7 @@
 
 mod architecture;
 mod browser;
+mod channels;
 mod core_cli;
 mod handoff;
 mod server;

@@ -105,7 +105,7 @@ impl Drop for Server {
 }
 
 /// Minimal blocking HTTP over the async client (the tests are plain #[test]s).
-fn rt() -> &'static tokio::runtime::Runtime {
+pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -198,7 +198,7 @@ pub fn db_count(data: &Path, sql: &str) -> i64 {
     })
 }
 
-fn import_orders(data: &Path) {
+pub fn import_orders(data: &Path) {
     let o = run(cskh()
         .args(["orders", "import", "demo/orders.jsonl", "--data"])
         .arg(data));

@@ -1,0 +1,206 @@
+//! Messaging channels. [`Channel`] names every way a customer reaches us; the
+//! [`ChannelAdapter`] trait is what a messaging platform (Messenger, Zalo OA) must
+//! provide: verify a webhook, parse it into typed inbound events, send a message and
+//! render quick replies. Platform wire types never leave their adapter module.
+//! [`outbox`] pushes every stored outbound message through the adapters.
+
+pub mod messenger;
+pub mod outbox;
+pub mod zalo;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Api,
+    Web,
+    Messenger,
+    Zalo,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [
+        Channel::Api,
+        Channel::Web,
+        Channel::Messenger,
+        Channel::Zalo,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Api => "api",
+            Channel::Web => "web",
+            Channel::Messenger => "messenger",
+            Channel::Zalo => "zalo",
+        }
+    }
+
+    /// Replies on these channels are pushed to the platform (through the outbox);
+    /// the others read them from the response, the history or the event stream.
+    pub fn pushes(self) -> bool {
+        matches!(self, Channel::Messenger | Channel::Zalo)
+    }
+
+    /// Channels a customer posts to directly through `POST /api/v1/messages`.
+    pub fn direct(self) -> bool {
+        matches!(self, Channel::Api | Channel::Web)
+    }
+}
+
+/// One event of a webhook delivery, after verification and parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundEvent {
+    Message(InboundMessage),
+    /// A delivery or read receipt, an echo, a follow: acknowledged, not a message.
+    Ignored(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// The customer's id on the platform (Messenger PSID, Zalo user id).
+    pub user_id: String,
+    /// The page or OA the customer wrote to.
+    pub account: Option<String>,
+    /// The platform's message id (Messenger `mid`, Zalo `msg_id`): the dedup key.
+    pub message_id: String,
+    pub text: String,
+    /// The customer sent an image, sticker, file or location rather than text.
+    pub attachment: bool,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum VerifyError {
+    #[error("missing signature")]
+    Missing,
+    #[error("signature does not match")]
+    Invalid,
+    #[error("event timestamp outside the accepted window")]
+    Stale,
+}
+
+#[derive(Debug, Error)]
+#[error("malformed webhook payload: {0}")]
+pub struct ParseError(pub String);
+
+/// An outbound message handed to an adapter by the outbox.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub recipient: String,
+    pub account: Option<String>,
+    pub text: String,
+    pub quick_replies: Vec<String>,
+    /// `bot` or `agent`: platforms apply different messaging windows.
+    pub author: String,
+    /// How long ago the customer last wrote (`None`: never).
+    pub since_customer: Option<chrono::Duration>,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SendError {
+    /// Worth retrying later (timeout, 5xx, rate limit).
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Retrying will not help (outside the messaging window, blocked, bad request).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+#[async_trait::async_trait]
+pub trait ChannelAdapter: Send + Sync {
+    fn channel(&self) -> Channel;
+
+    /// The request header carrying the signature.
+    fn signature_header(&self) -> &'static str;
+
+    /// Checks the signature over the raw body before anything is parsed or stored.
+    fn verify(&self, signature: Option<&str>, body: &[u8]) -> Result<(), VerifyError>;
+
+    fn parse(&self, body: &[u8]) -> Result<Vec<InboundEvent>, ParseError>;
+
+    /// A `GET` subscription handshake (Messenger's `hub.*`): whether mode and
+    /// token are right. Platforms without one refuse.
+    fn subscription(&self, _mode: Option<&str>, _token: Option<&str>) -> bool {
+        false
+    }
+
+    /// Whether a message by `author` may still be sent `since_customer` after the
+    /// customer's last message (the platform's messaging window).
+    fn window(&self, author: &str, since_customer: Option<chrono::Duration>) -> Result<(), String>;
+
+    /// Sends one message; `Ok` carries the platform's message id when it gives one.
+    async fn send(&self, delivery: &Delivery) -> Result<Option<String>, SendError>;
+}
+
+/// The configured platform adapters.
+#[derive(Clone, Default)]
+pub struct Adapters(HashMap<Channel, Arc<dyn ChannelAdapter>>);
+
+impl Adapters {
+    pub fn insert(&mut self, adapter: Arc<dyn ChannelAdapter>) {
+        self.0.insert(adapter.channel(), adapter);
+    }
+
+    pub fn get(&self, channel: Channel) -> Option<&Arc<dyn ChannelAdapter>> {
+        self.0.get(&channel)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Byte-wise comparison in constant time (signatures).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Classifies a failed HTTP exchange with a platform.
+fn transport_error(e: reqwest::Error) -> SendError {
+    SendError::Transient(if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        format!("request failed: {e}")
+    })
+}
+
+/// Shortens a quick-reply label to a platform's limit, on a character boundary.
+fn clip(label: &str, max_chars: usize) -> String {
+    if label.chars().count() <= max_chars {
+        return label.to_string();
+    }
+    let mut s: String = label.chars().take(max_chars - 1).collect();
+    s.push('…');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_round_trip() {
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Channel::parse("sms"), None);
+        assert!(Channel::Zalo.pushes() && !Channel::Web.pushes());
+    }
+
+    #[test]
+    fn clip_keeps_characters_whole() {
+        assert_eq!(clip("Phí giao hàng", 20), "Phí giao hàng");
+        let c = clip("Chính sách đổi trả hàng trong 7 ngày", 20);
+        assert_eq!(c.chars().count(), 20);
+        assert!(c.ends_with('…'));
+    }
+}
