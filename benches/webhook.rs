@@ -75,7 +75,7 @@ fn main() {
         .current_dir(root)
         .args(["serve", "--port", "0", "--data"])
         .arg(data.path())
-        .env("CSKH_LOG", "warn")
+        .env("CSKH_LOG", "warn,cskh=info")
         .env(
             "CSKH_EMBED_CACHE",
             format!("{root}/target/test-embed-cache"),

@@ -33,6 +33,9 @@ pub struct IncomingMessage {
     pub account: Option<String>,
     /// An image, sticker, file or location (described in `text`).
     pub attachment: bool,
+    /// Hand off without asking the bot (a key pressed for a person, speech that
+    /// could not be recognized).
+    pub escalate: Option<crate::bot::HandoffReason>,
 }
 
 impl IncomingMessage {
@@ -45,6 +48,7 @@ impl IncomingMessage {
             text,
             account: None,
             attachment: false,
+            escalate: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct TurnResponse {
     pub intent: String,
     pub decision: Option<AskResult>,
     pub handoff: bool,
+    /// The ticket this turn opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_code: Option<String>,
 }
 
 /// A stored message pushed to live listeners (the web widget's event stream).
@@ -196,6 +203,7 @@ impl ConversationService {
                 attachment: text.starts_with('['),
                 text,
                 account,
+                escalate: None,
             };
             if let Err(e) = self.handle(msg).await {
                 tracing::warn!(error = %e, "cannot answer a recovered message");
@@ -411,7 +419,10 @@ impl ConversationService {
             }
         } else {
             let before = state.clone();
-            let outcome = self.bot.turn(&mut state, &text).await;
+            let outcome = match msg.escalate {
+                Some(reason) => self.bot.escalation(reason),
+                None => self.bot.turn(&mut state, &text).await,
+            };
             if let Some(phone) = verified_phone(&before, &state) {
                 let survivor = self
                     .store
@@ -480,6 +491,7 @@ impl ConversationService {
                 quick_replies: r.quick_replies.clone(),
             })
             .collect();
+        let ticket_code = turn.ticket.as_ref().map(|t| t.code.clone());
         let make_response = |ids: &[String]| {
             serde_json::to_string(&TurnResponse {
                 conversation_id: conv.id.clone(),
@@ -496,6 +508,7 @@ impl ConversationService {
                 intent: turn.intent.to_string(),
                 decision: turn.decision.clone(),
                 handoff: turn.handoff,
+                ticket_code: ticket_code.clone(),
             })
             .expect("json")
         };

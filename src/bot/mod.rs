@@ -25,6 +25,8 @@ pub enum HandoffReason {
     RepeatedFallback,
     LowConfidenceAfterClarify,
     VerificationFailed,
+    /// Speech recognition kept failing on a call.
+    SpeechUnrecognized,
 }
 
 impl HandoffReason {
@@ -35,6 +37,7 @@ impl HandoffReason {
             HandoffReason::RepeatedFallback => "repeated_fallback",
             HandoffReason::LowConfidenceAfterClarify => "low_confidence_after_clarify",
             HandoffReason::VerificationFailed => "verification_failed",
+            HandoffReason::SpeechUnrecognized => "speech_unrecognized",
         }
     }
 }
@@ -128,6 +131,22 @@ impl Bot {
             orders,
             config,
         })
+    }
+
+    /// A hand-off decided outside the dialogue (a caller pressing the key for a
+    /// person, or speech that could not be recognized).
+    pub fn escalation(&self, reason: HandoffReason) -> TurnOutcome {
+        let (text, intent) = match reason {
+            HandoffReason::SpeechUnrecognized => (replies::HANDOFF_UNHEARD, Intent::OutOfScope),
+            _ => (replies::HANDOFF_REQUESTED, Intent::HumanRequest),
+        };
+        TurnOutcome {
+            replies: vec![Reply::text(text)],
+            intent,
+            decision: None,
+            handoff: Some(reason),
+            entities: Entities::default(),
+        }
     }
 
     pub fn core(&self) -> &Arc<Core> {

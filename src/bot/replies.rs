@@ -20,6 +20,7 @@ pub const GREETING: &str =
 pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
 pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày vui vẻ ạ!";
 pub const QUICK_HUMAN: &str = "Gặp nhân viên";
+pub const HANDOFF_UNHEARD: &str = "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em chuyển anh/chị sang nhân viên hỗ trợ ngay ạ.";
 pub const ATTACHMENT_RECEIVED: &str = "Dạ, em đã nhận được tệp anh/chị gửi ạ. Hiện em chỉ đọc được tin nhắn chữ, anh/chị mô tả giúp em nội dung cần hỗ trợ nhé. Nếu cần nhân viên xem tệp, anh/chị bấm “Gặp nhân viên” ạ.";
 pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";
 pub const CSAT_THANKS: &str =

@@ -21,14 +21,17 @@ pub enum Channel {
     Web,
     Messenger,
     Zalo,
+    /// Hotline calls through a speech front end; the user id is the caller's number.
+    Voice,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [
+    pub const ALL: [Channel; 5] = [
         Channel::Api,
         Channel::Web,
         Channel::Messenger,
         Channel::Zalo,
+        Channel::Voice,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -41,6 +44,7 @@ impl Channel {
             Channel::Web => "web",
             Channel::Messenger => "messenger",
             Channel::Zalo => "zalo",
+            Channel::Voice => "voice",
         }
     }
 

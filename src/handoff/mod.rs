@@ -183,6 +183,7 @@ pub fn reason_vietnamese(reason: &str) -> &'static str {
             "bot đã gợi ý câu hỏi nhưng vẫn chưa tìm được câu trả lời phù hợp"
         }
         "verification_failed" => "xác minh đơn hàng không thành công",
+        "speech_unrecognized" => "tổng đài không nhận dạng được giọng nói của khách",
         _ => "khác",
     }
 }

@@ -587,6 +587,7 @@ async fn webhook(
                     text: m.text,
                     account: m.account,
                     attachment: m.attachment,
+                    escalate: None,
                 };
                 if svc.receive(&msg).await? {
                     fresh.push(msg);

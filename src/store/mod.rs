@@ -1109,3 +1109,57 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Hotline calls.
+impl Store {
+    /// (state, heard) of a call.
+    pub async fn call(&self, call_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT state, heard FROM calls WHERE call_id = ?")
+                .bind(call_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn save_call(
+        &self,
+        call_id: &str,
+        caller: &str,
+        front_end: &str,
+        state: &str,
+        heard: &str,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        let at = now();
+        sqlx::query(
+            "INSERT INTO calls (call_id, caller, front_end, state, heard, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(call_id) DO UPDATE SET
+             state = excluded.state, heard = excluded.heard, updated_at = excluded.updated_at",
+        )
+        .bind(call_id)
+        .bind(caller)
+        .bind(front_end)
+        .bind(state)
+        .bind(heard)
+        .bind(&at)
+        .bind(&at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The calls of a caller, newest first: (call id, heard JSON, started).
+    pub async fn calls_of(
+        &self,
+        caller: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT call_id, heard, created_at FROM calls WHERE caller = ?
+             ORDER BY created_at DESC LIMIT 20",
+        )
+        .bind(caller)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
