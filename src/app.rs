@@ -119,6 +119,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 tokio::spawn(outbox.run());
             }
             let _ = state.service.set(service.clone());
+            let _ = state.voice.set(Arc::new(crate::voice::Voice::new(
+                service.clone(),
+                cfg.voice.clone(),
+            )));
             tracing::info!("ready: knowledge index and model loaded");
             let recovered = service.recover().await?;
             if recovered > 0 {

@@ -70,6 +70,7 @@ pub struct Config {
     pub messenger: MessengerConfig,
     pub zalo: ZaloConfig,
     pub outbox: crate::channels::outbox::RetryPolicy,
+    pub voice: crate::voice::VoiceConfig,
 }
 
 /// Facebook Messenger: enabled when the app secret and page token are set.
@@ -159,6 +160,7 @@ impl Default for Config {
             messenger: MessengerConfig::default(),
             zalo: ZaloConfig::default(),
             outbox: Default::default(),
+            voice: Default::default(),
         }
     }
 }
@@ -297,6 +299,13 @@ impl Config {
         if let Some(v) = env_parse(env, "CSKH_OUTBOX_MAX_ATTEMPTS")? {
             cfg.outbox.max_attempts = v;
         }
+        text("CSKH_TWILIO_AUTH_TOKEN", &mut cfg.voice.twilio_auth_token);
+        text("CSKH_PUBLIC_URL", &mut cfg.voice.public_url);
+        text("CSKH_VOICE_TRANSFER_TO", &mut cfg.voice.transfer_to);
+        text("CSKH_VOICE_TOKEN", &mut cfg.voice.token);
+        if let Some(v) = env_parse(env, "CSKH_VOICE_MIN_CONFIDENCE")? {
+            cfg.voice.min_confidence = v;
+        }
         if let Some(p) = over.port {
             cfg.port = p;
         }
@@ -357,6 +366,18 @@ impl Config {
             if !url(&z.api_base) || !url(&z.oauth_base) {
                 return bad("zalo.api_base and zalo.oauth_base must be http(s) URLs");
             }
+        }
+        let v = &self.voice;
+        if !(0.0..=1.0).contains(&v.min_confidence) {
+            return bad("voice.min_confidence must be between 0 and 1");
+        }
+        if v.max_sentences == 0 {
+            return bad("voice.max_sentences must be at least 1");
+        }
+        if v.twilio_auth_token.as_deref().is_some_and(set)
+            && !v.public_url.as_deref().is_some_and(url)
+        {
+            return bad("voice.public_url (CSKH_PUBLIC_URL) must be the http(s) base URL Twilio calls when a Twilio auth token is set");
         }
         if self.outbox.max_attempts == 0
             || self.outbox.retry_base_ms == 0

@@ -13,6 +13,8 @@
 //! - [`store`]: SQLite storage with migrations (the only SQL).
 //! - [`channels`]: channel names, Messenger and Zalo OA adapters, the outbox worker.
 //! - [`service`]: the transport-agnostic conversation service.
+//! - [`voice`]: the hotline voicebot: speakable replies, spoken digits, the recognition
+//!   ladder, Twilio signatures and TwiML.
 //! - [`http`]: the axum edge: routes, error mapping, widget assets.
 //! - [`config`]: layered configuration; [`app`]: the composition root.
 
@@ -31,3 +33,4 @@ pub mod search;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod voice;

@@ -220,6 +220,11 @@ impl ConversationService {
         &self.bot
     }
 
+    /// Whether the team is at work now (voice transfers need someone to answer).
+    pub fn is_open_now(&self) -> bool {
+        self.hours.is_open(chrono::Utc::now())
+    }
+
     /// Hand-off queue changes: a new ticket, a customer message on a handed-off
     /// conversation, an agent action.
     pub fn subscribe_queue(&self) -> broadcast::Receiver<String> {
@@ -671,9 +676,21 @@ impl ConversationService {
                 "messages": messages,
             }));
         }
+        // What speech recognition heard on the caller's calls, with confidences.
+        let mut calls = Vec::new();
+        if let Some(c) = conv.as_ref().filter(|c| c.channel == "voice") {
+            for (call_id, heard, at) in self.store.calls_of(&c.channel_user_id).await? {
+                calls.push(serde_json::json!({
+                    "call_id": call_id,
+                    "started_at": at,
+                    "heard": serde_json::from_str::<serde_json::Value>(&heard).unwrap_or_default(),
+                }));
+            }
+        }
         let customer = serde_json::json!({
             "id": ticket.customer_id,
             "identities": identities,
+            "calls": calls,
             "history": history,
             "verified_phone": phone,
             "orders": orders,

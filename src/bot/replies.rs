@@ -20,7 +20,16 @@ pub const GREETING: &str =
 pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
 pub const GOODBYE: &str = "Dạ, em chào anh/chị, chúc anh/chị một ngày vui vẻ ạ!";
 pub const QUICK_HUMAN: &str = "Gặp nhân viên";
-pub const HANDOFF_UNHEARD: &str = "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em chuyển anh/chị sang nhân viên hỗ trợ ngay ạ.";
+pub const VOICE_GREETING: &str =
+    "Dạ, em là trợ lý tự động của cửa hàng, em có thể giúp gì cho anh/chị ạ?";
+pub const VOICE_REPROMPT: &str = "Dạ, em chưa nghe rõ, anh/chị nói lại giúp em được không ạ?";
+pub const VOICE_SAY_AGAIN: &str = "Dạ, em xin lỗi. Anh/chị nói lại giúp em câu hỏi được không ạ?";
+pub const VOICE_KEYS: &str = "Dạ, em vẫn chưa nghe rõ. Anh/chị bấm phím 1 để tra cứu đơn hàng, hoặc bấm phím 0 để gặp nhân viên ạ.";
+pub const VOICE_TRANSFER: &str =
+    "Dạ, em xin chuyển máy cho nhân viên hỗ trợ, anh/chị vui lòng giữ máy ạ.";
+pub const VOICE_CHOOSE: &str = "Dạ, anh/chị muốn hỏi câu nào ạ:";
+pub const HANDOFF_UNHEARD: &str =
+    "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em chuyển anh/chị sang nhân viên hỗ trợ ngay ạ.";
 pub const ATTACHMENT_RECEIVED: &str = "Dạ, em đã nhận được tệp anh/chị gửi ạ. Hiện em chỉ đọc được tin nhắn chữ, anh/chị mô tả giúp em nội dung cần hỗ trợ nhé. Nếu cần nhân viên xem tệp, anh/chị bấm “Gặp nhân viên” ạ.";
 pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";
 pub const CSAT_THANKS: &str =
@@ -118,6 +127,16 @@ pub fn order_details(o: &Order) -> String {
         s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ.");
     }
     s
+}
+
+/// The yes/no question of the voice recognition ladder.
+pub fn voice_confirm(guess: &str) -> String {
+    format!("Dạ, có phải anh/chị vừa nói: {guess}? Anh/chị trả lời có hoặc không giúp em ạ.")
+}
+
+/// The ticket code, as said before a transfer.
+pub fn voice_ticket(code: &str) -> String {
+    format!("Mã yêu cầu của anh/chị là {code}.")
 }
 
 #[cfg(test)]

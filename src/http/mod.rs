@@ -28,6 +28,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone, Default)]
 pub struct AppState {
     pub service: Arc<OnceCell<Arc<ConversationService>>>,
+    pub voice: Arc<OnceCell<Arc<crate::voice::Voice>>>,
 }
 
 /// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
@@ -121,6 +122,9 @@ pub fn router(state: AppState) -> Router {
             get(messenger_subscribe).post(messenger_webhook),
         )
         .route("/webhooks/zalo", post(zalo_webhook))
+        .route("/voice/twilio/incoming", post(twilio_incoming))
+        .route("/voice/twilio/gather", post(twilio_gather))
+        .route("/api/v1/voice/turn", post(voice_turn))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -610,4 +614,167 @@ async fn webhook(
         });
     }
     Ok(())
+}
+
+fn voice(state: &AppState) -> Result<Arc<crate::voice::Voice>, ApiError> {
+    service(state)?;
+    state.voice.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "voice is still loading",
+        )
+    })
+}
+
+/// A Twilio request: the verified form parameters, or 403 / 404.
+fn twilio_params(
+    v: &crate::voice::Voice,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let cfg = v.config();
+    let (Some(token), Some(base)) = (cfg.twilio_auth_token.as_deref(), cfg.public_url.as_deref())
+    else {
+        return Err(not_configured("twilio"));
+    };
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_form", e.to_string()))?;
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
+    let sig = headers
+        .get("x-twilio-signature")
+        .and_then(|h| h.to_str().ok());
+    if !crate::voice::twilio::verify(token, &url, &params, sig) {
+        tracing::warn!("Twilio request with a missing or wrong signature rejected");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "X-Twilio-Signature does not match",
+        ));
+    }
+    Ok(params)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn twiml_response(v: &crate::voice::Voice, reply: &crate::voice::VoiceReply) -> Response {
+    let cfg = v.config();
+    let xml = crate::voice::twilio::twiml(reply, &cfg.voice, "/voice/twilio/gather", &cfg.hints);
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+}
+
+fn required<'a>(params: &'a [(String, String)], name: &'static str) -> Result<&'a str, ApiError> {
+    param(params, name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("missing {name}"),
+            )
+        })
+}
+
+async fn twilio_incoming(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = voice(&state)?;
+    let params = twilio_params(&v, &uri, &headers, &body)?;
+    let call = required(&params, "CallSid")?;
+    let from = required(&params, "From")?;
+    let reply = v.start(call, from, "twilio").await?;
+    Ok(twiml_response(&v, &reply))
+}
+
+async fn twilio_gather(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v = voice(&state)?;
+    let params = twilio_params(&v, &uri, &headers, &body)?;
+    let turn = crate::voice::VoiceTurn {
+        call_id: required(&params, "CallSid")?.to_string(),
+        from: required(&params, "From")?.to_string(),
+        text: param(&params, "SpeechResult")
+            .unwrap_or_default()
+            .to_string(),
+        confidence: param(&params, "Confidence").and_then(|c| c.parse().ok()),
+        alternatives: Vec::new(),
+        dtmf: param(&params, "Digits").map(String::from),
+    };
+    let reply = v.turn("twilio", turn).await?;
+    Ok(twiml_response(&v, &reply))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceTurnBody {
+    call_id: String,
+    from: String,
+    #[serde(default)]
+    text: String,
+    confidence: Option<f32>,
+    #[serde(default)]
+    alternatives: Vec<crate::voice::Alternative>,
+    dtmf: Option<String>,
+    /// The call just connected: answer with the greeting.
+    #[serde(default)]
+    start: bool,
+}
+
+/// The generic voice API for other speech front ends (bearer `CSKH_VOICE_TOKEN`).
+async fn voice_turn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<VoiceTurnBody>,
+) -> Result<Response, ApiError> {
+    let v = voice(&state)?;
+    let Some(expected) = v.config().token.as_deref() else {
+        return Err(not_configured("voice"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    {
+        use subtle::ConstantTimeEq;
+        if given.len() != expected.len() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid voice token is required",
+            ));
+        }
+    }
+    let reply = if b.start {
+        v.start(&b.call_id, &b.from, "api").await?
+    } else {
+        v.turn(
+            "api",
+            crate::voice::VoiceTurn {
+                call_id: b.call_id,
+                from: b.from,
+                text: b.text,
+                confidence: b.confidence,
+                alternatives: b.alternatives,
+                dtmf: b.dtmf,
+            },
+        )
+        .await?
+    };
+    Ok(Json(reply).into_response())
 }

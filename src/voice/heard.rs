@@ -61,7 +61,10 @@ pub fn normalize(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let lower: Vec<String> = words
         .iter()
-        .map(|w| w.trim_matches(|c: char| c == ',' || c == '.').to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| c == ',' || c == '.')
+                .to_lowercase()
+        })
         .collect();
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
@@ -83,7 +86,16 @@ pub fn normalize(text: &str) -> String {
         if run.len() >= 4 {
             // Letter names spoken just before the digits belong to the code.
             let mut prefix = String::new();
-            while let Some(last) = out.last() {
+            // Letters already written as a block ("DH 240517").
+            if let Some(last) = out
+                .last()
+                .filter(|w| (2..=4).contains(&w.len()) && w.chars().all(|c| c.is_ascii_uppercase()))
+            {
+                prefix = last.clone();
+                out.pop();
+            }
+            let block = !prefix.is_empty();
+            while let Some(last) = out.last().filter(|_| !block) {
                 match letter(&last.to_lowercase()) {
                     Some(c) if prefix.len() < 4 => {
                         prefix.insert(0, c);
@@ -119,11 +131,29 @@ pub fn yes_no(text: &str) -> Option<bool> {
         _ => t,
     };
     const NO: [&str; 8] = [
-        "không", "không phải", "sai", "sai rồi", "không đúng", "chưa đúng", "nhầm", "không có",
+        "không",
+        "không phải",
+        "sai",
+        "sai rồi",
+        "không đúng",
+        "chưa đúng",
+        "nhầm",
+        "không có",
     ];
     const YES: [&str; 13] = [
-        "có", "đúng", "đúng rồi", "phải", "phải rồi", "vâng", "dạ", "dạ vâng", "dạ đúng", "ừ",
-        "ok", "chính xác", "đúng vậy",
+        "có",
+        "đúng",
+        "đúng rồi",
+        "phải",
+        "phải rồi",
+        "vâng",
+        "dạ",
+        "dạ vâng",
+        "dạ đúng",
+        "ừ",
+        "ok",
+        "chính xác",
+        "đúng vậy",
     ];
     if NO.contains(&t.as_str()) {
         Some(false)
@@ -160,13 +190,22 @@ mod tests {
     fn spoken_codes_and_phones() {
         let cases = [
             ("đơn đê hát hai bốn không năm một bảy", "đơn DH240517"),
-            ("mã đơn là dê hát hai bốn không năm một bảy ạ", "mã đơn là DH240517 ạ"),
-            ("số em là không chín một hai ba bốn năm sáu bảy tám", "số em là 0912345678"),
+            (
+                "mã đơn là dê hát hai bốn không năm một bảy ạ",
+                "mã đơn là DH240517 ạ",
+            ),
+            (
+                "số em là không chín một hai ba bốn năm sáu bảy tám",
+                "số em là 0912345678",
+            ),
             ("không chín một hai ba bốn năm sáu bảy tám", "0912345678"),
             ("bốn số cuối năm sáu bảy tám", "bốn số cuối 5678"),
             ("đơn DH 240517", "đơn DH240517"),
             ("số 0912 345 678", "số 0912345678"),
-            ("phí ship ra hà nội bao nhiêu", "phí ship ra hà nội bao nhiêu"),
+            (
+                "phí ship ra hà nội bao nhiêu",
+                "phí ship ra hà nội bao nhiêu",
+            ),
             ("em muốn đổi hai cái áo", "em muốn đổi hai cái áo"),
             ("giao mất ba bốn ngày không", "giao mất ba bốn ngày không"),
         ];

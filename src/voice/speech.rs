@@ -131,15 +131,20 @@ fn month(m: u64) -> String {
 
 macro_rules! re {
     ($name:ident, $pat:expr) => {
-        static $name: LazyLock<Regex> =
-            LazyLock::new(|| Regex::new($pat).expect("valid pattern"));
+        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pat).expect("valid pattern"));
     };
 }
 
 re!(URL, r"https?://\S+");
-re!(PHONE, r"(?:\+84|\b0)(?:[\s.]?\d){9}\b|\b1[89]00(?:[\s.]?\d){4,6}\b");
+re!(
+    PHONE,
+    r"(?:\+84|\b0)(?:[\s.]?\d){9}\b|\b1[89]00(?:[\s.]?\d){4,6}\b"
+);
 re!(CODE, r"\b(?:[A-Z]{1,5}[0-9][A-Z0-9]{2,}|YC[A-Z0-9]{6})\b");
-re!(MONEY, r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)\s*(?:đ|₫|đồng|vnđ|VNĐ|vnd|VND)(?:\b|$)|(\d+(?:,\d+)?)\s*k\b");
+re!(
+    MONEY,
+    r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)\s*(?:đ|₫|đồng|vnđ|VNĐ|vnd|VND)(?:\b|$)|(\d+(?:,\d+)?)\s*k\b"
+);
 re!(PERCENT, r"(\d+(?:,\d+)?)\s*%");
 re!(DATE, r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b");
 re!(TIME, r"\b(\d{1,2})(?::|h)(\d{2})\b|\b(\d{1,2})h\b");
@@ -150,7 +155,9 @@ re!(SPACES, r"\s+");
 /// Numbers, codes and symbols as words, on one sentence.
 pub fn words(text: &str) -> String {
     let s = URL.replace_all(text, "");
-    let s = s.replace("anh/chị", "anh chị").replace("Anh/chị", "Anh chị");
+    let s = s
+        .replace("anh/chị", "anh chị")
+        .replace("Anh/chị", "Anh chị");
     let s = PHONE.replace_all(&s, |c: &Captures| digits(&c[0]));
     let s = CODE.replace_all(&s, |c: &Captures| code(&c[0]));
     let s = MONEY.replace_all(&s, |c: &Captures| match (c.get(1), c.get(2)) {
@@ -160,7 +167,11 @@ pub fn words(text: &str) -> String {
     });
     let s = PERCENT.replace_all(&s, |c: &Captures| format!("{} phần trăm", amount(&c[1])));
     let s = DATE.replace_all(&s, |c: &Captures| {
-        let mut out = format!("ngày {} tháng {}", number(grouped(&c[1])), month(grouped(&c[2])));
+        let mut out = format!(
+            "ngày {} tháng {}",
+            number(grouped(&c[1])),
+            month(grouped(&c[2]))
+        );
         if let Some(y) = c.get(3) {
             out.push_str(&format!(" năm {}", number(grouped(y.as_str()))));
         }
@@ -198,8 +209,8 @@ fn sentences(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         cur.push(*c);
-        let end = matches!(c, '.' | '!' | '?')
-            && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        let end =
+            matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
         if end {
             let t = cur.trim().to_string();
             if !t.is_empty() {
@@ -253,10 +264,7 @@ pub fn speakable(text: &str, max_sentences: usize) -> String {
 /// SSML for engines that take it: sentences separated by short pauses.
 pub fn ssml(spoken: &str) -> String {
     let body: Vec<String> = sentences(spoken).iter().map(|s| xml_escape(s)).collect();
-    format!(
-        "<speak>{}</speak>",
-        body.join("<break time=\"250ms\"/>")
-    )
+    format!("<speak>{}</speak>", body.join("<break time=\"250ms\"/>"))
 }
 
 pub fn xml_escape(s: &str) -> String {
@@ -314,23 +322,50 @@ mod tests {
     #[test]
     fn spoken_forms() {
         let cases = [
-            ("Phí ship là 150.000đ.", "Phí ship là một trăm năm mươi nghìn đồng."),
+            (
+                "Phí ship là 150.000đ.",
+                "Phí ship là một trăm năm mươi nghìn đồng.",
+            ),
             ("Phí 25.000 đ", "Phí hai mươi lăm nghìn đồng"),
             ("chỉ 99k thôi", "chỉ chín mươi chín nghìn thôi"),
-            ("tổng 1.250.000 VNĐ", "tổng một triệu hai trăm năm mươi nghìn đồng"),
+            (
+                "tổng 1.250.000 VNĐ",
+                "tổng một triệu hai trăm năm mươi nghìn đồng",
+            ),
             ("Giảm 10% cho đơn đầu", "Giảm mười phần trăm cho đơn đầu"),
             ("lãi 1,5%", "lãi một phẩy năm phần trăm"),
-            ("Dự kiến giao 30/11", "Dự kiến giao ngày ba mươi tháng mười một"),
-            ("ngày 30/11/2026", "ngày ba mươi tháng mười một năm hai nghìn không trăm hai mươi sáu"),
+            (
+                "Dự kiến giao 30/11",
+                "Dự kiến giao ngày ba mươi tháng mười một",
+            ),
+            (
+                "ngày 30/11/2026",
+                "ngày ba mươi tháng mười một năm hai nghìn không trăm hai mươi sáu",
+            ),
             ("từ 5/4", "từ ngày năm tháng tư"),
             ("Mở cửa 8:00 - 21:00", "Mở cửa tám giờ đến hai mươi mốt giờ"),
             ("gọi lúc 9h30", "gọi lúc chín giờ ba mươi phút"),
             ("trước 17h", "trước mười bảy giờ"),
-            ("Hotline 1900 6868", "Hotline một chín không không sáu tám sáu tám"),
-            ("SĐT 0912345678", "SĐT không chín một hai ba bốn năm sáu bảy tám"),
-            ("gọi 0912 345 678 nhé", "gọi không chín một hai ba bốn năm sáu bảy tám nhé"),
-            ("Đơn DH240517 đang giao", "Đơn D H hai bốn không năm một bảy đang giao"),
-            ("mã vận đơn GHN8K2M4Q7", "mã vận đơn G H N tám K hai M bốn Q bảy"),
+            (
+                "Hotline 1900 6868",
+                "Hotline một chín không không sáu tám sáu tám",
+            ),
+            (
+                "SĐT 0912345678",
+                "SĐT không chín một hai ba bốn năm sáu bảy tám",
+            ),
+            (
+                "gọi 0912 345 678 nhé",
+                "gọi không chín một hai ba bốn năm sáu bảy tám nhé",
+            ),
+            (
+                "Đơn DH240517 đang giao",
+                "Đơn D H hai bốn không năm một bảy đang giao",
+            ),
+            (
+                "mã vận đơn GHN8K2M4Q7",
+                "mã vận đơn G H N tám K hai M bốn Q bảy",
+            ),
             ("đổi trả trong 7 ngày", "đổi trả trong bảy ngày"),
             ("giao 3-5 ngày", "giao ba đến năm ngày"),
             ("Anh/chị vui lòng chờ", "Anh chị vui lòng chờ"),
@@ -352,7 +387,8 @@ mod tests {
             speakable(long, 2),
             "Dạ, shop giao toàn quốc. Nội thành Hà Nội một đến hai ngày."
         );
-        let list = "Dạ, có phải anh/chị muốn hỏi:\n1. Phí ship ra Hà Nội?\n2. Đổi trả trong bao lâu?";
+        let list =
+            "Dạ, có phải anh/chị muốn hỏi:\n1. Phí ship ra Hà Nội?\n2. Đổi trả trong bao lâu?";
         assert_eq!(
             speakable(list, 2),
             "Dạ, có phải anh chị muốn hỏi: thứ nhất, Phí ship ra Hà Nội; thứ hai, Đổi trả trong bao lâu."

@@ -222,7 +222,7 @@ fn start(data: &Path, p: &Platform) -> Server {
 }
 
 /// Runs a Python snippet with `body` on stdin and returns its output.
-fn python(code: &str, body: &[u8]) -> String {
+pub fn python(code: &str, body: &[u8]) -> String {
     use std::io::Write;
     let mut child = Command::new("python3")
         .args(["-c", code])

@@ -8,3 +8,4 @@ mod core_cli;
 mod handoff;
 mod server;
 mod support;
+mod voice;

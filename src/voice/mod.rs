@@ -1,0 +1,412 @@
+//! The hotline voicebot: a speech front end (Twilio, or any ASR/TTS pair through the
+//! generic API) sends what the caller said; the same conversation service decides;
+//! the answer comes back short and speakable. Recognition failures follow a ladder:
+//! re-prompt → confirm the best guess → offer keys (DTMF) → transfer to a person.
+
+pub mod heard;
+pub mod speech;
+pub mod twilio;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bot::replies;
+use crate::bot::{HandoffReason, MessageClassifier};
+use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// ASR results below this confidence go through the recognition ladder.
+    pub min_confidence: f32,
+    /// Sentences spoken per answer.
+    pub max_sentences: usize,
+    /// Phone number or `sip:` address for `<Dial>`, `queue:NAME` or `workflow:WW…`
+    /// for `<Enqueue>`; unset: `<Enqueue>cskh</Enqueue>`.
+    pub transfer_to: Option<String>,
+    /// Twilio `<Say>` voice.
+    pub voice: String,
+    /// The base URL Twilio calls (the signature covers it).
+    pub public_url: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    /// Bearer token of `POST /api/v1/voice/turn`.
+    pub token: Option<String>,
+    /// Phrases that help recognition (Twilio `hints`).
+    pub hints: Vec<String>,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.5,
+            max_sentences: 2,
+            transfer_to: None,
+            voice: "Google.vi-VN-Standard-A".into(),
+            public_url: None,
+            twilio_auth_token: None,
+            token: None,
+            hints: [
+                "mã đơn hàng",
+                "số điện thoại",
+                "gặp nhân viên",
+                "phí ship",
+                "đổi trả",
+                "bảo hành",
+                "giao hàng",
+                "thanh toán",
+                "có",
+                "không",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Alternative {
+    pub text: String,
+    #[serde(default)]
+    pub confidence: Option<f32>,
+}
+
+/// One recognized utterance (or key press) of a call.
+#[derive(Debug, Clone)]
+pub struct VoiceTurn {
+    pub call_id: String,
+    pub from: String,
+    pub text: String,
+    pub confidence: Option<f32>,
+    pub alternatives: Vec<Alternative>,
+    pub dtmf: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Continue,
+    Transfer,
+    Hangup,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VoiceReply {
+    pub say: String,
+    pub ssml: String,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_code: Option<String>,
+    /// Listen for a key press too.
+    pub dtmf: bool,
+}
+
+/// The recognition ladder's memory for one call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct CallState {
+    turn: u32,
+    misses: u32,
+    confirm: Option<String>,
+    dtmf_offered: bool,
+    /// The last answer read options out ("thứ nhất…").
+    options: bool,
+}
+
+pub struct Voice {
+    svc: Arc<ConversationService>,
+    cfg: VoiceConfig,
+    classifier: MessageClassifier,
+}
+
+fn reply(say: &str, action: Action) -> VoiceReply {
+    let spoken = speech::words(say);
+    VoiceReply {
+        ssml: speech::ssml(&spoken),
+        say: spoken,
+        action,
+        transfer_to: None,
+        ticket_code: None,
+        dtmf: false,
+    }
+}
+
+impl Voice {
+    pub fn new(svc: Arc<ConversationService>, cfg: VoiceConfig) -> Self {
+        Self {
+            svc,
+            cfg,
+            classifier: MessageClassifier::new(),
+        }
+    }
+
+    pub fn config(&self) -> &VoiceConfig {
+        &self.cfg
+    }
+
+    /// The caller's number as the channel identity (normalized like any phone).
+    fn caller(from: &str) -> String {
+        crate::bot::entities::normalize_phone(from).unwrap_or_else(|| from.trim().to_string())
+    }
+
+    /// The opening line of a call.
+    pub async fn start(
+        &self,
+        call_id: &str,
+        from: &str,
+        front_end: &str,
+    ) -> Result<VoiceReply, ServiceError> {
+        for (field, v) in [("call_id", call_id), ("from", from)] {
+            if v.trim().is_empty() || v.len() > 200 {
+                return Err(ServiceError::Invalid {
+                    field,
+                    message: "must be 1-200 characters".into(),
+                });
+            }
+        }
+        let caller = Self::caller(from);
+        if self.svc.store().call(call_id).await?.is_none() {
+            self.svc
+                .store()
+                .save_call(call_id, &caller, front_end, "{}", "[]")
+                .await?;
+        }
+        Ok(reply(replies::VOICE_GREETING, Action::Continue))
+    }
+
+    pub async fn turn(&self, front_end: &str, t: VoiceTurn) -> Result<VoiceReply, ServiceError> {
+        let invalid = |field, message: &str| {
+            Err(ServiceError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
+        if t.call_id.trim().is_empty() || t.call_id.len() > 200 {
+            return invalid("call_id", "must be 1-200 characters");
+        }
+        if t.from.trim().is_empty() || t.from.len() > 200 {
+            return invalid("from", "must be 1-200 characters");
+        }
+        if t.text.chars().count() > crate::service::MAX_TEXT_CHARS {
+            return invalid("text", "is longer than 2000 characters");
+        }
+        if t.confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+            return invalid("confidence", "must be between 0 and 1");
+        }
+        let caller = Self::caller(&t.from);
+        let (state, heard) = self
+            .svc
+            .store()
+            .call(&t.call_id)
+            .await?
+            .unwrap_or_else(|| ("{}".into(), "[]".into()));
+        let mut st: CallState = serde_json::from_str(&state).unwrap_or_default();
+        let mut heard: Vec<serde_json::Value> = serde_json::from_str(&heard).unwrap_or_default();
+        heard.push(serde_json::json!({
+            "text": t.text,
+            "confidence": t.confidence,
+            "alternatives": t.alternatives,
+            "dtmf": t.dtmf,
+            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }));
+        let out = self.decide(&mut st, &caller, &t).await?;
+        self.svc
+            .store()
+            .save_call(
+                &t.call_id,
+                &caller,
+                front_end,
+                &serde_json::to_string(&st).expect("json"),
+                &serde_json::Value::Array(heard).to_string(),
+            )
+            .await?;
+        Ok(out)
+    }
+
+    async fn decide(
+        &self,
+        st: &mut CallState,
+        caller: &str,
+        t: &VoiceTurn,
+    ) -> Result<VoiceReply, ServiceError> {
+        st.turn += 1;
+        if let Some(key) = t.dtmf.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            st.misses = 0;
+            st.dtmf_offered = false;
+            return match key {
+                "0" => {
+                    self.bot(
+                        st,
+                        caller,
+                        t,
+                        "[Phím 0] Gặp nhân viên",
+                        Some(HandoffReason::CustomerRequest),
+                    )
+                    .await
+                }
+                "1" => {
+                    self.bot(st, caller, t, "[Phím 1] Tra cứu đơn hàng", None)
+                        .await
+                }
+                _ => {
+                    let mut r = reply(replies::VOICE_KEYS, Action::Continue);
+                    r.dtmf = true;
+                    st.dtmf_offered = true;
+                    Ok(r)
+                }
+            };
+        }
+        let text = t.text.trim();
+        if let Some(guess) = st.confirm.take() {
+            match heard::yes_no(text) {
+                Some(true) => {
+                    st.misses = 0;
+                    return self.bot(st, caller, t, &guess, None).await;
+                }
+                Some(false) => {
+                    st.misses = 0;
+                    return Ok(reply(replies::VOICE_SAY_AGAIN, Action::Continue));
+                }
+                None => {}
+            }
+        }
+        let low = text.is_empty() || t.confidence.is_some_and(|c| c < self.cfg.min_confidence);
+        if low {
+            st.misses += 1;
+            return match st.misses {
+                1 => Ok(reply(replies::VOICE_REPROMPT, Action::Continue)),
+                2 if !text.is_empty() => {
+                    let guess = heard::normalize(text);
+                    let r = reply(&replies::voice_confirm(&guess), Action::Continue);
+                    st.confirm = Some(guess);
+                    Ok(r)
+                }
+                2 | 3 if !st.dtmf_offered => {
+                    st.dtmf_offered = true;
+                    let mut r = reply(replies::VOICE_KEYS, Action::Continue);
+                    r.dtmf = true;
+                    Ok(r)
+                }
+                _ => {
+                    let said = if text.is_empty() {
+                        "[Không nghe rõ]"
+                    } else {
+                        text
+                    };
+                    self.bot(st, caller, t, said, Some(HandoffReason::SpeechUnrecognized))
+                        .await
+                }
+            };
+        }
+        st.misses = 0;
+        let chosen = self.choose(text, &t.alternatives).await;
+        let chosen = match (st.options, heard::pick(&chosen)) {
+            (true, Some(n)) => n,
+            _ => heard::normalize(&chosen),
+        };
+        self.bot(st, caller, t, &chosen, None).await
+    }
+
+    /// The first of the recognition hypotheses the bot understands (n-best), or the
+    /// top one.
+    async fn choose(&self, text: &str, alternatives: &[Alternative]) -> String {
+        if alternatives.is_empty() || self.understood(text).await {
+            return text.to_string();
+        }
+        for a in alternatives {
+            if a.confidence.unwrap_or(1.0) >= self.cfg.min_confidence / 2.0
+                && self.understood(&a.text).await
+            {
+                tracing::debug!(alternative = %a.text, "n-best alternative chosen");
+                return a.text.clone();
+            }
+        }
+        text.to_string()
+    }
+
+    async fn understood(&self, text: &str) -> bool {
+        let core = self.svc.bot().core().clone();
+        let t = heard::normalize(text);
+        let r = tokio::task::spawn_blocking(move || {
+            core.ask(&t, crate::search::Mode::Hybrid).map(|a| (t, a))
+        })
+        .await;
+        match r {
+            Ok(Ok((t, ask))) => {
+                self.classifier.intent_of(&t, &ask) != crate::bot::intents::Intent::OutOfScope
+            }
+            _ => false,
+        }
+    }
+
+    async fn bot(
+        &self,
+        st: &mut CallState,
+        caller: &str,
+        t: &VoiceTurn,
+        text: &str,
+        escalate: Option<HandoffReason>,
+    ) -> Result<VoiceReply, ServiceError> {
+        let msg = IncomingMessage {
+            channel: Channel::Voice,
+            user_id: caller.to_string(),
+            message_id: format!("{}:{}", t.call_id, st.turn),
+            text: text.to_string(),
+            account: None,
+            attachment: false,
+            escalate,
+        };
+        let r = self.svc.handle(msg).await?;
+        st.options = false;
+        if r.handoff {
+            let code = r.ticket_code.clone();
+            if !self.svc.is_open_now() && !r.replies.is_empty() {
+                // Nobody to take the call: say what the ticket promises, then end.
+                let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
+                let mut out = reply(&speech::speakable(&text.join(" "), 4), Action::Hangup);
+                out.ticket_code = code;
+                return Ok(out);
+            }
+            let mut say = replies::VOICE_TRANSFER.to_string();
+            if let Some(c) = &code {
+                say.push(' ');
+                say.push_str(&replies::voice_ticket(c));
+            }
+            let mut out = reply(&say, Action::Transfer);
+            out.transfer_to = self.cfg.transfer_to.clone();
+            out.ticket_code = code;
+            return Ok(out);
+        }
+        let goodbye = r.intent == "goodbye";
+        let mut parts = Vec::new();
+        for x in &r.replies {
+            let options: Vec<&String> = x
+                .quick_replies
+                .iter()
+                .filter(|q| q.as_str() != replies::QUICK_HUMAN)
+                .collect();
+            if options.len() >= 2 {
+                st.options = true;
+                let list: Vec<String> = options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| format!("{}. {}", i + 1, q.trim_end_matches('?')))
+                    .collect();
+                parts.push(format!("{}\n{}", replies::VOICE_CHOOSE, list.join("\n")));
+            } else {
+                parts.push(speech::speakable(&x.text, self.cfg.max_sentences));
+            }
+        }
+        let say = speech::speakable(&parts.join("\n"), self.cfg.max_sentences + 1);
+        Ok(reply(
+            &say,
+            if goodbye {
+                Action::Hangup
+            } else {
+                Action::Continue
+            },
+        ))
+    }
+}
