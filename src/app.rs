@@ -15,6 +15,7 @@ use crate::channels::Adapters;
 use crate::config::{Config, OrdersBackendKind};
 use crate::http::AppState;
 use crate::knowledge::KnowledgeBase;
+use crate::llm::{Llm, Prompts};
 use crate::orders::{OrderBackend, ShopifyBackend, SqliteOrders};
 use crate::service::ConversationService;
 use crate::store::Store;
@@ -74,8 +75,10 @@ async fn adapters(cfg: &Config, store: &Store) -> anyhow::Result<Adapters> {
 
 /// Runs `cskh serve` until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
-    // Fail fast on broken knowledge files, before taking the port.
+    // Fail fast on broken knowledge files and prompts, before taking the port.
     KnowledgeBase::load(&cfg.knowledge)?;
+    let prompts = Prompts::load(Some(&cfg.llm.prompts))?;
+    let llm = cfg.llm.enabled().then_some(prompts);
     let store = Store::open(&cfg.data).await?;
     let state = AppState::default();
     let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.port))
@@ -97,17 +100,28 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 params: cfg.retrieval.clone(),
             };
             let core = tokio::task::spawn_blocking(move || Core::load(&opts)).await??;
-            let bot = Bot::new(
+            let mut bot = Bot::new(
                 Arc::new(core),
                 order_backend(&cfg, &store),
                 cfg.dialogue.clone(),
             )?;
+            let llm = llm.map(|p| Arc::new(Llm::new(cfg.llm.clone(), p)));
+            if let Some(l) = &llm {
+                bot = bot.with_llm(l.clone());
+                tracing::info!(
+                    model = cfg.llm.model.as_deref().unwrap_or_default(),
+                    "LLM enabled for grounded answers and hand-off summaries"
+                );
+            }
             let adapters = adapters(&cfg, &store).await?;
             let wake = Arc::new(tokio::sync::Notify::new());
-            let service = Arc::new(
+            let mut service =
                 ConversationService::new(store.clone(), Arc::new(bot), cfg.handoff.clone())
-                    .with_channels(adapters.clone(), wake.clone()),
-            );
+                    .with_channels(adapters.clone(), wake.clone());
+            if let Some(l) = llm {
+                service = service.with_llm(l);
+            }
+            let service = Arc::new(service);
             if !adapters.is_empty() {
                 let outbox = Arc::new(Outbox::new(
                     store,

@@ -71,6 +71,7 @@ pub struct Config {
     pub zalo: ZaloConfig,
     pub outbox: crate::channels::outbox::RetryPolicy,
     pub voice: crate::voice::VoiceConfig,
+    pub llm: crate::llm::LlmConfig,
 }
 
 /// Facebook Messenger: enabled when the app secret and page token are set.
@@ -161,6 +162,7 @@ impl Default for Config {
             zalo: ZaloConfig::default(),
             outbox: Default::default(),
             voice: Default::default(),
+            llm: Default::default(),
         }
     }
 }
@@ -306,6 +308,15 @@ impl Config {
         if let Some(v) = env_parse(env, "CSKH_VOICE_MIN_CONFIDENCE")? {
             cfg.voice.min_confidence = v;
         }
+        text("CSKH_LLM_BASE_URL", &mut cfg.llm.base_url);
+        text("CSKH_LLM_API_KEY", &mut cfg.llm.api_key);
+        text("CSKH_LLM_MODEL", &mut cfg.llm.model);
+        if let Some(v) = env_parse(env, "CSKH_LLM_TIMEOUT_MS")? {
+            cfg.llm.timeout_ms = v;
+        }
+        if let Some(v) = env("CSKH_PROMPTS") {
+            cfg.llm.prompts = v.into();
+        }
         if let Some(p) = over.port {
             cfg.port = p;
         }
@@ -378,6 +389,18 @@ impl Config {
             && !v.public_url.as_deref().is_some_and(url)
         {
             return bad("voice.public_url (CSKH_PUBLIC_URL) must be the http(s) base URL Twilio calls when a Twilio auth token is set");
+        }
+        let l = &self.llm;
+        if l.base_url.as_deref().is_some_and(set) {
+            if !l.base_url.as_deref().is_some_and(url) {
+                return bad("llm.base_url (CSKH_LLM_BASE_URL) must be an http(s) URL");
+            }
+            if !l.model.as_deref().is_some_and(set) {
+                return bad("llm.model (CSKH_LLM_MODEL) is required when llm.base_url is set");
+            }
+        }
+        if l.timeout_ms == 0 || l.summary_timeout_ms == 0 || l.max_concurrent == 0 {
+            return bad("llm.timeout_ms, summary_timeout_ms and max_concurrent must be positive");
         }
         if self.outbox.max_attempts == 0
             || self.outbox.retry_base_ms == 0

@@ -9,6 +9,8 @@
 //! - [`eval`]: retrieval and intent quality measurement.
 //! - [`bot`]: intents, entities, dialogue state and policy.
 //! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
+//! - [`llm`]: the optional OpenAI-compatible LLM: prompts as files, grounded rewrites
+//!   checked for citations and numbers, hand-off summaries.
 //! - [`orders`]: order lookup behind a trait (SQLite demo store, Shopify-style HTTP).
 //! - [`store`]: SQLite storage with migrations (the only SQL).
 //! - [`channels`]: channel names, Messenger and Zalo OA adapters, the outbox worker.
@@ -28,6 +30,7 @@ pub mod eval;
 pub mod handoff;
 pub mod http;
 pub mod knowledge;
+pub mod llm;
 pub mod orders;
 pub mod search;
 pub mod service;

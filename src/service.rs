@@ -117,6 +117,8 @@ pub struct ConversationService {
     /// Platform adapters (Messenger, Zalo) and the outbox worker's wake-up.
     adapters: crate::channels::Adapters,
     outbox: Arc<tokio::sync::Notify>,
+    /// Writes hand-off summaries (optional).
+    llm: Option<Arc<crate::llm::Llm>>,
 }
 
 impl ConversationService {
@@ -133,7 +135,49 @@ impl ConversationService {
             queue,
             adapters: Default::default(),
             outbox: Default::default(),
+            llm: None,
         }
+    }
+
+    pub fn with_llm(mut self, llm: Arc<crate::llm::Llm>) -> Self {
+        self.llm = Some(llm);
+        self
+    }
+
+    /// Asks the LLM for a 2–3 sentence summary of a new ticket, after the customer
+    /// has been answered; the extractive summary stays if it fails.
+    fn summarize_later(&self, conversation_id: &str, code: String, reason: String) {
+        let Some(llm) = self.llm.clone() else {
+            return;
+        };
+        let store = self.store.clone();
+        let queue = self.queue.clone();
+        let conversation_id = conversation_id.to_string();
+        tokio::spawn(async move {
+            let Ok(messages) = store.messages(&conversation_id).await else {
+                return;
+            };
+            let transcript: Vec<(String, String)> = messages
+                .into_iter()
+                .map(|m| {
+                    let who = match (m.direction.as_str(), m.author.as_str()) {
+                        ("in", _) => "Khách",
+                        (_, "agent") => "Nhân viên",
+                        _ => "Bot",
+                    };
+                    (who.to_string(), m.text)
+                })
+                .collect();
+            let reason = crate::handoff::reason_vietnamese(&reason);
+            if let Some(summary) = llm.summary(reason, &transcript).await {
+                match store.set_ai_summary(&code, &summary).await {
+                    Ok(()) => {
+                        let _ = queue.send(conversation_id);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot store the hand-off summary"),
+                }
+            }
+        });
     }
 
     /// Adds the platform adapters; `outbox` wakes the worker that delivers through them.
@@ -497,6 +541,7 @@ impl ConversationService {
             })
             .collect();
         let ticket_code = turn.ticket.as_ref().map(|t| t.code.clone());
+        let ticket_reason = turn.ticket.as_ref().map(|t| t.reason.clone());
         let make_response = |ids: &[String]| {
             serde_json::to_string(&TurnResponse {
                 conversation_id: conv.id.clone(),
@@ -538,6 +583,9 @@ impl ConversationService {
             })
             .await?;
         self.deliver_now(msg.channel.as_str());
+        if let (Some(code), Some(reason)) = (ticket_code.clone(), ticket_reason) {
+            self.summarize_later(&conv.id, code, reason);
+        }
         let response: TurnResponse = serde_json::from_str(&stored).expect("json");
         if response.handoff {
             self.changed(&conv.id);

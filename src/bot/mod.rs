@@ -116,6 +116,8 @@ pub struct Bot {
     extractor: EntityExtractor,
     orders: Arc<dyn OrderBackend>,
     config: DialogueConfig,
+    /// Rewrites retrieval's choice into a natural reply (checked; optional).
+    llm: Option<Arc<crate::llm::Llm>>,
 }
 
 impl Bot {
@@ -130,7 +132,34 @@ impl Bot {
             extractor: EntityExtractor::new(&config.order_code_pattern)?,
             orders,
             config,
+            llm: None,
         })
+    }
+
+    pub fn with_llm(mut self, llm: Arc<crate::llm::Llm>) -> Self {
+        self.llm = Some(llm);
+        self
+    }
+
+    /// The LLM's grounded reply for an answer, or `None` (the knowledge text is sent).
+    async fn rewrite(&self, text: &str, ask: &AskResult) -> Option<String> {
+        let llm = self.llm.as_ref()?;
+        let kb = self.core.retriever.knowledge();
+        let entries: Vec<crate::llm::SourceEntry> = ask
+            .candidates
+            .iter()
+            .take(3)
+            .filter_map(|c| kb.get(&c.id))
+            .map(|e| crate::llm::SourceEntry {
+                id: e.id.clone(),
+                question: e.question.clone().or(e.title.clone()),
+                answer: e.answer.clone(),
+            })
+            .collect();
+        llm.grounded_answer(text, &entries, 3)
+            .await
+            .ok()
+            .map(|g| g.text)
     }
 
     /// A hand-off decided outside the dialogue (a caller pressing the key for a
@@ -267,8 +296,11 @@ impl Bot {
         match ask.decision {
             Decision::Answer => {
                 state.fallbacks = 0;
-                let reply = Reply::text(ask.answer.clone().unwrap_or_default());
-                outcome(vec![reply], Intent::Faq, Some(ask), None, &ents)
+                let text = match self.rewrite(text, &ask).await {
+                    Some(t) => t,
+                    None => ask.answer.clone().unwrap_or_default(),
+                };
+                outcome(vec![Reply::text(text)], Intent::Faq, Some(ask), None, &ents)
             }
             Decision::Clarify => {
                 state.fallbacks = 0;
@@ -279,8 +311,12 @@ impl Bot {
                     .iter()
                     .filter_map(|id| self.entry_label(id))
                     .collect();
+                let intro = match &self.llm {
+                    Some(llm) => llm.clarify(text, &quick).await,
+                    None => None,
+                };
                 let reply = Reply {
-                    text: replies::CLARIFY.into(),
+                    text: intro.unwrap_or_else(|| replies::CLARIFY.into()),
                     quick_replies: quick,
                 };
                 outcome(vec![reply], Intent::Faq, Some(ask), None, &ents)

@@ -477,6 +477,8 @@ pub struct TicketRow {
     pub created_at: String,
     pub csat: Option<i64>,
     pub csat_comment: Option<String>,
+    /// Written by the LLM after the hand-off, when one is configured.
+    pub ai_summary: Option<String>,
 }
 
 fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
@@ -497,6 +499,7 @@ fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
         created_at: r.get("created_at"),
         csat: r.get("csat"),
         csat_comment: r.get("csat_comment"),
+        ai_summary: r.get("ai_summary"),
     }
 }
 
@@ -1161,5 +1164,17 @@ impl Store {
         .bind(caller)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+impl Store {
+    pub async fn set_ai_summary(&self, code: &str, summary: &str) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query("UPDATE tickets SET ai_summary = ? WHERE code = ?")
+            .bind(summary)
+            .bind(code)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod browser;
 mod channels;
 mod core_cli;
 mod handoff;
+mod llm;
 mod server;
 mod support;
 mod voice;
