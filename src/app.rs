@@ -80,7 +80,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prompts = Prompts::load(Some(&cfg.llm.prompts))?;
     let llm = cfg.llm.enabled().then_some(prompts);
     let store = Store::open(&cfg.data).await?;
-    let state = AppState::default();
+    let state = AppState {
+        admin_token: cfg.admin_token.clone(),
+        ..AppState::default()
+    };
     let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.bind, cfg.port))?;
@@ -121,6 +124,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Some(l) = llm {
                 service = service.with_llm(l);
             }
+            let service = service.with_metrics(state.metrics.clone());
             let service = Arc::new(service);
             if !adapters.is_empty() {
                 let outbox = Arc::new(Outbox::new(

@@ -72,6 +72,8 @@ pub struct Config {
     pub outbox: crate::channels::outbox::RetryPolicy,
     pub voice: crate::voice::VoiceConfig,
     pub llm: crate::llm::LlmConfig,
+    /// Bearer token for `/api/v1/stats`, the dashboard and knowledge gaps.
+    pub admin_token: Option<String>,
 }
 
 /// Facebook Messenger: enabled when the app secret and page token are set.
@@ -163,6 +165,7 @@ impl Default for Config {
             outbox: Default::default(),
             voice: Default::default(),
             llm: Default::default(),
+            admin_token: None,
         }
     }
 }
@@ -308,6 +311,7 @@ impl Config {
         if let Some(v) = env_parse(env, "CSKH_VOICE_MIN_CONFIDENCE")? {
             cfg.voice.min_confidence = v;
         }
+        text("CSKH_ADMIN_TOKEN", &mut cfg.admin_token);
         text("CSKH_LLM_BASE_URL", &mut cfg.llm.base_url);
         text("CSKH_LLM_API_KEY", &mut cfg.llm.api_key);
         text("CSKH_LLM_MODEL", &mut cfg.llm.model);

@@ -11,12 +11,14 @@
 //! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
 //! - [`llm`]: the optional OpenAI-compatible LLM: prompts as files, grounded rewrites
 //!   checked for citations and numbers, hand-off summaries.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`orders`]: order lookup behind a trait (SQLite demo store, Shopify-style HTTP).
 //! - [`store`]: SQLite storage with migrations (the only SQL).
 //! - [`channels`]: channel names, Messenger and Zalo OA adapters, the outbox worker.
 //! - [`service`]: the transport-agnostic conversation service.
 //! - [`voice`]: the hotline voicebot: speakable replies, spoken digits, the recognition
 //!   ladder, Twilio signatures and TwiML.
+//! - [`stats`]: customer-care KPIs (containment, FCR, AHT, SLA, CSAT, NPS, …).
 //! - [`http`]: the axum edge: routes, error mapping, widget assets.
 //! - [`config`]: layered configuration; [`app`]: the composition root.
 
@@ -31,9 +33,11 @@ pub mod handoff;
 pub mod http;
 pub mod knowledge;
 pub mod llm;
+pub mod metrics;
 pub mod orders;
 pub mod search;
 pub mod service;
+pub mod stats;
 pub mod store;
 pub mod text;
 pub mod voice;

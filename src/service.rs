@@ -119,6 +119,7 @@ pub struct ConversationService {
     outbox: Arc<tokio::sync::Notify>,
     /// Writes hand-off summaries (optional).
     llm: Option<Arc<crate::llm::Llm>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ConversationService {
@@ -136,7 +137,17 @@ impl ConversationService {
             adapters: Default::default(),
             outbox: Default::default(),
             llm: None,
+            metrics: Default::default(),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn llm(&self) -> Option<&Arc<crate::llm::Llm>> {
+        self.llm.as_ref()
     }
 
     pub fn with_llm(mut self, llm: Arc<crate::llm::Llm>) -> Self {
@@ -207,6 +218,38 @@ impl ConversationService {
         }
     }
 
+    /// Sends the NPS question to a channel identity's latest conversation.
+    pub async fn ask_nps(&self, channel: Channel, user_id: &str) -> Result<bool, ServiceError> {
+        let Some(conv) = self
+            .store
+            .latest_conversation(channel.as_str(), user_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let quick: Vec<String> = (0..=10).map(|i| i.to_string()).collect();
+        let text = crate::bot::replies::NPS_QUESTION;
+        let id = self
+            .store
+            .ask_nps(&conv.id, channel.as_str(), text, &quick, channel.pushes())
+            .await?;
+        self.deliver_now(channel.as_str());
+        let _ = self.live.send(LiveMessage {
+            conversation_id: conv.id.clone(),
+            message: StoredMessage {
+                id,
+                direction: "out".into(),
+                author: "bot".into(),
+                text: text.into(),
+                quick_replies: quick,
+                created_at: String::new(),
+                delivery: None,
+                delivery_error: None,
+            },
+        });
+        Ok(true)
+    }
+
     /// Webhook intake: stores the message (deduplicated on the platform's id) and
     /// says whether it is new. The turn runs later through [`Self::handle`], which
     /// finds the stored message and answers it once.
@@ -262,6 +305,11 @@ impl ConversationService {
 
     pub fn bot(&self) -> &Arc<Bot> {
         &self.bot
+    }
+
+    /// The business's UTC offset (days in reports are local days).
+    pub fn utc_offset(&self) -> chrono::FixedOffset {
+        self.hours.offset()
     }
 
     /// Whether the team is at work now (voice transfers need someone to answer).
@@ -363,7 +411,14 @@ impl ConversationService {
             .await?;
         let span =
             tracing::info_span!("turn", conversation_id = %conv.id, channel = msg.channel.as_str());
-        self.turn(conv, msg, text).instrument(span).await
+        let channel = msg.channel.as_str();
+        let t0 = std::time::Instant::now();
+        let r = self.turn(conv, msg, text).instrument(span).await;
+        self.metrics
+            .turn_duration
+            .with_label_values(&[channel])
+            .observe(t0.elapsed().as_secs_f64());
+        r
     }
 
     async fn turn(
@@ -443,6 +498,17 @@ impl ConversationService {
                     "bot",
                 )
             }
+        } else if let Some(score) = (conv.status == "nps")
+            .then(|| text.trim().trim_end_matches(" điểm").parse::<i64>().ok())
+            .flatten()
+            .filter(|s| (0..=10).contains(s))
+        {
+            self.store.record_nps(&conv.id, score).await?;
+            silent(
+                "nps",
+                quick(crate::bot::replies::NPS_THANKS, Vec::new()),
+                "bot",
+            )
         } else if msg.attachment && conv.status == "bot" {
             silent(
                 "attachment",
@@ -541,6 +607,25 @@ impl ConversationService {
             })
             .collect();
         let ticket_code = turn.ticket.as_ref().map(|t| t.code.clone());
+        let m = &self.metrics;
+        m.intents
+            .with_label_values(&[msg.channel.as_str(), turn.intent])
+            .inc();
+        if let Some(d) = &turn.decision {
+            let label = match d.decision {
+                crate::search::Decision::Answer => "answer",
+                crate::search::Decision::Clarify => "clarify",
+                crate::search::Decision::Handoff => "handoff",
+            };
+            m.decisions
+                .with_label_values(&[msg.channel.as_str(), label])
+                .inc();
+        }
+        if let Some(t) = &turn.ticket {
+            m.handoffs
+                .with_label_values(&[t.reason.as_str(), t.priority.as_str()])
+                .inc();
+        }
         let ticket_reason = turn.ticket.as_ref().map(|t| t.reason.clone());
         let make_response = |ids: &[String]| {
             serde_json::to_string(&TurnResponse {

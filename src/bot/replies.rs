@@ -28,6 +28,9 @@ pub const VOICE_KEYS: &str = "Dạ, em vẫn chưa nghe rõ. Anh/chị bấm ph�
 pub const VOICE_TRANSFER: &str =
     "Dạ, em xin chuyển máy cho nhân viên hỗ trợ, anh/chị vui lòng giữ máy ạ.";
 pub const VOICE_CHOOSE: &str = "Dạ, anh/chị muốn hỏi câu nào ạ:";
+pub const NPS_QUESTION: &str = "Dạ, anh/chị có sẵn lòng giới thiệu cửa hàng cho bạn bè hoặc người thân không ạ? Anh/chị chấm giúp em từ 0 (chắc chắn không) đến 10 (chắc chắn có) nhé.";
+pub const NPS_THANKS: &str =
+    "Dạ, em cảm ơn anh/chị đã dành thời gian góp ý ạ! Chúc anh/chị một ngày tốt lành.";
 pub const HANDOFF_UNHEARD: &str =
     "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em chuyển anh/chị sang nhân viên hỗ trợ ngay ạ.";
 pub const ATTACHMENT_RECEIVED: &str = "Dạ, em đã nhận được tệp anh/chị gửi ạ. Hiện em chỉ đọc được tin nhắn chữ, anh/chị mô tả giúp em nội dung cần hỗ trợ nhé. Nếu cần nhân viên xem tệp, anh/chị bấm “Gặp nhân viên” ạ.";

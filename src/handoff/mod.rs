@@ -377,7 +377,7 @@ impl BusinessHours {
         }
     }
 
-    fn offset(&self) -> chrono::FixedOffset {
+    pub fn offset(&self) -> chrono::FixedOffset {
         chrono::FixedOffset::east_opt(self.utc_offset_minutes * 60)
             .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"))
     }

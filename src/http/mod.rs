@@ -29,6 +29,9 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub service: Arc<OnceCell<Arc<ConversationService>>>,
     pub voice: Arc<OnceCell<Arc<crate::voice::Voice>>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bearer token of the operations endpoints (`CSKH_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
 }
 
 /// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
@@ -125,6 +128,10 @@ pub fn router(state: AppState) -> Router {
         .route("/voice/twilio/incoming", post(twilio_incoming))
         .route("/voice/twilio/gather", post(twilio_gather))
         .route("/api/v1/voice/turn", post(voice_turn))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/nps", post(send_nps))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -777,4 +784,193 @@ async fn voice_turn(
         .await?
     };
     Ok(Json(reply).into_response())
+}
+
+/// Records every routed request's latency.
+async fn track(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let t0 = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
+        .observe(t0.elapsed().as_secs_f64());
+    resp
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    if let Some(svc) = state.service.get() {
+        if let Ok((open, overdue)) = svc.store().ticket_backlog().await {
+            m.open_tickets.set(open);
+            m.overdue_tickets.set(overdue);
+        }
+        if let Ok(rows) = svc.store().outbox_counts().await {
+            for s in ["pending", "sent", "failed"] {
+                let n = rows.iter().find(|(k, _)| k == s).map(|r| r.1).unwrap_or(0);
+                m.outbox.with_label_values(&[s]).set(n as f64);
+            }
+        }
+        let llm = svc.llm().map(|l| &l.stats);
+        let get = |c: Option<&std::sync::atomic::AtomicU64>| {
+            c.map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                .unwrap_or(0) as f64
+        };
+        for (outcome, v) in [
+            ("calls", get(llm.map(|s| &s.calls))),
+            ("accepted", get(llm.map(|s| &s.accepted))),
+            ("fallbacks", get(llm.map(|s| &s.fallbacks))),
+            ("timeouts", get(llm.map(|s| &s.timeouts))),
+            ("errors", get(llm.map(|s| &s.errors))),
+        ] {
+            m.llm.with_label_values(&[outcome]).set(v);
+        }
+        let core = svc.bot().core();
+        let model = if core.retriever.has_model() {
+            "multilingual-e5-small"
+        } else {
+            "none"
+        };
+        let entries = core.retriever.knowledge().len().to_string();
+        let index = core.retriever.knowledge().content_hash()[..16].to_string();
+        m.info.reset();
+        m.info
+            .with_label_values(&[model, entries.as_str(), index.as_str()])
+            .set(1.0);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// The operator behind `Authorization: Bearer <CSKH_ADMIN_TOKEN>`.
+fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match state.admin_token.as_deref() {
+        Some(t)
+            if !t.is_empty()
+                && given.len() == t.len()
+                && bool::from(given.as_bytes().ct_eq(t.as_bytes())) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin token is required (CSKH_ADMIN_TOKEN)",
+        )),
+    }
+}
+
+/// `YYYY-MM-DD` (a local day's start) or RFC 3339.
+fn parse_time(
+    name: &'static str,
+    v: &str,
+    offset: chrono::FixedOffset,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let local = d.and_hms_opt(0, 0, 0).expect("midnight");
+        return Ok(local
+            .and_local_timezone(offset)
+            .single()
+            .expect("fixed offset")
+            .with_timezone(&chrono::Utc));
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("{name} must be YYYY-MM-DD or an RFC 3339 time"),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let offset = svc.utc_offset();
+    let now = chrono::Utc::now();
+    let to = match &q.to {
+        Some(v) => parse_time("to", v, offset)?,
+        None => now,
+    };
+    let from = match &q.from {
+        Some(v) => parse_time("from", v, offset)?,
+        None => to - chrono::Duration::days(7),
+    };
+    if from >= to {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "from must be before to",
+        ));
+    }
+    let s = crate::stats::compute(svc.store(), from, to, now, offset)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(s).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpsBody {
+    channel: String,
+    user_id: String,
+}
+
+/// Sends the NPS question to a customer (operators).
+async fn send_nps(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<NpsBody>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let channel = Channel::parse(&b.channel).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_channel",
+            format!("unknown channel `{}`", b.channel),
+        )
+    })?;
+    if !svc.ask_nps(channel, &b.user_id).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no conversation for this customer",
+        ));
+    }
+    Ok(Json(json!({"sent": true})).into_response())
 }

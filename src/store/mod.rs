@@ -1178,3 +1178,188 @@ impl Store {
         Ok(())
     }
 }
+
+/// Gauges for `/metrics`.
+impl Store {
+    /// (open tickets, overdue open tickets).
+    pub async fn ticket_backlog(&self) -> Result<(i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(sla_due_at < ?), 0) FROM tickets
+             WHERE status IN ('new', 'in_progress', 'waiting_customer')",
+        )
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Outbox rows by status.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+/// Rows behind the KPIs (`/api/v1/stats`).
+#[derive(Debug, Clone)]
+pub struct InboundRow {
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub channel: String,
+    pub created_at: String,
+    pub intent: Option<String>,
+    pub faq_id: Option<String>,
+    pub handoff_reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketStatsRow {
+    pub priority: String,
+    pub status: String,
+    pub created_at: String,
+    pub resolved_at: Option<String>,
+    pub sla_due_at: String,
+    pub csat: Option<i64>,
+    pub first_action_at: Option<String>,
+    pub first_reply_at: Option<String>,
+}
+
+impl Store {
+    /// Customer messages from `from` (inclusive) to `to` (exclusive) with what the
+    /// bot made of each.
+    pub async fn inbound_between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<InboundRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.conversation_id, c.customer_id, c.channel, m.created_at, t.intent,
+                    json_extract(t.decision, '$.faq_id') AS faq_id,
+                    json_extract(t.decision, '$.decision') AS decision, t.handoff_reason
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             LEFT JOIN turns t ON t.message_id = m.id
+             WHERE m.direction = 'in' AND m.created_at >= ? AND m.created_at < ?
+             ORDER BY m.created_at, m.rowid",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InboundRow {
+                conversation_id: r.get("conversation_id"),
+                customer_id: r.get("customer_id"),
+                channel: r.get("channel"),
+                created_at: r.get("created_at"),
+                intent: r.get("intent"),
+                faq_id: r.get::<Option<String>, _>("faq_id").filter(|_| {
+                    r.get::<Option<String>, _>("decision").as_deref() == Some("answer")
+                }),
+                handoff_reason: r.get("handoff_reason"),
+            })
+            .collect())
+    }
+
+    pub async fn tickets_between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<TicketStatsRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.priority, t.status, t.created_at, t.resolved_at, t.sla_due_at, t.csat,
+                    (SELECT MIN(created_at) FROM audit_log WHERE ticket_id = t.id
+                     AND action IN ('claim', 'reply')) AS first_action_at,
+                    (SELECT MIN(created_at) FROM audit_log WHERE ticket_id = t.id
+                     AND action = 'reply') AS first_reply_at
+             FROM tickets t WHERE t.created_at >= ? AND t.created_at < ? ORDER BY t.created_at",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TicketStatsRow {
+                priority: r.get("priority"),
+                status: r.get("status"),
+                created_at: r.get("created_at"),
+                resolved_at: r.get("resolved_at"),
+                sla_due_at: r.get("sla_due_at"),
+                csat: r.get("csat"),
+                first_action_at: r.get("first_action_at"),
+                first_reply_at: r.get("first_reply_at"),
+            })
+            .collect())
+    }
+
+    /// NPS answers: (channel, score, time).
+    pub async fn nps_between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT channel, score, created_at FROM nps WHERE created_at >= ? AND created_at < ?",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn record_nps(&self, conversation_id: &str, score: i64) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO nps (id, conversation_id, customer_id, channel, score, created_at)
+             SELECT ?, id, customer_id, channel, ?, ? FROM conversations WHERE id = ?",
+        )
+        .bind(new_id())
+        .bind(score)
+        .bind(now())
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sends the NPS question on a conversation (with the outbox row for platform
+    /// channels) and waits for the 0–10 answer.
+    pub async fn ask_nps(
+        &self,
+        conversation_id: &str,
+        channel: &str,
+        text: &str,
+        quick: &[String],
+        deliver: bool,
+    ) -> Result<String, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let id = new_id();
+        let at = now();
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, direction, author, text, quick_replies,
+             channel, created_at) VALUES (?, ?, 'out', 'bot', ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(conversation_id)
+        .bind(text)
+        .bind(serde_json::to_string(quick).expect("json"))
+        .bind(channel)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        if deliver {
+            enqueue(&mut tx, &id, conversation_id, channel).await?;
+        }
+        sqlx::query("UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ?")
+            .bind(&at)
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

@@ -7,6 +7,7 @@ mod channels;
 mod core_cli;
 mod handoff;
 mod llm;
+mod ops;
 mod server;
 mod support;
 mod voice;

@@ -1,0 +1,351 @@
+//! The operations view: a scripted day of conversations through the real server,
+//! then every KPI checked against numbers worked out by hand from the script, and
+//! `/metrics` parsed as Prometheus text.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::server::{post_raw, reply_text, rt, Chat, Server};
+use crate::support::*;
+
+const ADMIN: &str = "admin-token-for-tests";
+
+fn db_exec(data: &Path, sql: &str) {
+    let url = format!("sqlite://{}", data.join("cskh.db").display());
+    rt().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    });
+}
+
+fn db_text(data: &Path, sql: &str) -> String {
+    let url = format!("sqlite://{}?mode=ro", data.join("cskh.db").display());
+    rt().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let (s,): (String,) = sqlx::query_as(sql).fetch_one(&mut c).await.unwrap();
+        s
+    })
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            c.get(server.url(path))
+        } else {
+            c.post(server.url(path))
+        };
+        req = req.bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+fn at(base: chrono::DateTime<chrono::Utc>, minutes: i64) -> String {
+    (base + chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[test]
+fn a_scripted_day_gives_the_hand_computed_kpis() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    );
+    let q = "Phí ship ra Hà Nội bao nhiêu vậy shop?";
+
+    // A asks an FAQ, and asks the same again 45 minutes later (a repeat contact).
+    let mut a = Chat::new(&server, "khach-a");
+    let r = a.say(q);
+    assert_eq!(r["decision"]["faq_id"], "phi-ship-ha-noi");
+    let conv_a = r["conversation_id"].as_str().unwrap().to_string();
+    let earlier = at(chrono::Utc::now(), -45);
+    db_exec(
+        data.path(),
+        &format!("UPDATE messages SET created_at = '{earlier}' WHERE conversation_id = '{conv_a}'"),
+    );
+    let r = a.say(q);
+    assert_eq!(r["decision"]["faq_id"], "phi-ship-ha-noi");
+
+    // B gets a clarify and picks an option.
+    let mut b = Chat::new(&server, "khach-b");
+    let r = b.say("bảo hành");
+    assert_eq!(r["decision"]["decision"], "clarify");
+    let pick = r["replies"][0]["quick_replies"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.say(&pick);
+
+    // C, D, E are handed off: a request after a fallback, a P1 complaint, a request.
+    let mut c = Chat::new(&server, "khach-c");
+    c.say("shop có bán vé máy bay không");
+    assert_eq!(c.say("cho mình gặp nhân viên")["handoff"], true);
+    let mut d = Chat::new(&server, "khach-d");
+    assert_eq!(d.say("em bị trừ tiền 2 lần")["handoff"], true);
+    let mut e = Chat::new(&server, "khach-e");
+    assert_eq!(e.say("cho gặp nhân viên")["handoff"], true);
+
+    // Agents: claim + reply + resolve C's ticket, reply + resolve D's.
+    let (s, v) = post_raw(
+        &server.url("/api/v1/agent/login"),
+        json!({"username": "lan", "password": "mat-khau-an-toan"})
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(s, 200);
+    let token = v["token"].as_str().unwrap().to_string();
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", &token, None);
+    let ticket_of = |user: &str| -> Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["customer"]["channel_user_id"] == user)
+            .cloned()
+            .unwrap()
+    };
+    let (t1, t2, t3) = (
+        ticket_of("khach-c"),
+        ticket_of("khach-d"),
+        ticket_of("khach-e"),
+    );
+    assert_eq!(
+        (
+            t1["priority"].as_str(),
+            t2["priority"].as_str(),
+            t3["priority"].as_str()
+        ),
+        (Some("P3"), Some("P1"), Some("P3"))
+    );
+    let id = |t: &Value| t["id"].as_str().unwrap().to_string();
+    let act = |t: &Value, action: &str, body: Option<Value>| {
+        let (s, v) = call(
+            &server,
+            "POST",
+            &format!("/api/v1/handoffs/{}/{action}", id(t)),
+            &token,
+            body,
+        );
+        assert_eq!(s, 200, "{action}: {v}");
+    };
+    act(&t1, "claim", None);
+    act(
+        &t1,
+        "reply",
+        Some(json!({"text": "Dạ em là Lan, em hỗ trợ anh/chị ạ."})),
+    );
+    act(&t1, "resolve", None);
+    act(
+        &t2,
+        "reply",
+        Some(json!({"text": "Dạ em kiểm tra giao dịch ngay ạ."})),
+    );
+    act(&t2, "resolve", None);
+    assert!(reply_text(&c.say("5")).contains("cảm ơn"));
+    d.say("2");
+
+    // NPS to B, C, D: 9, 6, 10.
+    for (user, chat, score) in [
+        ("khach-b", &mut b, "9"),
+        ("khach-c", &mut c, "6"),
+        ("khach-d", &mut d, "10"),
+    ] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            "/api/v1/nps",
+            ADMIN,
+            Some(json!({"channel": "api", "user_id": user})),
+        );
+        assert_eq!(s, 200, "{v}");
+        assert!(reply_text(&chat.say(score)).contains("cảm ơn"));
+    }
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/api/v1/nps",
+        "wrong",
+        Some(json!({"channel": "api", "user_id": "khach-b"})),
+    );
+    assert_eq!(s, 401);
+
+    // Fixed times for the ticket clock (minutes after `base`):
+    // T1 (P3): created 0, claimed 5, first reply 10, resolved 30, due 60 → met.
+    // T2 (P1): created 60, first reply 62, resolved 80, due 70 → missed.
+    // T3 (P3): open, due a minute ago → overdue, missed.
+    let base = chrono::Utc::now() - chrono::Duration::hours(3);
+    let (i1, i2, i3) = (id(&t1), id(&t2), id(&t3));
+    for sql in [
+        format!("UPDATE tickets SET created_at = '{}', resolved_at = '{}', sla_due_at = '{}' WHERE id = '{i1}'", at(base, 0), at(base, 30), at(base, 60)),
+        format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i1}' AND action = 'claim'", at(base, 5)),
+        format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i1}' AND action = 'reply'", at(base, 10)),
+        format!("UPDATE tickets SET created_at = '{}', resolved_at = '{}', sla_due_at = '{}' WHERE id = '{i2}'", at(base, 60), at(base, 80), at(base, 70)),
+        format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i2}' AND action = 'reply'", at(base, 62)),
+        format!("UPDATE tickets SET sla_due_at = '{}' WHERE id = '{i3}'", at(chrono::Utc::now(), -1)),
+    ] {
+        db_exec(data.path(), &sql);
+    }
+
+    let from = at(chrono::Utc::now(), -24 * 60);
+    let to = at(chrono::Utc::now(), 60);
+    let path = format!("/api/v1/stats?from={}&to={}", urlenc(&from), urlenc(&to));
+    assert_eq!(call(&server, "GET", &path, "wrong", None).0, 401);
+    let (s, k) = call(&server, "GET", &path, ADMIN, None);
+    assert_eq!(s, 200, "{k}");
+
+    // Sessions: A (twice), B, C, D, E = 6; C, D, E escalated.
+    assert_eq!(k["conversations"], 6, "{k}");
+    assert_eq!(k["escalated"], 3);
+    assert_eq!(k["contained"], 3);
+    assert_eq!(k["containment_rate"], 0.5);
+    assert_eq!(k["escalation_rate"], 0.5);
+    // Only A's first contact was followed by a repeat on the same question: 5/6.
+    assert_eq!(k["first_contact_resolution"], 0.833);
+    assert_eq!(k["tickets"], 3);
+    // Handling (first agent action → resolved): 25 and 18 minutes.
+    assert_eq!(k["average_handling_minutes"], 21.5);
+    // First response: 10 and 2 minutes.
+    assert_eq!(k["first_response_minutes"], 6.0);
+    assert_eq!(k["sla"]["P3"], json!({"due": 2, "met": 1, "rate": 0.5}));
+    assert_eq!(k["sla"]["P1"], json!({"due": 1, "met": 0, "rate": 0.0}));
+    assert_eq!(k["backlog"], json!({"open": 1, "overdue": 1}));
+    assert_eq!(
+        k["csat"],
+        json!({"responses": 2, "average": 3.5, "distribution": {"2": 1, "5": 1}})
+    );
+    // NPS: promoters 9 and 10, detractor 6 → (2 − 1) / 3.
+    assert_eq!(
+        k["nps"],
+        json!({"responses": 3, "promoters": 2, "passives": 0, "detractors": 1, "score": 33.333})
+    );
+    assert_eq!(
+        k["by_channel"],
+        json!({"api": {"conversations": 6, "escalated": 3, "containment_rate": 0.5}})
+    );
+    let days = k["by_day"].as_object().unwrap();
+    let total: i64 = days
+        .values()
+        .map(|d| d["conversations"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 6);
+    let tickets: i64 = days.values().map(|d| d["tickets"].as_i64().unwrap()).sum();
+    assert_eq!(tickets, 3);
+    assert_eq!(
+        db_text(
+            data.path(),
+            "SELECT group_concat(score) FROM (SELECT score FROM nps ORDER BY score)"
+        ),
+        "6,9,10"
+    );
+
+    // /metrics parses as Prometheus text and has the series.
+    let (s, body) = crate::server::ureq_get(&server.url("/metrics")).unwrap();
+    assert_eq!(s, 200);
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref h) => {
+                    h.iter().map(|c| c.count).fold(0.0, f64::max)
+                }
+                _ => f64::NAN,
+            })
+    };
+    // 13 customer messages: A 2, B 3, C 4, D 3, E 1.
+    assert_eq!(
+        value(
+            "cskh_http_request_duration_seconds",
+            &[
+                ("route", "/api/v1/messages"),
+                ("method", "POST"),
+                ("status", "200")
+            ]
+        ),
+        Some(13.0),
+        "{body}"
+    );
+    assert_eq!(
+        value("cskh_turn_duration_seconds", &[("channel", "api")]),
+        Some(13.0)
+    );
+    // Retrieval ran for A twice (answer), B once (clarify; the pick needs none), C once.
+    assert_eq!(
+        value(
+            "cskh_decisions_total",
+            &[("channel", "api"), ("decision", "answer")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            "cskh_decisions_total",
+            &[("channel", "api"), ("decision", "handoff")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "cskh_decisions_total",
+            &[("channel", "api"), ("decision", "clarify")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            "cskh_intents_total",
+            &[("channel", "api"), ("intent", "human_request")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        value(
+            "cskh_handoffs_total",
+            &[("reason", "complaint"), ("priority", "P1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value("cskh_open_tickets", &[]), Some(1.0));
+    assert_eq!(value("cskh_overdue_tickets", &[]), Some(1.0));
+    assert_eq!(
+        value("cskh_outbox_messages", &[("status", "pending")]),
+        Some(0.0)
+    );
+    assert_eq!(value("cskh_llm_calls", &[("outcome", "calls")]), Some(0.0));
+    assert_eq!(
+        value("cskh_model_info", &[("model", "multilingual-e5-small")]),
+        Some(1.0)
+    );
+}
+
+fn urlenc(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
