@@ -102,6 +102,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 cache: cfg.embed_cache.clone(),
                 params: cfg.retrieval.clone(),
             };
+            let reload = opts.clone();
             let core = tokio::task::spawn_blocking(move || Core::load(&opts)).await??;
             let mut bot = Bot::new(
                 Arc::new(core),
@@ -124,7 +125,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             if let Some(l) = llm {
                 service = service.with_llm(l);
             }
-            let service = service.with_metrics(state.metrics.clone());
+            let service = service
+                .with_metrics(state.metrics.clone())
+                .with_reload(reload);
             let service = Arc::new(service);
             if !adapters.is_empty() {
                 let outbox = Arc::new(Outbox::new(

@@ -7,6 +7,7 @@
 //! - [`search`]: tantivy BM25 + dense retrieval, fusion, confidence, decision.
 //! - [`answer`]: the answering core composed from the pieces above.
 //! - [`eval`]: retrieval and intent quality measurement.
+//! - [`gaps`]: knowledge gaps: unanswered questions grouped by meaning, learned entries.
 //! - [`bot`]: intents, entities, dialogue state and policy.
 //! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
 //! - [`llm`]: the optional OpenAI-compatible LLM: prompts as files, grounded rewrites
@@ -29,6 +30,7 @@ pub mod channels;
 pub mod config;
 pub mod embed;
 pub mod eval;
+pub mod gaps;
 pub mod handoff;
 pub mod http;
 pub mod knowledge;

@@ -120,6 +120,8 @@ pub struct ConversationService {
     /// Writes hand-off summaries (optional).
     llm: Option<Arc<crate::llm::Llm>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// How to rebuild the answering core (knowledge gaps accepted at run time).
+    reload: Option<crate::answer::CoreOptions>,
 }
 
 impl ConversationService {
@@ -138,7 +140,17 @@ impl ConversationService {
             outbox: Default::default(),
             llm: None,
             metrics: Default::default(),
+            reload: None,
         }
+    }
+
+    pub fn with_reload(mut self, opts: crate::answer::CoreOptions) -> Self {
+        self.reload = Some(opts);
+        self
+    }
+
+    pub fn reload_options(&self) -> Option<&crate::answer::CoreOptions> {
+        self.reload.as_ref()
     }
 
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {

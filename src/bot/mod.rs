@@ -111,7 +111,8 @@ impl Default for DialogueConfig {
 }
 
 pub struct Bot {
-    core: Arc<Core>,
+    /// Swapped whole when the knowledge base changes (no restart).
+    core: std::sync::RwLock<Arc<Core>>,
     rules: IntentRules,
     extractor: EntityExtractor,
     orders: Arc<dyn OrderBackend>,
@@ -127,7 +128,7 @@ impl Bot {
         config: DialogueConfig,
     ) -> Result<Self, regex::Error> {
         Ok(Self {
-            core,
+            core: std::sync::RwLock::new(core),
             rules: IntentRules::default_rules(),
             extractor: EntityExtractor::new(&config.order_code_pattern)?,
             orders,
@@ -144,7 +145,8 @@ impl Bot {
     /// The LLM's grounded reply for an answer, or `None` (the knowledge text is sent).
     async fn rewrite(&self, text: &str, ask: &AskResult) -> Option<String> {
         let llm = self.llm.as_ref()?;
-        let kb = self.core.retriever.knowledge();
+        let core = self.core();
+        let kb = core.retriever.knowledge();
         let entries: Vec<crate::llm::SourceEntry> = ask
             .candidates
             .iter()
@@ -178,12 +180,19 @@ impl Bot {
         }
     }
 
-    pub fn core(&self) -> &Arc<Core> {
-        &self.core
+    pub fn core(&self) -> Arc<Core> {
+        self.core.read().expect("core lock").clone()
+    }
+
+    /// Replaces the answering core (a reloaded knowledge base); turns in flight
+    /// finish on the old one.
+    pub fn swap_core(&self, core: Arc<Core>) {
+        *self.core.write().expect("core lock") = core;
     }
 
     fn entry_label(&self, id: &str) -> Option<String> {
-        let e = self.core.retriever.knowledge().get(id)?;
+        let core = self.core();
+        let e = core.retriever.knowledge().get(id)?;
         Some(
             e.question
                 .clone()
@@ -193,7 +202,8 @@ impl Bot {
     }
 
     fn answer_entry(&self, id: &str) -> Option<Reply> {
-        let e = self.core.retriever.knowledge().get(id)?;
+        let core = self.core();
+        let e = core.retriever.knowledge().get(id)?;
         Some(Reply::text(e.answer.clone()))
     }
 
@@ -210,12 +220,12 @@ impl Bot {
 
         // A click on a clarify option (its label, or its number).
         if !state.offered.is_empty() {
-            let norm = self.core.retriever.normalizer().normalize(text);
+            let norm = self.core().retriever.normalizer().normalize(text);
             let picked = state.offered.iter().enumerate().find(|(i, id)| {
                 norm == (i + 1).to_string()
                     || self
                         .entry_label(id)
-                        .is_some_and(|l| self.core.retriever.normalizer().normalize(&l) == norm)
+                        .is_some_and(|l| self.core().retriever.normalizer().normalize(&l) == norm)
             });
             if let Some((_, id)) = picked {
                 let id = id.clone();
@@ -272,9 +282,9 @@ impl Bot {
         let me = Arc::clone(self);
         let owned = text.to_string();
         let result = tokio::task::spawn_blocking(move || {
-            me.core
-                .retrieve(&owned, Mode::Hybrid)
-                .map(|r| (me.core.to_result(&r), r.offer.clone()))
+            let core = me.core();
+            core.retrieve(&owned, Mode::Hybrid)
+                .map(|r| (core.to_result(&r), r.offer.clone()))
         })
         .await;
         let (ask, offer) = match result {
@@ -304,7 +314,8 @@ impl Bot {
             }
             Decision::Clarify => {
                 state.fallbacks = 0;
-                let kb = self.core.retriever.knowledge();
+                let core = self.core();
+                let kb = core.retriever.knowledge();
                 state.offered = offer.iter().map(|&i| kb.entries[i].id.clone()).collect();
                 let quick: Vec<String> = state
                     .offered

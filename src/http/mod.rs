@@ -131,6 +131,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/nps", post(send_nps))
+        .route("/api/v1/knowledge/gaps", get(list_gaps))
+        .route("/api/v1/knowledge/gaps/{id}/accept", post(accept_gap))
+        .route("/api/v1/knowledge/gaps/{id}/reject", post(reject_gap))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -973,4 +976,113 @@ async fn send_nps(
         ));
     }
     Ok(Json(json!({"sent": true})).into_response())
+}
+
+fn gap_error(e: crate::gaps::GapError) -> ApiError {
+    use crate::gaps::GapError as G;
+    match e {
+        G::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such knowledge gap"),
+        G::NoAnswer => ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()),
+        G::Knowledge(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_knowledge", m),
+        G::Store(err) => ServiceError::Store(err).into(),
+    }
+}
+
+/// The window gaps are computed over: `from`/`to`, by default the last 30 days.
+fn gap_window(svc: &ConversationService, q: &RangeQuery) -> Result<(String, String), ApiError> {
+    let offset = svc.utc_offset();
+    let now = chrono::Utc::now();
+    let to = match &q.to {
+        Some(v) => parse_time("to", v, offset)?,
+        None => now + chrono::Duration::minutes(1),
+    };
+    let from = match &q.from {
+        Some(v) => parse_time("from", v, offset)?,
+        None => to - chrono::Duration::days(30),
+    };
+    let iso =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    Ok((iso(from), iso(to)))
+}
+
+async fn list_gaps(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let (from, to) = gap_window(&svc, &q)?;
+    let gaps = crate::gaps::report(&svc, &from, &to)
+        .await
+        .map_err(gap_error)?;
+    Ok(Json(gaps).into_response())
+}
+
+async fn find_gap(svc: &ConversationService, id: &str) -> Result<crate::gaps::Gap, ApiError> {
+    let (from, to) = gap_window(
+        svc,
+        &RangeQuery {
+            from: None,
+            to: None,
+        },
+    )?;
+    let from = (chrono::DateTime::parse_from_rfc3339(&from).expect("iso")
+        - chrono::Duration::days(60))
+    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    crate::gaps::report(svc, &from, &to)
+        .await
+        .map_err(gap_error)?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| gap_error(crate::gaps::GapError::NotFound))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    question: Option<String>,
+    answer: Option<String>,
+}
+
+async fn accept_gap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let b: AcceptBody = if body.is_empty() {
+        AcceptBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let svc = service(&state)?;
+    let gap = find_gap(&svc, &id).await?;
+    let Some(opts) = svc.reload_options().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_reloadable",
+            "this server cannot rebuild its knowledge index",
+        ));
+    };
+    let entry = crate::gaps::accept(&svc, &opts, &gap, b.question, b.answer)
+        .await
+        .map_err(gap_error)?;
+    Ok(Json(json!({"entry_id": entry, "status": "accepted"})).into_response())
+}
+
+async fn reject_gap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let gap = find_gap(&svc, &id).await?;
+    svc.store()
+        .decide_gap(&gap.id, "rejected", None)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(json!({"status": "rejected"})).into_response())
 }

@@ -365,6 +365,37 @@ impl Retriever {
         })
     }
 
+    /// IDF-weighted overlap coefficient of two questions' words, as retrieval reads
+    /// them: the shared weight over the smaller question's weight (a paraphrase that
+    /// adds words is not penalized as it is by Jaccard). Shared rare words count,
+    /// shared frame words ("shop", "có", "không") barely do; words the knowledge
+    /// base never uses weigh the most.
+    pub fn overlap(&self, a: &str, b: &str) -> f32 {
+        let words =
+            |t: &str| -> HashSet<String> { fold_all(&self.understand(t)).into_iter().collect() };
+        let (wa, wb) = (words(a), words(b));
+        let w = |x: &String| self.idf.get(x).copied().unwrap_or(self.max_idf);
+        let shared: f32 = wa.intersection(&wb).map(w).sum();
+        let smaller = wa.iter().map(w).sum::<f32>().min(wb.iter().map(w).sum());
+        if smaller == 0.0 {
+            0.0
+        } else {
+            shared / smaller
+        }
+    }
+
+    /// The embedding of a customer question as retrieval reads it (diacritics
+    /// restored when typed without), if a model is loaded.
+    pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
+        let emb = self.embedder.as_ref()?;
+        let read = if has_diacritics(text) {
+            crate::text::nfc(text)
+        } else {
+            self.understand(text).join(" ")
+        };
+        emb.embed(&[read.as_str()], TextKind::Query).ok()?.pop()
+    }
+
     /// Per entry: best cosine over its question vectors (-1 when it has none) and the
     /// cosine with its passage vector.
     fn dense_scores(&self, query: &str) -> Result<(Vec<f32>, Vec<f32>), SearchError> {

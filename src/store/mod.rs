@@ -1363,3 +1363,93 @@ impl Store {
         Ok(id)
     }
 }
+
+/// A customer message the bot could not answer.
+#[derive(Debug, Clone)]
+pub struct GapMessage {
+    pub id: String,
+    pub conversation_id: String,
+    pub text: String,
+    pub created_at: String,
+}
+
+/// Knowledge gaps.
+impl Store {
+    /// Messages in `[from, to)` the bot handed off or could not answer.
+    pub async fn unanswered_questions(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<GapMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.conversation_id, m.text, m.created_at FROM messages m
+             JOIN turns t ON t.message_id = m.id
+             WHERE m.created_at >= ? AND m.created_at < ?
+               AND (json_extract(t.decision, '$.decision') = 'handoff'
+                    OR t.handoff_reason IN ('repeated_fallback', 'low_confidence_after_clarify'))
+             ORDER BY m.created_at, m.rowid",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| GapMessage {
+                id: r.get("id"),
+                conversation_id: r.get("conversation_id"),
+                text: r.get("text"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// The first agent reply after `after` in a conversation whose ticket was resolved:
+    /// (reply text, ticket code).
+    pub async fn agent_answer(
+        &self,
+        conversation_id: &str,
+        after: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT m.text, t.code FROM messages m
+             JOIN tickets t ON t.conversation_id = m.conversation_id
+             WHERE m.conversation_id = ? AND m.author = 'agent' AND m.created_at > ?
+               AND t.status IN ('resolved', 'closed') AND t.created_at <= m.created_at
+             ORDER BY m.created_at LIMIT 1",
+        )
+        .bind(conversation_id)
+        .bind(after)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn gap_decisions(&self) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT cluster_id, decision, entry_id FROM gap_decisions")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn decide_gap(
+        &self,
+        cluster_id: &str,
+        decision: &str,
+        entry_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO gap_decisions (cluster_id, decision, entry_id, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(cluster_id) DO UPDATE SET decision = excluded.decision,
+             entry_id = excluded.entry_id, created_at = excluded.created_at",
+        )
+        .bind(cluster_id)
+        .bind(decision)
+        .bind(entry_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -327,7 +327,7 @@ impl Voice {
     }
 
     async fn understood(&self, text: &str) -> bool {
-        let core = self.svc.bot().core().clone();
+        let core = self.svc.bot().core();
         let t = heard::normalize(text);
         let r = tokio::task::spawn_blocking(move || {
             core.ask(&t, crate::search::Mode::Hybrid).map(|a| (t, a))

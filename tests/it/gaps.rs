@@ -1,0 +1,209 @@
+//! Knowledge gaps: unanswered paraphrases grouped together, an agent's answer
+//! proposed, accepted, and the next identical question answered — no restart.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::server::{post_raw, reply_text, rt, Chat, Server};
+use crate::support::*;
+
+const ADMIN: &str = "gaps-admin-token";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = if method == "GET" {
+            c.get(server.url(path))
+        } else {
+            c.post(server.url(path))
+        };
+        req = req.bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+#[test]
+fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
+    let data = tempfile::tempdir().unwrap();
+    let kb = data.path().join("knowledge");
+    copy_dir(&root().join("knowledge"), &kb);
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_KNOWLEDGE", kb.to_str().unwrap()),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    );
+    let engraving = [
+        "shop có khắc tên lên sản phẩm không",
+        "bên mình có dịch vụ khắc tên lên đồ không ạ",
+        "khac ten len san pham duoc khong shop",
+    ];
+    let tickets = [
+        "shop có bán vé máy bay không",
+        "bên bạn có bán vé máy bay ko",
+    ];
+
+    // The first engraving question goes to an agent, who answers and resolves.
+    let mut c1 = Chat::new(&server, "gap-1");
+    assert_eq!(c1.say(engraving[0])["decision"]["decision"], "handoff");
+    assert_eq!(c1.say("cho mình gặp nhân viên")["handoff"], true);
+    let (s, v) = post_raw(
+        &server.url("/api/v1/agent/login"),
+        json!({"username": "lan", "password": "mat-khau-an-toan"})
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(s, 200);
+    let token = v["token"].as_str().unwrap().to_string();
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", &token, None);
+    let t = list[0]["id"].as_str().unwrap().to_string();
+    let answer = "Dạ, bên em nhận khắc tên miễn phí cho ví và thắt lưng da, đơn có khắc tên giao chậm hơn 1 ngày ạ.";
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("/api/v1/handoffs/{t}/reply"),
+            &token,
+            Some(json!({"text": answer}))
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("/api/v1/handoffs/{t}/resolve"),
+            &token,
+            None
+        )
+        .0,
+        200
+    );
+
+    // Others ask the same, and something else the shop does not do.
+    for (i, q) in engraving[1..].iter().enumerate() {
+        assert_eq!(
+            Chat::new(&server, &format!("gap-e{i}")).say(q)["decision"]["decision"],
+            "handoff"
+        );
+    }
+    for (i, q) in tickets.iter().enumerate() {
+        assert_eq!(
+            Chat::new(&server, &format!("gap-t{i}")).say(q)["decision"]["decision"],
+            "handoff"
+        );
+    }
+
+    assert_eq!(
+        call(&server, "GET", "/api/v1/knowledge/gaps", "wrong", None).0,
+        401
+    );
+    let (s, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", ADMIN, None);
+    assert_eq!(s, 200, "{gaps}");
+    let gaps = gaps.as_array().unwrap().clone();
+    let find = |text: &str| {
+        gaps.iter()
+            .find(|g| g["examples"].as_array().unwrap().iter().any(|e| e == text))
+            .cloned()
+            .unwrap()
+    };
+    let engr = find(engraving[0]);
+    let mut got: Vec<&str> = engr["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    got.sort();
+    let mut want = engraving.to_vec();
+    want.sort();
+    assert_eq!(got, want, "paraphrases grouped together: {gaps:?}");
+    assert_eq!(engr["count"], 3);
+    assert_eq!(engr["status"], "open");
+    assert_eq!(engr["proposal"]["answer"], answer);
+    let tix = find(tickets[0]);
+    assert_eq!(tix["count"], 2, "{gaps:?}");
+    assert!(tix["proposal"].is_null());
+    assert_ne!(tix["id"], engr["id"]);
+
+    // Reject one, accept the other: the next identical question is answered.
+    let (s, _) = call(
+        &server,
+        "POST",
+        &format!(
+            "/api/v1/knowledge/gaps/{}/reject",
+            tix["id"].as_str().unwrap()
+        ),
+        ADMIN,
+        None,
+    );
+    assert_eq!(s, 200);
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!(
+            "/api/v1/knowledge/gaps/{}/accept",
+            engr["id"].as_str().unwrap()
+        ),
+        ADMIN,
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let entry = v["entry_id"].as_str().unwrap().to_string();
+    let learned = std::fs::read_to_string(kb.join("learned.jsonl")).unwrap();
+    assert!(learned.contains(&entry) && learned.contains("khắc tên miễn phí"));
+    let r = Chat::new(&server, "gap-after").say(engraving[0]);
+    assert_eq!(r["decision"]["decision"], "answer", "{r}");
+    assert_eq!(r["decision"]["faq_id"], entry.as_str());
+    assert_eq!(reply_text(&r), answer);
+
+    let (_, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", ADMIN, None);
+    let status: Vec<(String, String)> = gaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["id"].as_str().unwrap().to_string(),
+                g["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        status.contains(&(engr["id"].as_str().unwrap().to_string(), "accepted".into())),
+        "{status:?}"
+    );
+    assert!(
+        status.contains(&(tix["id"].as_str().unwrap().to_string(), "rejected".into())),
+        "{status:?}"
+    );
+}
