@@ -22,6 +22,7 @@ use crate::service::{AgentError, Channel, ConversationService, IncomingMessage, 
 const WIDGET_JS: &str = include_str!("assets/widget.js");
 const DEMO_PAGE: &str = include_str!("assets/demo.html");
 const AGENT_PAGE: &str = include_str!("assets/agent.html");
+const DASHBOARD_PAGE: &str = include_str!("assets/dashboard.html");
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// Shared by handlers: the service appears once the index and model are loaded.
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Html(DEMO_PAGE) }))
         .route("/widget.js", get(widget_js))
         .route("/agent", get(|| async { Html(AGENT_PAGE) }))
+        .route("/dashboard", get(|| async { Html(DASHBOARD_PAGE) }))
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
         .route("/api/v1/messages", post(post_message))

@@ -64,3 +64,26 @@ fn handoff_from_widget_to_agent_console_and_back_in_chromium() {
     );
     assert_eq!(rating, 5, "the rating is on the ticket");
 }
+
+#[test]
+fn dashboard_renders_kpis_and_charts_in_chromium() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", "dashboard-token"),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    );
+    // A little traffic: answered, clarified, handed off, and a question the bot
+    // cannot answer.
+    let mut a = crate::server::Chat::new(&server, "dash-a");
+    a.say("Phí ship ra Hà Nội bao nhiêu vậy shop?");
+    let mut b = crate::server::Chat::new(&server, "dash-b");
+    b.say("shop có bán vé máy bay không");
+    b.say("cho mình gặp nhân viên");
+    let mut c = crate::server::Chat::new(&server, "dash-c");
+    c.say("em bị trừ tiền 2 lần");
+    let out = browser_script(&server, "dashboard.mjs", &["dashboard-token"]);
+    assert!(out.contains("dashboard browser test passed"), "{out}");
+}
