@@ -2,58 +2,20 @@
 //! concurrency 1 and throughput at concurrency 16, model on, demo knowledge base.
 //! Run: `cargo bench --bench load` (bounded: a few hundred requests, ~30 s).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+mod common;
+use common::percentile;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let root = env!("CARGO_MANIFEST_DIR");
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cskh"))
-        .current_dir(root)
-        .args(["serve", "--port", "0", "--data"])
-        .arg(data.path())
-        .env("CSKH_LOG", "warn,cskh=info")
-        .env(
-            "CSKH_EMBED_CACHE",
-            format!("{root}/target/test-embed-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cskh serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server address");
-    let queries: Vec<String> = std::fs::read_to_string(format!("{root}/eval/holdout.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let server = common::serve(&[]);
+    let base = server.base.clone();
+    let queries = common::holdout();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -61,18 +23,7 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while client
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .ok()
-            != Some(200)
-        {
-            assert!(Instant::now() < deadline, "server not ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        common::ready(&client, &base).await;
         let url = format!("{base}/api/v1/messages");
         let send = |client: reqwest::Client, user: String, id: String, text: String, url: String| async move {
             let t0 = Instant::now();
@@ -142,6 +93,5 @@ fn main() {
             percentile(&lat16, 99.0)
         );
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

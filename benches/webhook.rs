@@ -5,19 +5,15 @@
 //! Run: `cargo bench --bench webhook`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 
-const SECRET: &str = "bench-secret";
+mod common;
+use common::percentile;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+const SECRET: &str = "bench-secret";
 
 fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -31,7 +27,6 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let root = env!("CARGO_MANIFEST_DIR");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -70,54 +65,18 @@ fn main() {
         });
         format!("http://{addr}/v21.0")
     };
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cskh"))
-        .current_dir(root)
-        .args(["serve", "--port", "0", "--data"])
-        .arg(data.path())
-        .env("CSKH_LOG", "warn,cskh=info")
-        .env(
-            "CSKH_EMBED_CACHE",
-            format!("{root}/target/test-embed-cache"),
-        )
-        .env("CSKH_MESSENGER_APP_SECRET", SECRET)
-        .env("CSKH_MESSENGER_VERIFY_TOKEN", "v")
-        .env("CSKH_MESSENGER_PAGE_TOKEN", "p")
-        .env("CSKH_MESSENGER_API_BASE", &graph)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cskh serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on ").nth(1) {
-                let _ = tx.send(a.trim().to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server address");
-    let queries: Vec<String> = std::fs::read_to_string(format!("{root}/eval/holdout.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let server = common::serve(&[
+        ("CSKH_MESSENGER_APP_SECRET", SECRET),
+        ("CSKH_MESSENGER_VERIFY_TOKEN", "v"),
+        ("CSKH_MESSENGER_PAGE_TOKEN", "p"),
+        ("CSKH_MESSENGER_API_BASE", &graph),
+    ]);
+    let base = server.base.clone();
+    let queries = common::holdout();
 
     rt.block_on(async move {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while client.get(format!("{base}/ready")).send().await.map(|r| r.status().as_u16()).ok() != Some(200) {
-            assert!(Instant::now() < deadline, "server not ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        common::ready(&client, &base).await;
         let url = format!("{base}/webhooks/messenger");
         let deliver = |client: reqwest::Client, user: String, text: String, url: String| async move {
             let body = serde_json::json!({"object": "page", "entry": [{"id": "page", "time": 1, "messaging": [
@@ -205,6 +164,5 @@ fn main() {
             t0.elapsed().as_secs_f64(), percentile(&reply, 50.0), percentile(&reply, 99.0)
         );
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

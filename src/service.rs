@@ -266,15 +266,7 @@ impl ConversationService {
     /// says whether it is new. The turn runs later through [`Self::handle`], which
     /// finds the stored message and answers it once.
     pub async fn receive(&self, msg: &IncomingMessage) -> Result<bool, ServiceError> {
-        Self::validate(msg)?;
-        let text = crate::text::nfc(msg.text.trim());
-        let key = format!("{}:{}", msg.channel.as_str(), msg.user_id);
-        let lock = self.lock_for(&key);
-        let _turn = lock.lock().await;
-        let conv = self
-            .store
-            .resolve_conversation(msg.channel.as_str(), &msg.user_id, msg.account.as_deref())
-            .await?;
+        let (text, _turn, conv) = self.intake(msg).await?;
         Ok(matches!(
             self.store
                 .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
@@ -410,17 +402,32 @@ impl ConversationService {
         Ok(())
     }
 
-    pub async fn handle(&self, msg: IncomingMessage) -> Result<TurnResponse, ServiceError> {
-        Self::validate(&msg)?;
+    /// Validates, takes the identity's turn lock and finds its open conversation:
+    /// (normalized text, the held lock, conversation).
+    async fn intake(
+        &self,
+        msg: &IncomingMessage,
+    ) -> Result<
+        (
+            String,
+            tokio::sync::OwnedMutexGuard<()>,
+            crate::store::Conversation,
+        ),
+        ServiceError,
+    > {
+        Self::validate(msg)?;
         let text = crate::text::nfc(msg.text.trim());
         let key = format!("{}:{}", msg.channel.as_str(), msg.user_id);
-        let lock = self.lock_for(&key);
-        let _turn = lock.lock().await;
-
+        let guard = self.lock_for(&key).lock_owned().await;
         let conv = self
             .store
             .resolve_conversation(msg.channel.as_str(), &msg.user_id, msg.account.as_deref())
             .await?;
+        Ok((text, guard, conv))
+    }
+
+    pub async fn handle(&self, msg: IncomingMessage) -> Result<TurnResponse, ServiceError> {
+        let (text, _turn, conv) = self.intake(&msg).await?;
         let span =
             tracing::info_span!("turn", conversation_id = %conv.id, channel = msg.channel.as_str());
         let channel = msg.channel.as_str();

@@ -753,24 +753,15 @@ async fn voice_turn(
     JsonBody(b): JsonBody<VoiceTurnBody>,
 ) -> Result<Response, ApiError> {
     let v = voice(&state)?;
-    let Some(expected) = v.config().token.as_deref() else {
+    if v.config().token.is_none() {
         return Err(not_configured("voice"));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    {
-        use subtle::ConstantTimeEq;
-        if given.len() != expected.len() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
-        {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid voice token is required",
-            ));
-        }
+    }
+    if !bearer_is(&headers, v.config().token.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid voice token is required",
+        ));
     }
     let reply = if b.start {
         v.start(&b.call_id, &b.from, "api").await?
@@ -864,26 +855,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The operator behind `Authorization: Bearer <CSKH_ADMIN_TOKEN>`.
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Whether `Authorization: Bearer …` carries `expected` (compared in constant time;
+/// an unset or empty expected token matches nothing).
+fn bearer_is(headers: &HeaderMap, expected: Option<&str>) -> bool {
     use subtle::ConstantTimeEq;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default();
-    match state.admin_token.as_deref() {
-        Some(t)
-            if !t.is_empty()
-                && given.len() == t.len()
-                && bool::from(given.as_bytes().ct_eq(t.as_bytes())) =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::new(
+    expected.is_some_and(|t| {
+        !t.is_empty() && given.len() == t.len() && bool::from(given.as_bytes().ct_eq(t.as_bytes()))
+    })
+}
+
+fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if bearer_is(headers, state.admin_token.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid admin token is required (CSKH_ADMIN_TOKEN)",
-        )),
+        ))
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{db_count, import_orders, rt, Server};
+use crate::server::{call, db_count, db_exec, import_orders, rt, Server};
 use crate::support::*;
 
 const APP_SECRET: &str = "messenger-app-secret";
@@ -575,7 +575,7 @@ fn outbox_delivers_every_reply_once_after_an_outage_and_a_restart() {
     let token = login(&server);
     let deadline = Instant::now() + Duration::from_secs(30);
     let failed = loop {
-        let (s, v) = get_json(&server, "/api/v1/outbox/failed", &token);
+        let (s, v) = call(&server, "GET", "/api/v1/outbox/failed", Some(&token), None);
         assert_eq!(s, 200);
         if v.as_array().is_some_and(|a| !a.is_empty()) {
             break v;
@@ -599,43 +599,6 @@ fn login(server: &Server) -> String {
     );
     assert_eq!(s, 200, "{v}");
     v["token"].as_str().unwrap().to_string()
-}
-
-fn get_json(server: &Server, path: &str, token: &str) -> (u16, Value) {
-    rt().block_on(async {
-        let r = reqwest::Client::new()
-            .get(server.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn post_json(server: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
-    rt().block_on(async {
-        let r = reqwest::Client::new()
-            .post(server.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    })
-}
-
-/// Writes to the server's real SQLite file (to age messages past a platform window).
-fn db_exec(data: &Path, sql: &str) {
-    let url = format!("sqlite://{}", data.join("cskh.db").display());
-    rt().block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    });
 }
 
 #[test]
@@ -687,7 +650,7 @@ fn one_customer_across_zalo_and_messenger() {
     );
     p.wait_for("psid-lan", 3);
     let token = login(&server);
-    let (s, list) = get_json(&server, "/api/v1/handoffs", &token);
+    let (s, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     assert_eq!(s, 200);
     let ticket = list
         .as_array()
@@ -721,11 +684,12 @@ fn one_customer_across_zalo_and_messenger() {
 
     // The agent's reply goes out through Messenger; outside 24 h it carries the
     // HUMAN_AGENT tag; past 7 days the console is told it cannot be delivered.
-    let (s, _) = post_json(
+    let (s, _) = call(
         &server,
+        "POST",
         &format!("/api/v1/handoffs/{id}/reply"),
-        &token,
-        json!({"text": "Dạ em là Lan bên CSKH, em kiểm tra đơn cho anh/chị ngay ạ."}),
+        Some(&token),
+        Some(json!({"text": "Dạ em là Lan bên CSKH, em kiểm tra đơn cho anh/chị ngay ạ."})),
     );
     assert_eq!(s, 200);
     let got = p.wait_for("psid-lan", 4);
@@ -738,11 +702,12 @@ fn one_customer_across_zalo_and_messenger() {
         db_exec(data.path(), &format!("UPDATE messages SET created_at = '{at}' WHERE conversation_id = '{conv}' AND direction = 'in'"));
     };
     age(3);
-    let (s, _) = post_json(
+    let (s, _) = call(
         &server,
+        "POST",
         &format!("/api/v1/handoffs/{id}/reply"),
-        &token,
-        json!({"text": "Dạ đơn của anh/chị đã tới bưu cục ạ."}),
+        Some(&token),
+        Some(json!({"text": "Dạ đơn của anh/chị đã tới bưu cục ạ."})),
     );
     assert_eq!(s, 200);
     let got = p.wait_for("psid-lan", 5);
@@ -750,11 +715,12 @@ fn one_customer_across_zalo_and_messenger() {
     assert_eq!(got[4].body["tag"], "HUMAN_AGENT");
     age(8);
     let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
-    let (s, v) = post_json(
+    let (s, v) = call(
         &server,
+        "POST",
         &format!("/api/v1/handoffs/{id}/reply"),
-        &token,
-        json!({"text": "Dạ anh/chị còn cần hỗ trợ gì không ạ?"}),
+        Some(&token),
+        Some(json!({"text": "Dạ anh/chị còn cần hỗ trợ gì không ạ?"})),
     );
     assert_eq!(s, 409, "{v}");
     assert_eq!(v["error"]["code"], "undeliverable");
@@ -766,11 +732,12 @@ fn one_customer_across_zalo_and_messenger() {
     age(0);
 
     // Resolve: the CSAT question arrives with 1-5 quick replies; the tap is recorded.
-    let (s, _) = post_json(
+    let (s, _) = call(
         &server,
+        "POST",
         &format!("/api/v1/handoffs/{id}/resolve"),
-        &token,
-        json!({}),
+        Some(&token),
+        Some(json!({})),
     );
     assert_eq!(s, 200);
     let got = p.wait_for("psid-lan", 6);

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::server::{post_raw, reply_text, rt, Chat, Server};
+use crate::server::{call, post_raw, reply_text, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "gaps-admin-token";
@@ -17,34 +17,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    rt().block_on(async {
-        let c = reqwest::Client::new();
-        let mut req = if method == "GET" {
-            c.get(server.url(path))
-        } else {
-            c.post(server.url(path))
-        };
-        req = req.bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
 }
 
 #[test]
@@ -83,7 +55,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     );
     assert_eq!(s, 200);
     let token = v["token"].as_str().unwrap().to_string();
-    let (_, list) = call(&server, "GET", "/api/v1/handoffs", &token, None);
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     let t = list[0]["id"].as_str().unwrap().to_string();
     let answer = "Dạ, bên em nhận khắc tên miễn phí cho ví và thắt lưng da, đơn có khắc tên giao chậm hơn 1 ngày ạ.";
     assert_eq!(
@@ -91,7 +63,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
             &server,
             "POST",
             &format!("/api/v1/handoffs/{t}/reply"),
-            &token,
+            Some(&token),
             Some(json!({"text": answer}))
         )
         .0,
@@ -102,7 +74,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
             &server,
             "POST",
             &format!("/api/v1/handoffs/{t}/resolve"),
-            &token,
+            Some(&token),
             None
         )
         .0,
@@ -124,10 +96,17 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     }
 
     assert_eq!(
-        call(&server, "GET", "/api/v1/knowledge/gaps", "wrong", None).0,
+        call(
+            &server,
+            "GET",
+            "/api/v1/knowledge/gaps",
+            Some("wrong"),
+            None
+        )
+        .0,
         401
     );
-    let (s, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", ADMIN, None);
+    let (s, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", Some(ADMIN), None);
     assert_eq!(s, 200, "{gaps}");
     let gaps = gaps.as_array().unwrap().clone();
     let find = |text: &str| {
@@ -163,7 +142,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
             "/api/v1/knowledge/gaps/{}/reject",
             tix["id"].as_str().unwrap()
         ),
-        ADMIN,
+        Some(ADMIN),
         None,
     );
     assert_eq!(s, 200);
@@ -174,7 +153,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
             "/api/v1/knowledge/gaps/{}/accept",
             engr["id"].as_str().unwrap()
         ),
-        ADMIN,
+        Some(ADMIN),
         None,
     );
     assert_eq!(s, 200, "{v}");
@@ -186,7 +165,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     assert_eq!(r["decision"]["faq_id"], entry.as_str());
     assert_eq!(reply_text(&r), answer);
 
-    let (_, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", ADMIN, None);
+    let (_, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", Some(ADMIN), None);
     let status: Vec<(String, String)> = gaps
         .as_array()
         .unwrap()

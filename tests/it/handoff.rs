@@ -1,43 +1,10 @@
 //! Human hand-off over the API: tickets, agent authentication, claim, reply, resolve,
 //! CSAT and release, against the real server process.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::server::{db_count, reply_text, Chat, Server};
+use crate::server::{call, db_count, reply_text, Chat, Server};
 use crate::support::*;
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut req = match method {
-            "GET" => c.get(server.url(path)),
-            _ => c.post(server.url(path)),
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-}
 
 #[test]
 fn tickets_agents_csat_and_release() {

@@ -6,19 +6,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::server::{post_raw, reply_text, rt, Chat, Server};
+use crate::server::{call, db_exec, post_raw, reply_text, rt, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "admin-token-for-tests";
-
-fn db_exec(data: &Path, sql: &str) {
-    let url = format!("sqlite://{}", data.join("cskh.db").display());
-    rt().block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    });
-}
 
 fn db_text(data: &Path, sql: &str) -> String {
     let url = format!("sqlite://{}?mode=ro", data.join("cskh.db").display());
@@ -27,34 +18,6 @@ fn db_text(data: &Path, sql: &str) -> String {
         let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let (s,): (String,) = sqlx::query_as(sql).fetch_one(&mut c).await.unwrap();
         s
-    })
-}
-
-fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    rt().block_on(async {
-        let c = reqwest::Client::new();
-        let mut req = if method == "GET" {
-            c.get(server.url(path))
-        } else {
-            c.post(server.url(path))
-        };
-        req = req.bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
     })
 }
 
@@ -116,7 +79,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     );
     assert_eq!(s, 200);
     let token = v["token"].as_str().unwrap().to_string();
-    let (_, list) = call(&server, "GET", "/api/v1/handoffs", &token, None);
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     let ticket_of = |user: &str| -> Value {
         list.as_array()
             .unwrap()
@@ -144,7 +107,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
             &server,
             "POST",
             &format!("/api/v1/handoffs/{}/{action}", id(t)),
-            &token,
+            Some(&token),
             body,
         );
         assert_eq!(s, 200, "{action}: {v}");
@@ -175,7 +138,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
             &server,
             "POST",
             "/api/v1/nps",
-            ADMIN,
+            Some(ADMIN),
             Some(json!({"channel": "api", "user_id": user})),
         );
         assert_eq!(s, 200, "{v}");
@@ -185,7 +148,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
         &server,
         "POST",
         "/api/v1/nps",
-        "wrong",
+        Some("wrong"),
         Some(json!({"channel": "api", "user_id": "khach-b"})),
     );
     assert_eq!(s, 401);
@@ -210,8 +173,8 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     let from = at(chrono::Utc::now(), -24 * 60);
     let to = at(chrono::Utc::now(), 60);
     let path = format!("/api/v1/stats?from={}&to={}", urlenc(&from), urlenc(&to));
-    assert_eq!(call(&server, "GET", &path, "wrong", None).0, 401);
-    let (s, k) = call(&server, "GET", &path, ADMIN, None);
+    assert_eq!(call(&server, "GET", &path, Some("wrong"), None).0, 401);
+    let (s, k) = call(&server, "GET", &path, Some(ADMIN), None);
     assert_eq!(s, 200, "{k}");
 
     // Sessions: A (twice), B, C, D, E = 6; C, D, E escalated.

@@ -187,6 +187,46 @@ pub fn reply_text(v: &Value) -> String {
         .join("\n")
 }
 
+/// One JSON request with an optional bearer token: (status, JSON or the text).
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    rt().block_on(async {
+        let c = client();
+        let mut req = match method {
+            "GET" => c.get(server.url(path)),
+            _ => c.post(server.url(path)),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+/// Writes to the server's real SQLite file (to move times for clock-based checks).
+pub fn db_exec(data: &Path, sql: &str) {
+    let url = format!("sqlite://{}", data.join("cskh.db").display());
+    rt().block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    });
+}
+
 /// Reads the server's real SQLite file.
 pub fn db_count(data: &Path, sql: &str) -> i64 {
     let url = format!("sqlite://{}?mode=ro", data.join("cskh.db").display());
