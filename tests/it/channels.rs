@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{call, db_count, db_exec, import_orders, rt, Server};
+use crate::server::{agent_login, call, db_count, db_exec, import_orders, rt, Server};
 use crate::support::*;
 
 const APP_SECRET: &str = "messenger-app-secret";
@@ -572,7 +572,7 @@ fn outbox_delivers_every_reply_once_after_an_outage_and_a_restart() {
         ),
         200
     );
-    let token = login(&server);
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
     let deadline = Instant::now() + Duration::from_secs(30);
     let failed = loop {
         let (s, v) = call(&server, "GET", "/api/v1/outbox/failed", Some(&token), None);
@@ -588,17 +588,6 @@ fn outbox_delivers_every_reply_once_after_an_outage_and_a_restart() {
         failed[0]["error"].as_str().unwrap().contains("551"),
         "{failed}"
     );
-}
-
-fn login(server: &Server) -> String {
-    let (s, v) = crate::server::post_raw(
-        &server.url("/api/v1/agent/login"),
-        json!({"username": "lan", "password": "mat-khau-an-toan"})
-            .to_string()
-            .into_bytes(),
-    );
-    assert_eq!(s, 200, "{v}");
-    v["token"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -649,7 +638,7 @@ fn one_customer_across_zalo_and_messenger() {
         &messenger_body("psid-lan", "m-3", "cho mình gặp nhân viên"),
     );
     p.wait_for("psid-lan", 3);
-    let token = login(&server);
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
     let (s, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     assert_eq!(s, 200);
     let ticket = list

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::server::{call, post_raw, reply_text, Chat, Server};
+use crate::server::{agent_login, call, reply_text, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "gaps-admin-token";
@@ -47,14 +47,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     let mut c1 = Chat::new(&server, "gap-1");
     assert_eq!(c1.say(engraving[0])["decision"]["decision"], "handoff");
     assert_eq!(c1.say("cho mình gặp nhân viên")["handoff"], true);
-    let (s, v) = post_raw(
-        &server.url("/api/v1/agent/login"),
-        json!({"username": "lan", "password": "mat-khau-an-toan"})
-            .to_string()
-            .into_bytes(),
-    );
-    assert_eq!(s, 200);
-    let token = v["token"].as_str().unwrap().to_string();
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
     let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     let t = list[0]["id"].as_str().unwrap().to_string();
     let answer = "Dạ, bên em nhận khắc tên miễn phí cho ví và thắt lưng da, đơn có khắc tên giao chậm hơn 1 ngày ạ.";

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::server::{call, db_exec, post_raw, reply_text, rt, Chat, Server};
+use crate::server::{agent_login, call, db_exec, reply_text, rt, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "admin-token-for-tests";
@@ -71,14 +71,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     assert_eq!(e.say("cho gặp nhân viên")["handoff"], true);
 
     // Agents: claim + reply + resolve C's ticket, reply + resolve D's.
-    let (s, v) = post_raw(
-        &server.url("/api/v1/agent/login"),
-        json!({"username": "lan", "password": "mat-khau-an-toan"})
-            .to_string()
-            .into_bytes(),
-    );
-    assert_eq!(s, 200);
-    let token = v["token"].as_str().unwrap().to_string();
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
     let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
     let ticket_of = |user: &str| -> Value {
         list.as_array()

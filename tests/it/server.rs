@@ -217,6 +217,19 @@ pub fn call(
     })
 }
 
+/// Signs an agent in and returns the bearer token.
+pub fn agent_login(server: &Server, username: &str, password: &str) -> String {
+    let (s, v) = call(
+        server,
+        "POST",
+        "/api/v1/agent/login",
+        None,
+        Some(json!({"username": username, "password": password})),
+    );
+    assert_eq!(s, 200, "{v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
 /// Writes to the server's real SQLite file (to move times for clock-based checks).
 pub fn db_exec(data: &Path, sql: &str) {
     let url = format!("sqlite://{}", data.join("cskh.db").display());

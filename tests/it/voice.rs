@@ -182,14 +182,7 @@ fn twilio_calls_are_verified_and_answered_with_twiml() {
     assert_eq!(dial.text(), Some(HOTLINE));
 
     // The agent sees the call: what recognition heard, with its confidence.
-    let (s, token) = crate::server::post_raw(
-        &server.url("/api/v1/agent/login"),
-        json!({"username": "lan", "password": "mat-khau-an-toan"})
-            .to_string()
-            .into_bytes(),
-    );
-    assert_eq!(s, 200);
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = crate::server::agent_login(&server, "lan", "mat-khau-an-toan");
     let list: Value = rt().block_on(async {
         reqwest::Client::new()
             .get(server.url("/api/v1/handoffs"))
