@@ -87,3 +87,53 @@ fn dashboard_renders_kpis_and_charts_in_chromium() {
     let out = browser_script(&server, "dashboard.mjs", &["dashboard-token"]);
     assert!(out.contains("dashboard browser test passed"), "{out}");
 }
+
+#[test]
+fn a_transferred_call_shows_what_recognition_heard_in_the_console() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_VOICE_TOKEN", "vt"),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    );
+    let heard = "phí sip ra hà lội";
+    // Nothing heard, a low-confidence guess refused, nothing twice more: transferred.
+    for (text, conf) in [
+        ("", 0.0),
+        (heard, 0.31),
+        ("không", 0.9),
+        ("", 0.0),
+        ("", 0.0),
+        ("", 0.0),
+    ] {
+        let (s, v) = crate::server::call(
+            &server,
+            "POST",
+            "/api/v1/voice/turn",
+            Some("vt"),
+            Some(
+                serde_json::json!({"call_id": "call-1", "from": "+84911222333", "text": text, "confidence": conf}),
+            ),
+        );
+        assert_eq!(s, 200, "{v}");
+        if v["action"] == "transfer" {
+            break;
+        }
+    }
+    assert_eq!(
+        db_count(
+            data.path(),
+            "SELECT COUNT(*) FROM tickets WHERE reason = 'speech_unrecognized'"
+        ),
+        1
+    );
+    let out = browser_script(
+        &server,
+        "console_call.mjs",
+        &["lan", "mat-khau-an-toan", heard],
+    );
+    assert!(out.contains("console call test passed"), "{out}");
+}
