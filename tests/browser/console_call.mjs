@@ -1,16 +1,11 @@
 // A transferred hotline call in the agent console: the agent sees what speech
 // recognition heard, with confidences, next to the ticket.
 // Usage: node console_call.mjs BASE_URL USERNAME PASSWORD HEARD_TEXT SCREENSHOT_DIR
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 
 const [base, username, password, heard, shots = "."] = process.argv.slice(2);
-function expect(cond, what) { if (!cond) throw new Error("expectation failed: " + what); }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext({ viewport: { width: 1300, height: 900 } })).newPage();
   await page.goto(base + "/agent");

@@ -2,16 +2,11 @@
 // token, the KPI cards and charts render with data, and the chart pixels are really
 // drawn (checked on a screenshot, not on the DOM alone).
 // Usage: node dashboard.mjs BASE_URL ADMIN_TOKEN SCREENSHOT_DIR
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 
 const [base, token, shots = "."] = process.argv.slice(2);
-function expect(cond, what) { if (!cond) throw new Error("expectation failed: " + what); }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
   const external = [];

@@ -2,17 +2,11 @@
 // widget asks for a person, the ticket shows in the agent console, the agent claims
 // and replies, the reply reaches the widget, the agent resolves, the customer rates 5.
 // Usage: node handoff.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 
 const [base, username, password, shots = "."] = process.argv.slice(2);
-function expect(cond, what) { if (!cond) throw new Error("expectation failed: " + what); }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   // The agent is signed in and watching the queue before the customer arrives.
   const agent = await (await browser.newContext({ viewport: { width: 1300, height: 850 } })).newPage();

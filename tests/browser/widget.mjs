@@ -1,7 +1,7 @@
 // Drives the web chat widget on the demo page in Debian's headless chromium.
 // Usage: node widget.mjs BASE_URL SCREENSHOT_DIR
 // Exits non-zero with a message on the first failed expectation.
-import { chromium } from "playwright-core";
+import { expect, launch } from "./lib.mjs";
 
 const base = process.argv[2];
 const shots = process.argv[3] || ".";
@@ -10,18 +10,8 @@ if (!base) {
   process.exit(2);
 }
 
-function expect(cond, what) {
-  if (!cond) throw new Error("expectation failed: " + what);
-}
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, locale: "vi-VN" });
   const page = await context.newPage();
