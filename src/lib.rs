@@ -38,6 +38,7 @@ pub mod llm;
 pub mod metrics;
 pub mod orders;
 pub mod search;
+pub mod secret;
 pub mod service;
 pub mod stats;
 pub mod store;

@@ -246,19 +246,7 @@ impl ConversationService {
             .ask_nps(&conv.id, channel.as_str(), text, &quick, channel.pushes())
             .await?;
         self.deliver_now(channel.as_str());
-        let _ = self.live.send(LiveMessage {
-            conversation_id: conv.id.clone(),
-            message: StoredMessage {
-                id,
-                direction: "out".into(),
-                author: "bot".into(),
-                text: text.into(),
-                quick_replies: quick,
-                created_at: String::new(),
-                delivery: None,
-                delivery_error: None,
-            },
-        });
+        self.push_live(&conv.id, id, "bot", text, &quick);
         Ok(true)
     }
 
@@ -701,19 +689,7 @@ impl ConversationService {
             "turn answered"
         );
         for r in &response.replies {
-            let _ = self.live.send(LiveMessage {
-                conversation_id: conv.id.clone(),
-                message: StoredMessage {
-                    id: r.id.clone(),
-                    direction: "out".into(),
-                    author: "bot".into(),
-                    text: r.text.clone(),
-                    quick_replies: r.quick_replies.clone(),
-                    created_at: String::new(),
-                    delivery: None,
-                    delivery_error: None,
-                },
-            });
+            self.push_live(&conv.id, r.id.clone(), "bot", &r.text, &r.quick_replies);
         }
         Ok(response)
     }
@@ -909,20 +885,32 @@ impl ConversationService {
     ) {
         self.changed(conversation_id);
         if let Some(id) = id {
-            let _ = self.live.send(LiveMessage {
-                conversation_id: conversation_id.to_string(),
-                message: StoredMessage {
-                    id,
-                    direction: "out".into(),
-                    author: author.into(),
-                    text: text.into(),
-                    quick_replies: quick.to_vec(),
-                    created_at: String::new(),
-                    delivery: None,
-                    delivery_error: None,
-                },
-            });
+            self.push_live(conversation_id, id, author, text, quick);
         }
+    }
+
+    /// A stored outbound message, to live listeners (the web widget).
+    fn push_live(
+        &self,
+        conversation_id: &str,
+        id: String,
+        author: &str,
+        text: &str,
+        quick: &[String],
+    ) {
+        let _ = self.live.send(LiveMessage {
+            conversation_id: conversation_id.to_string(),
+            message: StoredMessage {
+                id,
+                direction: "out".into(),
+                author: author.into(),
+                text: text.into(),
+                quick_replies: quick.to_vec(),
+                created_at: String::new(),
+                delivery: None,
+                delivery_error: None,
+            },
+        });
     }
 
     fn changed(&self, conversation_id: &str) {

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
+use crate::secret::same_bytes;
+
 use super::{
-    clip, same_bytes, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent,
-    InboundMessage, ParseError, SendError, VerifyError,
+    clip, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage,
+    ParseError, SendError, VerifyError,
 };
 
 /// Longest text the Send API takes in one message.

@@ -162,12 +162,6 @@ impl Adapters {
     }
 }
 
-/// Byte-wise comparison in constant time (signatures).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 /// Classifies a failed HTTP exchange with a platform.
 fn transport_error(e: reqwest::Error) -> SendError {
     SendError::Transient(if e.is_timeout() {

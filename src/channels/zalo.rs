@@ -8,9 +8,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    same_bytes, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage,
-    ParseError, SendError, VerifyError,
+    transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage, ParseError,
+    SendError, VerifyError,
 };
+use crate::secret::same_bytes;
 use crate::store::Store;
 
 const MAX_TEXT: usize = 2000;

@@ -858,15 +858,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// Whether `Authorization: Bearer …` carries `expected` (compared in constant time;
 /// an unset or empty expected token matches nothing).
 fn bearer_is(headers: &HeaderMap, expected: Option<&str>) -> bool {
-    use subtle::ConstantTimeEq;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default();
-    expected.is_some_and(|t| {
-        !t.is_empty() && given.len() == t.len() && bool::from(given.as_bytes().ct_eq(t.as_bytes()))
-    })
+    expected
+        .is_some_and(|t| !t.is_empty() && crate::secret::same_bytes(given.as_bytes(), t.as_bytes()))
 }
 
 fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

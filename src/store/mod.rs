@@ -316,23 +316,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(t.outbound.len());
         for o in t.outbound {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, direction, author, text,
-                 quick_replies, channel, created_at) VALUES (?, ?, 'out', 'bot', ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(t.conversation_id)
-            .bind(&o.text)
-            .bind(serde_json::to_string(&o.quick_replies).expect("json"))
-            .bind(t.channel)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-            if t.deliver {
-                enqueue(&mut tx, &id, t.conversation_id, t.channel).await?;
-            }
-            ids.push(id);
+            let m = CustomerMessage {
+                author: "bot",
+                text: &o.text,
+                quick_replies: &o.quick_replies,
+                deliver: t.deliver,
+            };
+            ids.push(insert_outbound(&mut tx, t.conversation_id, t.channel, m, &now()).await?);
         }
         let response = (t.response)(&ids);
         sqlx::query(
@@ -654,36 +644,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let mut message_id = None;
-        if let Some(CustomerMessage {
-            author,
-            text,
-            quick_replies: quick,
-            deliver,
-        }) = message
-        {
-            let id = new_id();
+        if let Some(m) = message {
             let channel: (String,) =
                 sqlx::query_as("SELECT channel FROM conversations WHERE id = ?")
                     .bind(&ticket.conversation_id)
                     .fetch_one(&mut *tx)
                     .await?;
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, direction, author, text, quick_replies,
-                 channel, created_at) VALUES (?, ?, 'out', ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(&ticket.conversation_id)
-            .bind(author)
-            .bind(text)
-            .bind(serde_json::to_string(quick).expect("json"))
-            .bind(&channel.0)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            if deliver {
-                enqueue(&mut tx, &id, &ticket.conversation_id, &channel.0).await?;
-            }
-            message_id = Some(id);
+            message_id =
+                Some(insert_outbound(&mut tx, &ticket.conversation_id, &channel.0, m, &at).await?);
         }
         sqlx::query(
             "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
@@ -822,6 +790,35 @@ impl Store {
             .await?;
         Ok(n)
     }
+}
+
+/// Stores an outbound message (and, for platform channels, its outbox row) inside
+/// the caller's transaction; returns its id.
+async fn insert_outbound(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conversation_id: &str,
+    channel: &str,
+    m: CustomerMessage<'_>,
+    at: &str,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, direction, author, text, quick_replies,
+         channel, created_at) VALUES (?, ?, 'out', ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(conversation_id)
+    .bind(m.author)
+    .bind(m.text)
+    .bind(serde_json::to_string(m.quick_replies).expect("json"))
+    .bind(channel)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    if m.deliver {
+        enqueue(tx, &id, conversation_id, channel).await?;
+    }
+    Ok(id)
 }
 
 /// Queues an outbound message for delivery (inside the transaction that stores it).
@@ -1337,23 +1334,14 @@ impl Store {
     ) -> Result<String, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let id = new_id();
         let at = now();
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, direction, author, text, quick_replies,
-             channel, created_at) VALUES (?, ?, 'out', 'bot', ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(text)
-        .bind(serde_json::to_string(quick).expect("json"))
-        .bind(channel)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
-        if deliver {
-            enqueue(&mut tx, &id, conversation_id, channel).await?;
-        }
+        let m = CustomerMessage {
+            author: "bot",
+            text,
+            quick_replies: quick,
+            deliver,
+        };
+        let id = insert_outbound(&mut tx, conversation_id, channel, m, &at).await?;
         sqlx::query("UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ?")
             .bind(&at)
             .bind(conversation_id)

@@ -27,12 +27,15 @@ pub fn verify(
     params: &[(String, String)],
     header: Option<&str>,
 ) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some(given) = header.map(str::trim).filter(|h| !h.is_empty()) else {
-        return false;
-    };
-    let want = signature(auth_token, url, params);
-    given.len() == want.len() && bool::from(given.as_bytes().ct_eq(want.as_bytes()))
+    header
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .is_some_and(|given| {
+            crate::secret::same_bytes(
+                given.as_bytes(),
+                signature(auth_token, url, params).as_bytes(),
+            )
+        })
 }
 
 /// How a hand-off leaves the bot: a phone number or SIP address to `<Dial>`, or a

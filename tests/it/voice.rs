@@ -211,17 +211,7 @@ fn voice_turn(server: &Server, body: Value) -> Value {
 }
 
 fn voice_call(server: &Server, body: Value, token: Option<&str>) -> (u16, Value) {
-    rt().block_on(async {
-        let mut req = reqwest::Client::new()
-            .post(server.url("/api/v1/voice/turn"))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.unwrap();
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    })
+    crate::server::call(server, "POST", "/api/v1/voice/turn", token, Some(body))
 }
 
 #[test]
