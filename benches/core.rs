@@ -40,6 +40,18 @@ fn benches(c: &mut Criterion) {
         c.bench_function("embed one query", |b| {
             b.iter(|| m.embed(&[QUERIES[2]], TextKind::Query).unwrap())
         });
+        // What micro-batching concurrent customers' queries buys: 8 queries one
+        // forward pass each, then all 8 in one padded pass.
+        c.bench_function("embed 8 queries one by one", |b| {
+            b.iter(|| {
+                for q in QUERIES {
+                    m.embed(&[q], TextKind::Query).unwrap();
+                }
+            })
+        });
+        c.bench_function("embed 8 queries as one batch", |b| {
+            b.iter(|| m.embed(QUERIES, TextKind::Query).unwrap())
+        });
         let kb = KnowledgeBase::load(&root().join("knowledge")).unwrap();
         let passages: Vec<String> = kb
             .entries

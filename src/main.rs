@@ -111,7 +111,7 @@ enum ModelCommand {
         /// Embed as a passage instead of a query.
         #[arg(long)]
         passage: bool,
-        /// Override the model's precision (q8 or f32).
+        /// Override the model's precision (f32, q8 or reference).
         #[arg(long, value_parser = parse_precision)]
         precision: Option<Precision>,
         text: String,
@@ -197,7 +197,10 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
     match s {
         "q8" => Ok(Precision::Q8),
         "f32" => Ok(Precision::F32),
-        other => Err(format!("unknown precision `{other}` (q8 or f32)")),
+        "reference" => Ok(Precision::Reference),
+        other => Err(format!(
+            "unknown precision `{other}` (f32, q8 or reference)"
+        )),
     }
 }
 

@@ -66,8 +66,9 @@ pub struct Recipe {
     pub passage_prefix: String,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
-    /// `q8` (default): linear layers as Q8_0 quantized matmuls; `f32`: the reference
-    /// `candle_transformers` BERT, slower, for checks.
+    /// `f32` (default): the fast encoder with f32 weights; `q8`: its linear layers as
+    /// Q8_0 quantized matmuls (4x less weight memory, slower on AVX-512 machines);
+    /// `reference`: the `candle_transformers` BERT as is, for checks.
     #[serde(default)]
     pub precision: Precision,
 }
@@ -76,8 +77,9 @@ pub struct Recipe {
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
-    Q8,
     F32,
+    Q8,
+    Reference,
 }
 
 fn default_query_prefix() -> String {
@@ -104,7 +106,7 @@ impl Default for Recipe {
 pub const RECIPE_FILE: &str = "cskh-model.json";
 
 enum Encoder {
-    Quantized(encoder::QuantEncoder),
+    Fast(encoder::FastEncoder),
     Reference(bert::BertModel),
 }
 
@@ -157,11 +159,18 @@ impl CandleEmbedder {
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
         let encoder = match recipe.precision {
-            Precision::Q8 => Encoder::Quantized(
-                encoder::QuantEncoder::load(vb, &cfg)
-                    .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
-            ),
-            Precision::F32 => {
+            Precision::F32 | Precision::Q8 => {
+                let kind = if recipe.precision == Precision::Q8 {
+                    encoder::LinearKind::Q8
+                } else {
+                    encoder::LinearKind::F32
+                };
+                Encoder::Fast(
+                    encoder::FastEncoder::load(vb, &cfg, kind)
+                        .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
+                )
+            }
+            Precision::Reference => {
                 if cfg.position_offset() != 0 {
                     return Err(bad(
                         "the f32 reference path supports BERT models only".into()
@@ -220,7 +229,7 @@ impl CandleEmbedder {
         let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
         let hidden = match &self.encoder {
-            Encoder::Quantized(m) => m.forward(&ids, &mask)?,
+            Encoder::Fast(m) => m.forward(&ids, &mask)?,
             Encoder::Reference(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
         };
         // Mean pooling over real tokens, then L2 normalization (the e5 recipe).
