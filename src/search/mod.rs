@@ -4,9 +4,9 @@
 
 mod lexical;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -154,8 +154,16 @@ pub struct Retriever {
     entry_words: Vec<HashSet<String>>,
     idf: HashMap<String, f32>,
     max_idf: f32,
+    /// The last few query embeddings, newest last. The same text is often read twice
+    /// within one turn (a voice turn checks the recognizer's hypotheses before the bot
+    /// answers the chosen one); this keeps that from running the model twice. Small on
+    /// purpose: it is a memo for the turn at hand, not a cache of popular questions.
+    recent: Mutex<VecDeque<(String, Arc<Vec<f32>>)>>,
     pub params: RetrievalParams,
 }
+
+/// How many query embeddings [`Retriever`] remembers.
+const RECENT_QUERIES: usize = 8;
 
 /// Where the index and caches of a knowledge base live under the data directory.
 pub fn index_dir(data: &Path, kb: &KnowledgeBase) -> PathBuf {
@@ -233,6 +241,7 @@ impl Retriever {
             entry_words,
             idf,
             max_idf,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_QUERIES)),
             params,
         })
     }
@@ -387,25 +396,51 @@ impl Retriever {
     /// The embedding of a customer question as retrieval reads it (diacritics
     /// restored when typed without), if a model is loaded.
     pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
-        let emb = self.embedder.as_ref()?;
         let read = if has_diacritics(text) {
             crate::text::nfc(text)
         } else {
             self.understand(text).join(" ")
         };
-        emb.embed(&[read.as_str()], TextKind::Query).ok()?.pop()
+        self.query_vector(&read).ok().map(|v| v.to_vec())
+    }
+
+    /// The model's vector for a query text, from the recent-query memo when it was
+    /// just embedded.
+    fn query_vector(&self, text: &str) -> Result<Arc<Vec<f32>>, SearchError> {
+        let Some(emb) = &self.embedder else {
+            return Err(SearchError::NoModel);
+        };
+        let remembered = |recent: &VecDeque<(String, Arc<Vec<f32>>)>| {
+            recent
+                .iter()
+                .find(|(t, _)| t == text)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = remembered(&self.recent.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        let v = Arc::new(
+            emb.embed(&[text], TextKind::Query)?
+                .pop()
+                .unwrap_or_default(),
+        );
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if remembered(&recent).is_none() {
+            if recent.len() == RECENT_QUERIES {
+                recent.pop_front();
+            }
+            recent.push_back((text.to_string(), v.clone()));
+        }
+        Ok(v)
     }
 
     /// Per entry: best cosine over its question vectors (-1 when it has none) and the
     /// cosine with its passage vector.
     fn dense_scores(&self, query: &str) -> Result<(Vec<f32>, Vec<f32>), SearchError> {
-        let (Some(dense), Some(emb)) = (&self.dense, &self.embedder) else {
+        let Some(dense) = &self.dense else {
             return Err(SearchError::NoModel);
         };
-        let q = emb
-            .embed(&[query], TextKind::Query)?
-            .pop()
-            .unwrap_or_default();
+        let q = self.query_vector(query)?;
         let mut best_q = vec![-1.0f32; self.kb.len()];
         let mut best_p = vec![-1.0f32; self.kb.len()];
         for ((v, &owner), &is_passage) in dense.vectors.iter().zip(&dense.owner).zip(&dense.passage)
@@ -520,4 +555,92 @@ fn build_dense(
         owner,
         passage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::embed::EmbedError;
+    use crate::knowledge::{Entry, Origin};
+
+    /// A toy embedder that counts the query texts it embeds.
+    struct Counting(AtomicUsize);
+
+    impl Embedder for Counting {
+        fn model_id(&self) -> &str {
+            "toy"
+        }
+        fn ndims(&self) -> usize {
+            2
+        }
+        fn embed(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<f32>>, EmbedError> {
+            if kind == TextKind::Query {
+                self.0.fetch_add(texts.len(), Ordering::SeqCst);
+            }
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let x = (t.len() % 7) as f32 + 1.0;
+                    let n = (x * x + 1.0).sqrt();
+                    vec![x / n, 1.0 / n]
+                })
+                .collect())
+        }
+    }
+
+    fn entry(id: &str, q: &str, a: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            question: Some(q.into()),
+            title: None,
+            variants: Vec::new(),
+            answer: a.into(),
+            category: None,
+            tags: Vec::new(),
+            origin: Origin {
+                file: "kb.md".into(),
+                line: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn a_query_read_twice_is_embedded_once_but_new_ones_are_not_mixed_up() {
+        let kb = KnowledgeBase::new(vec![
+            entry(
+                "ship",
+                "Phí giao hàng bao nhiêu?",
+                "Dạ, phí giao hàng là 30.000đ ạ.",
+            ),
+            entry(
+                "doi",
+                "Đổi trả thế nào?",
+                "Dạ, anh/chị được đổi trong 7 ngày ạ.",
+            ),
+        ])
+        .unwrap();
+        let emb = Arc::new(Counting(AtomicUsize::new(0)));
+        let r = Retriever::build(
+            Arc::new(kb),
+            Some(emb.clone()),
+            None,
+            None,
+            RetrievalParams::default(),
+        )
+        .unwrap();
+        let before = emb.0.load(Ordering::SeqCst);
+        let a = r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
+        let b = r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
+        assert_eq!(emb.0.load(Ordering::SeqCst) - before, 1);
+        assert_eq!(a.best().unwrap().score, b.best().unwrap().score);
+        // More distinct queries than the memo holds: the oldest is embedded again.
+        for i in 0..RECENT_QUERIES {
+            r.retrieve(&format!("đổi trả lần {i}"), Mode::Hybrid)
+                .unwrap();
+        }
+        r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
+        assert_eq!(emb.0.load(Ordering::SeqCst) - before, RECENT_QUERIES + 2);
+    }
 }
