@@ -23,6 +23,12 @@
 //! - [`http`]: the axum edge: routes, error mapping, widget assets.
 //! - [`config`]: layered configuration; [`app`]: the composition root.
 
+/// mimalloc for every binary built on this crate (server, CLI, tests, benches): glibc
+/// maps and unmaps each buffer over 128 KiB, so every encoder pass page-faulted its
+/// activations in again; mimalloc reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod answer;
 pub mod app;
 pub mod bot;
