@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::embed::batch::Batching;
 use crate::embed::{CandleEmbedder, EmbedError, Embedder};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::search::{Decision, Mode, Retrieval, RetrievalParams, Retriever, SearchError};
@@ -36,7 +37,8 @@ pub struct CoreOptions {
 /// runs on BM25 alone and says so once; a broken model directory is an error.
 pub fn load_model(dir: &Path) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
     match CandleEmbedder::load(dir) {
-        Ok(m) => Ok(Some(Arc::new(m))),
+        // Concurrent customers' queries share forward passes.
+        Ok(m) => Ok(Some(Arc::new(Batching::new(Arc::new(m))))),
         Err(EmbedError::Missing(_)) => {
             tracing::warn!(
                 model = %dir.display(),

@@ -269,35 +269,51 @@ impl FastEncoder {
         })
     }
 
-    /// Hidden states `(batch, len, hidden)` for right-padded `ids` with `mask` (1 = token).
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, len) = ids.dims2()?;
+    /// Unit-length mean-pooled embeddings `(n, hidden)` of `seqs` (token ids, no
+    /// padding). The sequences are packed end to end: every linear layer runs once over
+    /// all their tokens and only attention runs per sequence, so a batch of texts of
+    /// mixed lengths costs no padding.
+    pub fn embed_packed(&self, seqs: &[Vec<u32>]) -> Result<Tensor> {
         let h = self.word.dim(1)?;
-        let words = self
-            .word
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, len, h))?;
-        let pos = self.position.narrow(0, self.position_offset, len)?;
+        let device = self.word.device();
+        let total: usize = seqs.iter().map(Vec::len).sum();
+        if seqs.iter().any(Vec::is_empty) {
+            candle_core::bail!("empty token sequence");
+        }
+        let ids: Vec<u32> = seqs.iter().flatten().copied().collect();
+        let positions: Vec<u32> = seqs
+            .iter()
+            .flat_map(|s| (0..s.len()).map(|p| (p + self.position_offset) as u32))
+            .collect();
+        let ids = Tensor::from_vec(ids, total, device)?;
+        let positions = Tensor::from_vec(positions, total, device)?;
+        let words = self.word.index_select(&ids, 0)?;
+        let pos = self.position.index_select(&positions, 0)?;
         let types = self.token_type.get(0)?;
-        let x = words.broadcast_add(&pos)?.broadcast_add(&types)?;
+        let x = (words + pos)?.broadcast_add(&types)?.unsqueeze(0)?;
         let mut x = self.emb_norm.forward(&x)?;
-        // Additive mask: 0 for tokens, a large negative number for padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, len))?;
         let hd = h / self.heads;
         let scale = 1.0 / (hd as f64).sqrt();
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, len, self.heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
         for l in &self.layers {
             let qkv = l.qkv.forward(&x)?;
-            let q = split(qkv.narrow(2, 0, h)?)?;
-            let k = split(qkv.narrow(2, h, h)?)?;
-            let v = split(qkv.narrow(2, 2 * h, h)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, len, h))?;
+            let mut ctx = Vec::with_capacity(seqs.len());
+            let mut start = 0;
+            for s in seqs {
+                let len = s.len();
+                let part = qkv.narrow(1, start, len)?;
+                start += len;
+                let split = |from: usize| -> Result<Tensor> {
+                    part.narrow(2, from, h)?
+                        .reshape((1, len, self.heads, hd))?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
+                let (q, k, v) = (split(0)?, split(h)?, split(2 * h)?);
+                let scores = (q.matmul(&k.t()?)? * scale)?;
+                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+                ctx.push(probs.matmul(&v)?.transpose(1, 2)?.reshape((1, len, h))?);
+            }
+            let ctx = Tensor::cat(&ctx, 1)?;
             let a = l
                 .attn_norm
                 .forward(&l.attn_out.forward_then(&ctx, Some(&x), false)?)?;
@@ -306,7 +322,16 @@ impl FastEncoder {
                 .out_norm
                 .forward(&l.output.forward_then(&f, Some(&a), false)?)?;
         }
-        Ok(x)
+        let x = x.squeeze(0)?;
+        let mut pooled = Vec::with_capacity(seqs.len());
+        let mut start = 0;
+        for s in seqs {
+            pooled.push(x.narrow(0, start, s.len())?.mean_keepdim(0)?);
+            start += s.len();
+        }
+        let mean = Tensor::cat(&pooled, 0)?;
+        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+        mean.broadcast_div(&norm)
     }
 }
 

@@ -2,6 +2,7 @@
 //! Hugging Face-style BERT or XLM-R directory with candle. This module (with `fetch`)
 //! is the only importer of candle and tokenizers.
 
+pub mod batch;
 mod cache;
 mod encoder;
 pub mod fetch;
@@ -218,6 +219,24 @@ impl CandleEmbedder {
             .tokenizer
             .encode_batch(texts, true)
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let reference = match &self.encoder {
+            Encoder::Fast(m) => {
+                // Real tokens only: the fast encoder packs the texts without padding.
+                let seqs: Vec<Vec<u32>> = encodings
+                    .iter()
+                    .map(|e| {
+                        e.get_ids()
+                            .iter()
+                            .zip(e.get_attention_mask())
+                            .filter(|(_, &m)| m == 1)
+                            .map(|(&id, _)| id)
+                            .collect()
+                    })
+                    .collect();
+                return Ok(m.embed_packed(&seqs)?.to_vec2::<f32>()?);
+            }
+            Encoder::Reference(m) => m,
+        };
         let rows = encodings.len();
         let cols = encodings.first().map(|e| e.get_ids().len()).unwrap_or(0);
         let mut ids = Vec::with_capacity(rows * cols);
@@ -228,10 +247,7 @@ impl CandleEmbedder {
         }
         let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
-        let hidden = match &self.encoder {
-            Encoder::Fast(m) => m.forward(&ids, &mask)?,
-            Encoder::Reference(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
-        };
+        let hidden = reference.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
         // Mean pooling over real tokens, then L2 normalization (the e5 recipe).
         let unit = encoder::mean_pool_normalize(&hidden, &mask)?;
         Ok(unit.to_vec2::<f32>()?)
