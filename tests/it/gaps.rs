@@ -36,7 +36,7 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     let engraving = [
         "shop có khắc tên lên sản phẩm không",
         "bên mình có dịch vụ khắc tên lên đồ không ạ",
-        "khac ten len san pham duoc khong shop",
+        "shop co khac ten len do khong",
     ];
     let tickets = [
         "shop có bán vé máy bay không",
