@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+#[path = "common/questions.rs"]
+mod questions;
+
 use cskh::answer::{Core, CoreOptions};
 use cskh::embed::{CandleEmbedder, Embedder, TextKind};
 use cskh::knowledge::KnowledgeBase;
@@ -87,16 +90,7 @@ fn benches(c: &mut Criterion) {
     if core.retriever.has_model() {
         // The 170 holdout questions in turn: far more distinct texts than the
         // retriever's recent-query memo holds, so every ask runs the model.
-        let holdout: Vec<String> = std::fs::read_to_string(root().join("eval/holdout.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let holdout = questions::holdout();
         c.bench_function(
             "ask hybrid (demo kb, holdout questions, whole pipeline)",
             |b| {

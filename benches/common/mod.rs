@@ -1,6 +1,9 @@
 //! Shared by the HTTP benches: start `cskh serve` (release binary, model on, the
 //! shared embedding cache) on a free loopback port, and the holdout questions.
 
+mod questions;
+pub use questions::holdout;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,20 +76,6 @@ pub async fn ready(client: &reqwest::Client, base: &str) {
         assert!(std::time::Instant::now() < deadline, "server not ready");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The questions of `eval/holdout.jsonl` (never used to tune anything).
-pub fn holdout() -> Vec<String> {
-    std::fs::read_to_string(format!("{}/eval/holdout.jsonl", root()))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
 }
 
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -105,47 +105,16 @@ impl Embedder for Batching {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Barrier, Mutex};
+    use std::sync::atomic::Ordering;
+    use std::sync::Barrier;
     use std::time::Duration;
 
     use super::*;
-
-    /// Embeds a text as (its length, 1), normalized; records each call's size and
-    /// holds each call a while so that concurrent callers pile up.
-    struct Slow {
-        calls: Mutex<Vec<usize>>,
-        texts: AtomicUsize,
-    }
-
-    impl Embedder for Slow {
-        fn model_id(&self) -> &str {
-            "slow"
-        }
-        fn ndims(&self) -> usize {
-            2
-        }
-        fn embed(&self, texts: &[&str], _: TextKind) -> Result<Vec<Vec<f32>>, EmbedError> {
-            self.calls.lock().unwrap().push(texts.len());
-            self.texts.fetch_add(texts.len(), Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(30));
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let x = t.chars().count() as f32;
-                    let n = (x * x + 1.0).sqrt();
-                    vec![x / n, 1.0 / n]
-                })
-                .collect())
-        }
-    }
+    use crate::embed::toy::Toy;
 
     #[test]
     fn concurrent_queries_share_passes_and_each_gets_its_own_vector() {
-        let inner = Arc::new(Slow {
-            calls: Mutex::new(Vec::new()),
-            texts: AtomicUsize::new(0),
-        });
+        let inner = Arc::new(Toy::slow(Duration::from_millis(30)));
         let b = Arc::new(Batching::new(inner.clone()));
         let n = 12;
         let barrier = Arc::new(Barrier::new(n));
@@ -156,22 +125,16 @@ mod tests {
                     let text = "x".repeat(i + 1);
                     barrier.wait();
                     let v = b.embed(&[&text], TextKind::Query).unwrap();
-                    (i, v)
+                    (text, v)
                 })
             })
             .collect();
         for h in handles {
-            let (i, v) = h.join().unwrap();
-            let x = (i + 1) as f32;
-            let n = (x * x + 1.0).sqrt();
-            assert_eq!(
-                v,
-                vec![vec![x / n, 1.0 / n]],
-                "query {i} got another's vector"
-            );
+            let (text, v) = h.join().unwrap();
+            assert_eq!(v, vec![Toy::vector(&text)], "{text} got another's vector");
         }
         let calls = inner.calls.lock().unwrap().clone();
-        assert_eq!(inner.texts.load(Ordering::SeqCst), n, "every query once");
+        assert_eq!(inner.queries.load(Ordering::SeqCst), n, "every query once");
         assert!(
             calls.len() < n,
             "12 concurrent queries took {} passes: {calls:?}",
@@ -181,10 +144,7 @@ mod tests {
 
     #[test]
     fn several_texts_and_passages_go_straight_through() {
-        let inner = Arc::new(Slow {
-            calls: Mutex::new(Vec::new()),
-            texts: AtomicUsize::new(0),
-        });
+        let inner = Arc::new(Toy::default());
         let b = Batching::new(inner.clone());
         assert_eq!(b.embed(&["a", "bb"], TextKind::Query).unwrap().len(), 2);
         assert_eq!(b.embed(&["a"], TextKind::Passage).unwrap().len(), 1);

@@ -135,35 +135,18 @@ impl EmbeddingCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
-
-    /// A deterministic toy embedder that counts how many texts it was asked to embed.
-    struct Counting(AtomicUsize);
-
-    impl Embedder for Counting {
-        fn model_id(&self) -> &str {
-            "toy"
-        }
-        fn ndims(&self) -> usize {
-            2
-        }
-        fn embed(&self, texts: &[&str], _: TextKind) -> Result<Vec<Vec<f32>>, EmbedError> {
-            self.0.fetch_add(texts.len(), Ordering::SeqCst);
-            Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
-        }
-    }
+    use crate::embed::toy::Toy;
 
     #[test]
     fn reuses_vectors_across_restarts_and_edits() {
         let dir = tempfile::tempdir().unwrap();
-        let e = Counting(AtomicUsize::new(0));
+        let e = Toy::default();
         let texts: Vec<String> = ["a", "bb", "a"].iter().map(|s| s.to_string()).collect();
         let mut c = EmbeddingCache::open(dir.path(), "toy", 2);
         let (v, fresh) = c.embed_all(&e, &texts, TextKind::Passage).unwrap();
         assert_eq!(fresh, 2);
-        assert_eq!(v[2], vec![1.0, 1.0]);
+        assert_eq!(v[2], Toy::vector("a"));
         c.save().unwrap();
 
         let mut c = EmbeddingCache::open(dir.path(), "toy", 2);
@@ -173,7 +156,7 @@ mod tests {
         assert_eq!(fresh, 1, "only the edited text is embedded again");
         let (_, fresh) = c.embed_all(&e, &edited, TextKind::Query).unwrap();
         assert_eq!(fresh, 2, "query and passage vectors are cached apart");
-        assert_eq!(e.0.load(Ordering::SeqCst), 5);
+        assert_eq!(e.embedded(), 5);
     }
 
     #[test]

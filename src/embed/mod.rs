@@ -6,6 +6,8 @@ pub mod batch;
 mod cache;
 mod encoder;
 pub mod fetch;
+#[cfg(test)]
+pub(crate) mod toy;
 
 use std::path::{Path, PathBuf};
 

@@ -559,36 +559,11 @@ fn build_dense(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::embed::EmbedError;
+    use crate::embed::toy::Toy;
     use crate::knowledge::{Entry, Origin};
-
-    /// A toy embedder that counts the query texts it embeds.
-    struct Counting(AtomicUsize);
-
-    impl Embedder for Counting {
-        fn model_id(&self) -> &str {
-            "toy"
-        }
-        fn ndims(&self) -> usize {
-            2
-        }
-        fn embed(&self, texts: &[&str], kind: TextKind) -> Result<Vec<Vec<f32>>, EmbedError> {
-            if kind == TextKind::Query {
-                self.0.fetch_add(texts.len(), Ordering::SeqCst);
-            }
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let x = (t.len() % 7) as f32 + 1.0;
-                    let n = (x * x + 1.0).sqrt();
-                    vec![x / n, 1.0 / n]
-                })
-                .collect())
-        }
-    }
 
     fn entry(id: &str, q: &str, a: &str) -> Entry {
         Entry {
@@ -621,7 +596,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        let emb = Arc::new(Counting(AtomicUsize::new(0)));
+        let emb = Arc::new(Toy::default());
         let r = Retriever::build(
             Arc::new(kb),
             Some(emb.clone()),
@@ -630,10 +605,10 @@ mod tests {
             RetrievalParams::default(),
         )
         .unwrap();
-        let before = emb.0.load(Ordering::SeqCst);
+        let before = emb.queries.load(Ordering::SeqCst);
         let a = r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
         let b = r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
-        assert_eq!(emb.0.load(Ordering::SeqCst) - before, 1);
+        assert_eq!(emb.queries.load(Ordering::SeqCst) - before, 1);
         assert_eq!(a.best().unwrap().score, b.best().unwrap().score);
         // More distinct queries than the memo holds: the oldest is embedded again.
         for i in 0..RECENT_QUERIES {
@@ -641,6 +616,9 @@ mod tests {
                 .unwrap();
         }
         r.retrieve("phí giao hàng bao nhiêu", Mode::Hybrid).unwrap();
-        assert_eq!(emb.0.load(Ordering::SeqCst) - before, RECENT_QUERIES + 2);
+        assert_eq!(
+            emb.queries.load(Ordering::SeqCst) - before,
+            RECENT_QUERIES + 2
+        );
     }
 }
