@@ -66,7 +66,8 @@ enum Weight {
 
 struct Linear {
     weight: Weight,
-    bias: Tensor,
+    /// Added in [`Linear::forward_then`]'s pass over the output.
+    bias: Vec<f32>,
 }
 
 impl Linear {
@@ -92,7 +93,7 @@ impl Linear {
         };
         Ok(Self {
             weight,
-            bias: Tensor::cat(&bs, 0)?,
+            bias: Tensor::cat(&bs, 0)?.to_vec1::<f32>()?,
         })
     }
 
@@ -108,15 +109,14 @@ impl Linear {
             Weight::F32(wt) => x.reshape((b * len, i))?.matmul(wt)?,
             Weight::Q8(w) => w.forward(x)?,
         };
-        let o = self.bias.dim(0)?;
+        let o = self.bias.len();
         let mut out = y.flatten_all()?.to_vec1::<f32>()?;
-        let bias = self.bias.to_vec1::<f32>()?;
         let residual = match residual {
             Some(r) => Some(r.flatten_all()?.to_vec1::<f32>()?),
             None => None,
         };
         for (row, chunk) in out.chunks_exact_mut(o).enumerate() {
-            for (v, b) in chunk.iter_mut().zip(&bias) {
+            for (v, b) in chunk.iter_mut().zip(&self.bias) {
                 *v += b;
             }
             if let Some(r) = &residual {
@@ -329,9 +329,7 @@ impl FastEncoder {
             pooled.push(x.narrow(0, start, s.len())?.mean_keepdim(0)?);
             start += s.len();
         }
-        let mean = Tensor::cat(&pooled, 0)?;
-        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-        mean.broadcast_div(&norm)
+        unit_rows(&Tensor::cat(&pooled, 0)?)
     }
 }
 
@@ -339,9 +337,12 @@ impl FastEncoder {
 pub fn mean_pool_normalize(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
     let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-    let mean = summed.broadcast_div(&m.sum(1)?)?;
-    let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-    mean.broadcast_div(&norm)
+    unit_rows(&summed.broadcast_div(&m.sum(1)?)?)
+}
+
+/// Each row scaled to unit length.
+fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
 }
 
 #[cfg(test)]

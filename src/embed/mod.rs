@@ -196,11 +196,14 @@ impl CandleEmbedder {
                 ..Default::default()
             }))
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id: cfg.pad_token_id as u32,
-            ..Default::default()
-        }));
+        if matches!(encoder, Encoder::Reference(_)) {
+            // The reference model takes a padded batch; the fast encoder packs texts.
+            tokenizer.with_padding(Some(PaddingParams {
+                strategy: PaddingStrategy::BatchLongest,
+                pad_id: cfg.pad_token_id as u32,
+                ..Default::default()
+            }));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("cskh-embed-{i}"))
             .build()
@@ -223,18 +226,8 @@ impl CandleEmbedder {
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
         let reference = match &self.encoder {
             Encoder::Fast(m) => {
-                // Real tokens only: the fast encoder packs the texts without padding.
-                let seqs: Vec<Vec<u32>> = encodings
-                    .iter()
-                    .map(|e| {
-                        e.get_ids()
-                            .iter()
-                            .zip(e.get_attention_mask())
-                            .filter(|(_, &m)| m == 1)
-                            .map(|(&id, _)| id)
-                            .collect()
-                    })
-                    .collect();
+                // Unpadded token ids: the fast encoder packs the texts end to end.
+                let seqs: Vec<Vec<u32>> = encodings.iter().map(|e| e.get_ids().to_vec()).collect();
                 return Ok(m.embed_packed(&seqs)?.to_vec2::<f32>()?);
             }
             Encoder::Reference(m) => m,
@@ -275,7 +268,8 @@ fn model_identity(config: &str, recipe: &Recipe, weights: &[u8], tokenizer: &Pat
     hex::encode(&h.finalize()[..12])
 }
 
-/// Texts per forward pass; sorted by length first so padding stays small.
+/// Texts per forward pass; sorted by length first so the reference model's padding
+/// stays small.
 const BATCH: usize = 16;
 
 impl Embedder for CandleEmbedder {

@@ -165,6 +165,16 @@ pub struct Retriever {
 /// How many query embeddings [`Retriever`] remembers.
 const RECENT_QUERIES: usize = 8;
 
+/// What the model reads of a customer's text: natural text, as typed when it has
+/// diacritics, else the restored form (`understood`, from [`Retriever::understand`]).
+fn model_text(text: &str, understood: &[String]) -> String {
+    if has_diacritics(text) {
+        crate::text::nfc(text)
+    } else {
+        understood.join(" ")
+    }
+}
+
 /// Where the index and caches of a knowledge base live under the data directory.
 pub fn index_dir(data: &Path, kb: &KnowledgeBase) -> PathBuf {
     data.join("index").join(&kb.content_hash()[..16])
@@ -314,14 +324,7 @@ impl Retriever {
             }
         }
         if use_dense {
-            // The model reads natural text: as typed when it has diacritics, else the
-            // restored form.
-            let dense_text = if has_diacritics(text) {
-                crate::text::nfc(text)
-            } else {
-                understood.join(" ")
-            };
-            let (qs, ps) = self.dense_scores(&dense_text)?;
+            let (qs, ps) = self.dense_scores(&model_text(text, &understood))?;
             let off = self.params.passage_offset;
             let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -396,11 +399,7 @@ impl Retriever {
     /// The embedding of a customer question as retrieval reads it (diacritics
     /// restored when typed without), if a model is loaded.
     pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
-        let read = if has_diacritics(text) {
-            crate::text::nfc(text)
-        } else {
-            self.understand(text).join(" ")
-        };
+        let read = model_text(text, &self.understand(text));
         self.query_vector(&read).ok().map(|v| v.to_vec())
     }
 
