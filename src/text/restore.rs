@@ -1,6 +1,7 @@
-//! Diacritic restoration for messages typed without marks ("phi ship ra ha noi"),
-//! using a syllable bigram model learnt from the knowledge base's own text plus a small
-//! table of everyday chat phrases. Only syllables typed without marks are changed.
+//! Diacritic restoration for messages typed without marks ("phi ship ra ha noi") and
+//! respelling of syllables the vocabulary does not know ("hàg", "giãm", "sip"), using
+//! a syllable bigram model learnt from the knowledge base's own text plus a small
+//! table of everyday chat phrases. Syllables the vocabulary knows keep their marks.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,47 @@ const COMMON_PHRASES: &str = include_str!("common_vi.txt");
 const ALPHA: f64 = 2.0;
 /// Weight of a form the model has never seen (the input as typed).
 const UNSEEN: f64 = 0.3;
+/// Channel model of a respelling, for a syllable the vocabulary does not know. Only
+/// two slips are corrected, both common and both leaving a form the vocabulary would
+/// not otherwise explain: the hỏi and ngã marks swapped ("giãm" for "giảm", "chĩ" for
+/// "chỉ"), and the n of a final "ng" dropped ("hàg" for "hàng", "trog" for "trong";
+/// no Vietnamese syllable ends in a bare g). Wider respelling (any one-letter edit)
+/// was tried and turned real words the knowledge base does not use ("phố", "mưa",
+/// "tuổi") into ones it does.
+const P_HOI_NGA: f64 = 0.1;
+const P_DROPPED_N: f64 = 0.1;
+
+/// Vowels with the hỏi mark and the same vowel with ngã, pairwise.
+const HOI: &str = "ảẳẩẻểỉỏổởủửỷ";
+const NGA: &str = "ãẵẫẽễĩõỗỡũữỹ";
+
+fn swap_hoi_nga(s: &str) -> Option<String> {
+    let mut changed = false;
+    let out = s
+        .chars()
+        .map(|c| {
+            if let Some(i) = HOI.chars().position(|h| h == c) {
+                changed = true;
+                NGA.chars().nth(i).unwrap_or(c)
+            } else if let Some(i) = NGA.chars().position(|n| n == c) {
+                changed = true;
+                HOI.chars().nth(i).unwrap_or(c)
+            } else {
+                c
+            }
+        })
+        .collect();
+    changed.then_some(out)
+}
+
+/// "hàg" → "hàng": a syllable ending in a bare g, with the n put back.
+fn restore_final_ng(s: &str) -> Option<String> {
+    let stem = s.strip_suffix('g')?;
+    (!stem.is_empty()
+        && !stem.ends_with('n')
+        && stem.chars().last().is_some_and(|c| !"gn".contains(c)))
+    .then(|| format!("{stem}ng"))
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct DiacriticRestorer {
@@ -85,45 +127,103 @@ impl DiacriticRestorer {
         ((big + ALPHA * uni) / (ctx + ALPHA)).ln()
     }
 
-    /// Restores marks on the syllables typed without them; others are kept.
+    /// Known accented forms of a folded syllable.
+    fn forms_of(&self, folded: &str) -> impl Iterator<Item = &String> {
+        self.forms.get(folded).into_iter().flatten().map(|(w, _)| w)
+    }
+
+    /// What a typed syllable may have meant, with the log-probability that it was
+    /// typed so: itself (0), its known marked forms when typed without marks, and —
+    /// for one the vocabulary does not know — the two slips above.
+    /// In a message typed with marks (`marked_text`), a known syllable is taken as
+    /// typed even without marks ("ship", "ok").
+    fn candidates(&self, s: &str, marked_text: bool) -> Vec<(String, f64)> {
+        if s.chars().any(|c| !c.is_alphabetic()) {
+            return vec![(s.to_string(), 0.0)];
+        }
+        let known = self.unigrams.contains_key(s);
+        let marked = has_diacritics(s);
+        if known && (marked || marked_text) {
+            return vec![(s.to_string(), 0.0)];
+        }
+        let mut out = vec![(s.to_string(), 0.0)];
+        let push = |w: &str, cost: f64, out: &mut Vec<(String, f64)>| {
+            if !out.iter().any(|(x, _)| x == w) {
+                out.push((w.to_string(), cost));
+            }
+        };
+        // Unmarked text gets its marks restored at no cost (that is how it was typed).
+        if !marked_text {
+            for w in self.forms_of(&fold(s)) {
+                push(w, 0.0, &mut out);
+            }
+        }
+        if known {
+            return out;
+        }
+        if let Some(w) = swap_hoi_nga(s).filter(|w| self.unigrams.contains_key(w)) {
+            push(&w, P_HOI_NGA.ln(), &mut out);
+        }
+        if let Some(w) = restore_final_ng(s) {
+            if self.unigrams.contains_key(&w) && (marked || marked_text) {
+                push(&w, P_DROPPED_N.ln(), &mut out);
+            }
+            if !marked {
+                let forms: Vec<String> = self.forms_of(&fold(&w)).cloned().collect();
+                for f in forms {
+                    push(&f, P_DROPPED_N.ln(), &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Restores marks on syllables typed without them and respells the ones the
+    /// vocabulary does not know; known marked syllables are kept. For a message
+    /// typed with marks, see [`DiacriticRestorer::respell`].
     pub fn restore(&self, syllables: &[String]) -> Vec<String> {
+        self.decode(syllables, false)
+    }
+
+    /// For a message typed with marks: only the syllables the vocabulary does not
+    /// know are respelled ("phí sip ra hà lội" → "phí ship ra hà nội").
+    pub fn respell(&self, syllables: &[String]) -> Vec<String> {
+        self.decode(syllables, true)
+    }
+
+    fn decode(&self, syllables: &[String], marked_text: bool) -> Vec<String> {
         if syllables.is_empty() {
             return Vec::new();
         }
-        let candidates: Vec<Vec<String>> = syllables
+        let lattice: Vec<Vec<(String, f64)>> = syllables
             .iter()
-            .map(|s| {
-                if has_diacritics(s) || s.chars().any(|c| c.is_ascii_digit()) {
-                    return vec![s.clone()];
-                }
-                let mut c: Vec<String> = self
-                    .forms
-                    .get(s.as_str())
-                    .map(|f| f.iter().map(|(w, _)| w.clone()).collect())
-                    .unwrap_or_default();
-                if !c.contains(s) {
-                    c.push(s.clone());
-                }
-                c
-            })
+            .map(|s| self.candidates(s, marked_text))
             .collect();
+        let candidates: Vec<Vec<String>> = lattice
+            .iter()
+            .map(|c| c.iter().map(|(w, _)| w.clone()).collect())
+            .collect();
+        let channel = |i: usize, k: usize| lattice[i][k].1;
         // Viterbi over the candidate lattice.
         let mut scores: Vec<Vec<(f64, usize)>> = Vec::with_capacity(candidates.len());
         scores.push(
             candidates[0]
                 .iter()
-                .map(|c| (self.log_p(None, c), 0))
+                .enumerate()
+                .map(|(k, c)| (self.log_p(None, c) + channel(0, k), 0))
                 .collect(),
         );
         for i in 1..candidates.len() {
             let row = candidates[i]
                 .iter()
-                .map(|c| {
-                    candidates[i - 1]
+                .enumerate()
+                .map(|(k, c)| {
+                    let (best, from) = candidates[i - 1]
                         .iter()
                         .enumerate()
                         .map(|(j, p)| (scores[i - 1][j].0 + self.log_p(Some(p), c), j))
-                        .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a })
+                        .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a });
+                    (best + channel(i, k), from)
                 })
                 .collect();
             scores.push(row);
@@ -184,6 +284,36 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(r.restore(&n.syllables(input)).join(" "), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn respells_syllables_the_vocabulary_does_not_know() {
+        let (n, r) = restorer(&[
+            "Phí ship ra Hà Nội là 25.000đ",
+            "Cửa hàng ở Hà Nội mở cửa lúc 8 giờ",
+            "Mã giảm giá dùng một lần",
+        ]);
+        let cases = [
+            // The n of a final ng dropped, in marked and in unmarked text.
+            ("cửa hàg hà nội", "cửa hàng hà nội"),
+            ("cua hag ha noi", "cửa hàng hà nội"),
+            // Hỏi and ngã swapped on a syllable the vocabulary does not know.
+            ("mã giãm giá", "mã giảm giá"),
+            // Known syllables, and real words the knowledge base does not use, stay
+            // as typed ("mưa" is not "mua", "phố" is not "phí").
+            ("cửa hàng ở hà nội", "cửa hàng ở hà nội"),
+            ("trời mưa phố đông", "trời mưa phố đông"),
+            ("phí sip ra hà lội", "phí sip ra hà lội"),
+        ];
+        for (input, want) in cases {
+            let syl = n.syllables(input);
+            let got = if crate::text::has_diacritics(input) {
+                r.respell(&syl)
+            } else {
+                r.restore(&syl)
+            };
+            assert_eq!(got.join(" "), want, "{input}");
         }
     }
 
