@@ -344,13 +344,16 @@ impl Config {
         if self.dialogue.fallbacks_before_handoff == 0 || self.dialogue.verification_attempts == 0 {
             return bad("dialogue counts must be at least 1");
         }
-        let r = &self.retrieval;
-        if !(0.0..=1.0).contains(&r.answer_threshold) || !(0.0..=1.0).contains(&r.clarify_threshold)
-        {
-            return bad("retrieval thresholds must be between 0 and 1");
-        }
-        if r.clarify_threshold > r.answer_threshold {
-            return bad("retrieval.clarify_threshold must not exceed retrieval.answer_threshold");
+        for lexical in [false, true] {
+            let m = self.retrieval.confidence_model(lexical);
+            let prefix = if lexical { "lexical_" } else { "" };
+            if !(0.0..=1.0).contains(&m.answer_threshold)
+                || !(0.0..=1.0).contains(&m.clarify_threshold)
+            {
+                return bad(&format!(
+                    "retrieval.{prefix}answer_threshold and {prefix}clarify_threshold must be between 0 and 1"
+                ));
+            }
         }
         if self.orders.backend == OrdersBackendKind::Shopify {
             match &self.orders.base_url {

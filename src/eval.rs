@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::answer::Core;
-use crate::search::{Decision, Mode, SearchError};
+use crate::search::{Decision, Mode, SearchError, Signals};
 
 #[derive(Debug, Error)]
 pub enum EvalError {
@@ -72,6 +72,7 @@ pub struct Trace {
     pub decision: Decision,
     pub confidence: f32,
     pub understood: String,
+    pub signals: Signals,
     pub candidates: Vec<(String, f32, f32, f32, f32, f32, f32)>,
 }
 
@@ -141,6 +142,7 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
             decision: r.decision,
             confidence: r.confidence,
             understood: r.understood.clone(),
+            signals: r.signals,
             candidates: r
                 .candidates
                 .iter()

@@ -7,6 +7,7 @@
 //! - [`search`]: tantivy BM25 + dense retrieval, fusion, confidence, decision.
 //! - [`answer`]: the answering core composed from the pieces above.
 //! - [`eval`]: retrieval and intent quality measurement.
+//! - [`calibrate`]: fits the confidence model and thresholds on labelled queries.
 //! - [`gaps`]: knowledge gaps: unanswered questions grouped by meaning, learned entries.
 //! - [`bot`]: intents, entities, dialogue state and policy.
 //! - [`handoff`]: triage rules (priority, department, SLA), ticket codes, agent passwords.
@@ -32,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod answer;
 pub mod app;
 pub mod bot;
+pub mod calibrate;
 pub mod channels;
 pub mod config;
 pub mod embed;

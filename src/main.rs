@@ -12,10 +12,10 @@ use cskh::bot::MessageClassifier as IntentClassifier;
 use cskh::config::{Config, Overrides};
 use cskh::embed::fetch::{self, FetchOptions};
 use cskh::embed::{CandleEmbedder, Embedder, Precision, TextKind};
-use cskh::eval;
 use cskh::orders::SqliteOrders;
 use cskh::search::{Decision, Mode, RetrievalParams};
 use cskh::store::Store;
+use cskh::{calibrate, eval};
 
 #[derive(Parser)]
 #[command(name = "cskh", version, about = "Vietnamese customer-service bot")]
@@ -30,6 +30,9 @@ enum Command {
     Ask(AskArgs),
     /// Measure retrieval quality on a JSONL query set.
     Eval(EvalArgs),
+    /// Fit the answer confidence and thresholds on a JSONL query set; prints the
+    /// retrieval parameters as TOML (for `--params`, or under [retrieval] in cskh.toml).
+    Calibrate(CalibrateArgs),
     /// Manage the local embedding model.
     Model {
         #[command(subcommand)]
@@ -193,6 +196,28 @@ struct EvalArgs {
     intents: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    core: CoreArgs,
+    /// JSONL queries: {"text": "...", "faq_id": "..." | null}, as for `eval`.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Answer precision to reach on held-out predictions.
+    #[arg(long, default_value_t = 0.95)]
+    target_precision: f64,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Which confidence model to fit: hybrid (with the embedding model) or bm25 (the
+    /// lexical one, also used when no model is installed).
+    #[arg(long, value_enum, default_value = "hybrid")]
+    mode: Mode,
+    /// Write the parameters to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 fn parse_precision(s: &str) -> Result<Precision, String> {
     match s {
         "q8" => Ok(Precision::Q8),
@@ -279,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(a) => eval_cmd(a),
+        Command::Calibrate(a) => calibrate_cmd(a),
         Command::Model {
             command:
                 ModelCommand::Fetch {
@@ -398,18 +424,107 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&a.target_precision) || a.folds < 2 {
+        anyhow::bail!("--target-precision must be within 0..1 and --folds at least 2");
+    }
+    if a.mode == Mode::Dense {
+        anyhow::bail!("--mode dense is an evaluation baseline and has no calibration");
+    }
+    let lexical = a.mode == Mode::Bm25;
+    let queries = eval::load_queries(&a.queries)?;
+    let opts = a.core.options()?;
+    let core = Core::load(&opts)?;
+    check_query_ids(&core, &queries)?;
+    let samples = calibrate::samples(&core, &queries, lexical)?;
+    let out = calibrate::calibrate(&samples, &opts.params, a.target_precision, a.folds, lexical)?;
+    let op = out.at_answer;
+    let header = format!(
+        "# cskh calibrate --mode {} --queries {}: {} queries, {}-fold cross-validated.\n\
+         # At answer threshold {:.2}: answer precision {:.3}, coverage {:.3}, \
+         out-of-scope rejection {:.3}{}.\n\
+         # Of the customers offered a choice, {:.0}% find the right entry in it. \
+         L2 penalty {}.\n",
+        if lexical { "bm25" } else { "hybrid" },
+        a.queries.display(),
+        out.samples,
+        out.folds,
+        op.threshold,
+        op.precision,
+        op.coverage,
+        op.oos_rejection,
+        if out.reached {
+            String::new()
+        } else {
+            format!(
+                " (target {} not reached: most precise threshold)",
+                a.target_precision
+            )
+        },
+        out.clarify_useful * 100.0,
+        out.l2,
+    );
+    // serde_json writes f32 in its shortest form (0.4, not 0.4000000059604645), which
+    // the round trip through text keeps; numbers, arrays and inline tables are then
+    // written in TOML syntax.
+    let serde_json::Value::Object(table) =
+        serde_json::from_str(&serde_json::to_string(&out.params)?)?
+    else {
+        anyhow::bail!("retrieval parameters are not a table");
+    };
+    fn toml_value(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(toml_value).collect();
+                format!("[{}]", items.join(", "))
+            }
+            serde_json::Value::Object(o) => {
+                let items: Vec<String> = o
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+                    .collect();
+                format!("{{ {} }}", items.join(", "))
+            }
+            other => other.to_string(),
+        }
+    }
+    let body: String = table
+        .iter()
+        .map(|(k, v)| format!("{k} = {}\n", toml_value(v)))
+        .collect();
+    let text = format!("{header}{body}");
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprint!("{header}");
+        }
+        None => print!("{text}"),
+    }
+    Ok(if out.reached {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn check_query_ids(core: &Core, queries: &[eval::Query]) -> anyhow::Result<()> {
+    for q in queries {
+        if let Some(id) = &q.faq_id {
+            if core.retriever.knowledge().get(id).is_none() {
+                anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let queries = a.queries.as_deref().map(eval::load_queries).transpose()?;
     let core = Core::load(&a.core.options()?)?;
     let retrieval = match &queries {
         Some(queries) => {
-            for q in queries {
-                if let Some(id) = &q.faq_id {
-                    if core.retriever.knowledge().get(id).is_none() {
-                        anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
-                    }
-                }
-            }
+            check_query_ids(&core, queries)?;
             let (report, traces) = eval::run(&core, queries, a.mode)?;
             if let Some(path) = &a.trace {
                 let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);

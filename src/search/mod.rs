@@ -44,8 +44,9 @@ pub enum Decision {
     Handoff,
 }
 
-/// Retrieval and decision parameters. Defaults were chosen on `eval/dev.jsonl` (see
-/// README, "How the defaults were chosen"); operators can override them in config.
+/// Retrieval and decision parameters. Defaults were chosen on `eval/dev.jsonl` (the
+/// confidence models and thresholds are `cskh calibrate` output; see README, "How the
+/// defaults were chosen"); operators can override them in config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetrievalParams {
@@ -60,16 +61,22 @@ pub struct RetrievalParams {
     /// Weight of a query word the knowledge base never uses, relative to the rarest
     /// known word, in the coverage feature.
     pub unknown_word_weight: f32,
-    /// Confidence = sigmoid(scale * (top - center) + margin_scale * (top - second)
-    /// + coverage_scale * (top coverage - 0.5)).
-    pub conf_center: f32,
-    pub conf_scale: f32,
-    pub conf_margin_scale: f32,
-    pub conf_coverage_scale: f32,
-    /// Answer when confidence is at least this.
+    /// Confidence that the best candidate is the right entry: a logistic model over
+    /// the [`Signals`] of a retrieval (hybrid retrieval with an embedding model).
+    pub answer_model: Logit,
+    /// Confidence that the right entry is among the first three candidates: decides
+    /// whether offering a choice is worth the customer's turn.
+    pub offer_model: Logit,
+    /// Answer when the answer model gives at least this.
     pub answer_threshold: f32,
-    /// Offer a choice when confidence is at least this (and below answer).
+    /// Otherwise offer a choice when the offer model gives at least this.
     pub clarify_threshold: f32,
+    /// The same for lexical retrieval (`--mode bm25`, and hybrid without an
+    /// embedding model): no dense signals, so their weights are zero.
+    pub lexical_answer_model: Logit,
+    pub lexical_offer_model: Logit,
+    pub lexical_answer_threshold: f32,
+    pub lexical_clarify_threshold: f32,
     /// Candidates within this fused-score distance of the best are offered.
     pub clarify_gap: f32,
     /// Messages of at most this many words ("bảo hành", "đổi size") are too vague to
@@ -86,12 +93,30 @@ impl Default for RetrievalParams {
             w_coverage: 1.0,
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
-            conf_center: 5.1,
-            conf_scale: 8.0,
-            conf_margin_scale: 8.0,
-            conf_coverage_scale: 0.0,
-            answer_threshold: 0.5,
-            clarify_threshold: 0.2,
+            answer_model: Logit {
+                bias: -27.094,
+                weights: [
+                    1.701, 2.869, 16.374, 16.948, 1.903, 1.939, -0.407, 0.255, 1.227,
+                ],
+            },
+            offer_model: Logit {
+                bias: -41.982,
+                weights: [
+                    2.644, 0.734, 25.721, 17.279, 2.713, 1.575, 0.89, 0.019, 1.911,
+                ],
+            },
+            answer_threshold: 0.78,
+            clarify_threshold: 0.5,
+            lexical_answer_model: Logit {
+                bias: -8.555,
+                weights: [2.09, 2.157, 0.0, 0.0, 1.944, 1.291, 1.879, 0.0, 1.355],
+            },
+            lexical_offer_model: Logit {
+                bias: -10.519,
+                weights: [2.639, 1.006, 0.0, 0.0, 2.439, 0.506, 2.488, 0.0, 1.925],
+            },
+            lexical_answer_threshold: 0.83,
+            lexical_clarify_threshold: 0.5,
             clarify_gap: 0.15,
             vague_max_words: 2,
         }
@@ -118,10 +143,153 @@ pub struct Features {
     pub bm25: f32,
 }
 
+/// What the confidence model reads of one retrieval: how strong the best candidate
+/// is and how far it stands from the rest, on each signal, plus the message length
+/// (long messages score lower for the same fit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Signals {
+    pub top: f32,
+    pub margin: f32,
+    pub dense: f32,
+    pub dense_margin: f32,
+    pub coverage: f32,
+    pub coverage_margin: f32,
+    pub bm25: f32,
+    pub dense_agrees: f32,
+    pub log_words: f32,
+}
+
+impl Signals {
+    pub const COUNT: usize = 9;
+    /// The names used in config (`conf_<name>`), in [`Signals::values`] order.
+    pub const NAMES: [&'static str; Self::COUNT] = [
+        "top",
+        "margin",
+        "dense",
+        "dense_margin",
+        "coverage",
+        "coverage_margin",
+        "bm25",
+        "dense_agrees",
+        "log_words",
+    ];
+
+    /// From candidates sorted best first; `None` when there are none.
+    pub fn of(c: &[Candidate], words: usize) -> Option<Self> {
+        let top = c.first()?;
+        let rest = &c[1..];
+        let best_other = |f: fn(&Candidate) -> f32, alone: f32| {
+            rest.iter().map(f).reduce(f32::max).unwrap_or(alone)
+        };
+        let dense_other = best_other(|x| x.features.dense, top.features.dense - 0.5);
+        Some(Self {
+            top: top.score,
+            margin: top.score - rest.first().map_or(top.score - 1.0, |x| x.score),
+            dense: top.features.dense,
+            dense_margin: top.features.dense - dense_other,
+            coverage: top.features.coverage,
+            coverage_margin: top.features.coverage
+                - best_other(|x| x.features.coverage, top.features.coverage - 0.5),
+            bm25: top.features.bm25,
+            dense_agrees: if top.features.dense >= dense_other {
+                1.0
+            } else {
+                0.0
+            },
+            log_words: (1.0 + words as f32).ln(),
+        })
+    }
+
+    pub fn values(&self) -> [f32; Self::COUNT] {
+        [
+            self.top,
+            self.margin,
+            self.dense,
+            self.dense_margin,
+            self.coverage,
+            self.coverage_margin,
+            self.bm25,
+            self.dense_agrees,
+            self.log_words,
+        ]
+    }
+}
+
+/// A logistic model over retrieval [`Signals`]: sigmoid(bias + weights · values),
+/// weights in [`Signals::NAMES`] order. Fitted by `cskh calibrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logit {
+    pub bias: f32,
+    pub weights: [f32; Signals::COUNT],
+}
+
+impl Logit {
+    pub fn prob(&self, s: &Signals) -> f32 {
+        let z = self.bias
+            + self
+                .weights
+                .iter()
+                .zip(s.values())
+                .map(|(w, x)| w * x)
+                .sum::<f32>();
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// The models and thresholds one kind of retrieval decides with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfidenceModel {
+    pub answer: Logit,
+    pub offer: Logit,
+    pub answer_threshold: f32,
+    pub clarify_threshold: f32,
+}
+
+impl RetrievalParams {
+    /// The decision models of hybrid retrieval with an embedding model (`lexical`
+    /// false) or of lexical retrieval.
+    pub fn confidence_model(&self, lexical: bool) -> ConfidenceModel {
+        if lexical {
+            ConfidenceModel {
+                answer: self.lexical_answer_model,
+                offer: self.lexical_offer_model,
+                answer_threshold: self.lexical_answer_threshold,
+                clarify_threshold: self.lexical_clarify_threshold,
+            }
+        } else {
+            ConfidenceModel {
+                answer: self.answer_model,
+                offer: self.offer_model,
+                answer_threshold: self.answer_threshold,
+                clarify_threshold: self.clarify_threshold,
+            }
+        }
+    }
+
+    /// Replaces one kind's decision models.
+    pub fn set_confidence_model(&mut self, lexical: bool, m: ConfidenceModel) {
+        if lexical {
+            self.lexical_answer_model = m.answer;
+            self.lexical_offer_model = m.offer;
+            self.lexical_answer_threshold = m.answer_threshold;
+            self.lexical_clarify_threshold = m.clarify_threshold;
+        } else {
+            self.answer_model = m.answer;
+            self.offer_model = m.offer;
+            self.answer_threshold = m.answer_threshold;
+            self.clarify_threshold = m.clarify_threshold;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Retrieval {
     pub decision: Decision,
     pub confidence: f32,
+    /// What the confidence was computed from (hybrid mode).
+    #[serde(skip)]
+    pub signals: Signals,
     /// Best first; at most twenty.
     pub candidates: Vec<Candidate>,
     /// For a clarify: the candidates to offer.
@@ -165,10 +333,11 @@ pub struct Retriever {
 /// How many query embeddings [`Retriever`] remembers.
 const RECENT_QUERIES: usize = 8;
 
-/// What the model reads of a customer's text: natural text, as typed when it has
-/// diacritics, else the restored form (`understood`, from [`Retriever::understand`]).
-fn model_text(text: &str, understood: &[String]) -> String {
-    if has_diacritics(text) {
+/// What the model reads of a customer's text: natural text as typed when it has
+/// diacritics and nothing was respelled, else the form retrieval understood
+/// (`understood`, from [`Retriever::understand`]: marks restored, typos respelled).
+fn model_text(normalizer: &Normalizer, text: &str, understood: &[String]) -> String {
+    if has_diacritics(text) && normalizer.syllables(text) == understood {
         crate::text::nfc(text)
     } else {
         understood.join(" ")
@@ -273,7 +442,7 @@ impl Retriever {
     pub fn understand(&self, text: &str) -> Vec<String> {
         let syl = self.normalizer.syllables(text);
         if has_diacritics(text) {
-            syl
+            self.restorer.respell(&syl)
         } else {
             self.restorer.restore(&syl)
         }
@@ -324,7 +493,7 @@ impl Retriever {
             }
         }
         if use_dense {
-            let (qs, ps) = self.dense_scores(&model_text(text, &understood))?;
+            let (qs, ps) = self.dense_scores(&model_text(&self.normalizer, text, &understood))?;
             let off = self.params.passage_offset;
             let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -360,7 +529,9 @@ impl Retriever {
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
         candidates.truncate(20);
-        let (mut decision, confidence, mut offer) = self.decide(&candidates, mode, use_dense);
+        let signals = Signals::of(&candidates, understood.len()).unwrap_or_default();
+        let (mut decision, confidence, mut offer) =
+            self.decide(&candidates, &signals, mode, use_dense);
         if decision == Decision::Answer
             && text.split_whitespace().count() <= p.vague_max_words
             && candidates.len() >= 2
@@ -371,6 +542,7 @@ impl Retriever {
         Ok(Retrieval {
             decision,
             confidence,
+            signals,
             candidates,
             offer,
             understood: understood.join(" "),
@@ -399,7 +571,7 @@ impl Retriever {
     /// The embedding of a customer question as retrieval reads it (diacritics
     /// restored when typed without), if a model is loaded.
     pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
-        let read = model_text(text, &self.understand(text));
+        let read = model_text(&self.normalizer, text, &self.understand(text));
         self.query_vector(&read).ok().map(|v| v.to_vec())
     }
 
@@ -457,32 +629,36 @@ impl Retriever {
         Ok((best_q, best_p))
     }
 
-    fn decide(&self, c: &[Candidate], mode: Mode, dense: bool) -> (Decision, f32, Vec<usize>) {
+    fn decide(
+        &self,
+        c: &[Candidate],
+        signals: &Signals,
+        mode: Mode,
+        dense: bool,
+    ) -> (Decision, f32, Vec<usize>) {
         let p = &self.params;
         let Some(top) = c.first() else {
             return (Decision::Handoff, 0.0, Vec::new());
         };
-        let second = c.get(1).map(|x| x.score).unwrap_or(top.score - 1.0);
-        // The single-signal modes are baselines for `eval --mode`, and the lexical one
-        // also serves when no model is installed; their scores live on other scales,
-        // so they get fixed, rough calibrations (a cosine of ~0.9, a coverage-based
-        // score of ~0.75).
-        let (center, scale, margin) = match (mode, dense) {
-            (Mode::Hybrid, true) => (p.conf_center, p.conf_scale, p.conf_margin_scale),
-            (Mode::Dense, _) => (0.9, 40.0, 40.0),
-            _ => (0.75, 8.0, 8.0),
-        };
-        let coverage = if mode == Mode::Hybrid && dense {
-            p.conf_coverage_scale * (top.features.coverage - 0.5)
+        let (confidence, offer_confidence, answer_at, clarify_at) = if mode == Mode::Dense {
+            // Dense alone is a baseline for `eval --mode`: a fixed, rough calibration
+            // around a cosine of 0.9 and the margin to the second candidate.
+            let z = 40.0 * (top.score - 0.9) + 40.0 * signals.margin;
+            let conf = 1.0 / (1.0 + (-z).exp());
+            (conf, conf, 0.5, 0.2)
         } else {
-            0.0
+            let m = p.confidence_model(!(mode == Mode::Hybrid && dense));
+            (
+                m.answer.prob(signals),
+                m.offer.prob(signals),
+                m.answer_threshold,
+                m.clarify_threshold,
+            )
         };
-        let z = scale * (top.score - center) + margin * (top.score - second) + coverage;
-        let confidence = 1.0 / (1.0 + (-z).exp());
-        if confidence >= p.answer_threshold {
+        if confidence >= answer_at {
             return (Decision::Answer, confidence, vec![top.index]);
         }
-        if confidence >= p.clarify_threshold && c.len() >= 2 {
+        if offer_confidence >= clarify_at && c.len() >= 2 {
             let gap = if mode == Mode::Hybrid && dense {
                 p.clarify_gap * p.w_dense
             } else {

@@ -235,12 +235,15 @@ fn dev_set_quality_stays_at_its_measured_level() {
     let dense = eval_json("knowledge", &dev, "dense", data.path());
     eprintln!("hybrid {hybrid}\nbm25 {bm25}\ndense {dense}");
     assert!(f(&hybrid, "n") >= 300.0);
-    assert!(f(&hybrid, "hit_at_1") >= 0.84, "{hybrid}");
-    assert!(f(&hybrid, "answer_precision") >= 0.90, "{hybrid}");
-    assert!(f(&hybrid, "coverage") >= 0.50, "{hybrid}");
-    assert!(f(&hybrid, "oos_rejection") >= 0.88, "{hybrid}");
+    assert!(f(&hybrid, "hit_at_1") >= 0.83, "{hybrid}");
+    assert!(f(&hybrid, "answer_precision") >= 0.93, "{hybrid}");
+    assert!(f(&hybrid, "coverage") >= 0.58, "{hybrid}");
+    assert!(f(&hybrid, "oos_rejection") >= 0.95, "{hybrid}");
     assert!(f(&hybrid, "hit_at_1") > f(&bm25, "hit_at_1"));
     assert!(f(&hybrid, "hit_at_1") > f(&dense, "hit_at_1"));
+    // Without a model the bot answers lexically: less often, but as carefully.
+    assert!(f(&bm25, "answer_precision") >= 0.93, "{bm25}");
+    assert!(f(&bm25, "oos_rejection") >= 0.95, "{bm25}");
 
     // The same in-scope queries typed without diacritics lose at most 5 points.
     let folded = tempfile::NamedTempFile::new().unwrap();
@@ -279,8 +282,9 @@ fn held_out_sets_stay_above_their_floors() {
     );
     eprintln!("holdout {holdout}");
     assert!(f(&holdout, "hit_at_1") >= 0.80, "{holdout}");
-    assert!(f(&holdout, "answer_precision") >= 0.88, "{holdout}");
-    assert!(f(&holdout, "oos_rejection") >= 0.85, "{holdout}");
+    assert!(f(&holdout, "answer_precision") >= 0.90, "{holdout}");
+    assert!(f(&holdout, "coverage") >= 0.55, "{holdout}");
+    assert!(f(&holdout, "oos_rejection") >= 0.90, "{holdout}");
     let other = eval_json(
         "eval/other/knowledge",
         &root().join("eval/other/queries.jsonl"),
@@ -291,6 +295,60 @@ fn held_out_sets_stay_above_their_floors() {
     assert!(f(&other, "hit_at_1") >= 0.66, "{other}");
     assert!(f(&other, "answer_precision") >= 0.80, "{other}");
     assert!(f(&other, "oos_rejection") >= 0.85, "{other}");
+}
+
+/// `cskh calibrate` fits the confidence model on labelled queries and writes
+/// parameters that `--params` accepts; bad input writes nothing.
+#[test]
+fn calibrate_fits_parameters_that_eval_accepts() {
+    require_model();
+    let data = tempfile::tempdir().unwrap();
+    let out = data.path().join("params.toml");
+    let o = run(cskh()
+        .args(["calibrate", "--queries"])
+        .arg(root().join("eval/dev.jsonl"))
+        .arg("--data")
+        .arg(data.path())
+        .arg("--out")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(text.contains("answer precision 0.9"), "{text}");
+    for key in [
+        "answer_model = { bias = ",
+        "offer_model = { bias = ",
+        "lexical_answer_model = ",
+        "answer_threshold = ",
+        "clarify_threshold = ",
+    ] {
+        assert!(text.contains(key), "{key} missing from {text}");
+    }
+    let o = run(cskh()
+        .args(["eval", "--json", "--queries"])
+        .arg(root().join("eval/holdout.jsonl"))
+        .arg("--data")
+        .arg(data.path())
+        .arg("--params")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(f(&v, "answer_precision") >= 0.90, "{v}");
+    assert!(f(&v, "coverage") >= 0.5, "{v}");
+
+    // A query naming an entry the knowledge base does not have: an error, no file.
+    let bad = data.path().join("bad.jsonl");
+    fs::write(&bad, "{\"text\": \"phí ship\", \"faq_id\": \"khong-co\"}\n").unwrap();
+    let none = data.path().join("none.toml");
+    let o = run(cskh()
+        .args(["calibrate", "--queries"])
+        .arg(&bad)
+        .arg("--data")
+        .arg(data.path())
+        .arg("--out")
+        .arg(&none));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("khong-co"), "{}", stderr(&o));
+    assert!(!none.exists());
 }
 
 /// Intent accuracy: the dev file the phrase tables were written against, and a
