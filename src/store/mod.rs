@@ -1363,7 +1363,9 @@ pub struct GapMessage {
 
 /// Knowledge gaps.
 impl Store {
-    /// Messages in `[from, to)` the bot handed off or could not answer.
+    /// Messages in `[from, to)` the bot handed off or could not answer, including
+    /// questions answered with a choice of entries the customer did not take (their
+    /// next turn is not a pick, or there is none yet).
     pub async fn unanswered_questions(
         &self,
         from: &str,
@@ -1374,7 +1376,13 @@ impl Store {
              JOIN turns t ON t.message_id = m.id
              WHERE m.created_at >= ? AND m.created_at < ?
                AND (json_extract(t.decision, '$.decision') = 'handoff'
-                    OR t.handoff_reason IN ('repeated_fallback', 'low_confidence_after_clarify'))
+                    OR t.handoff_reason IN ('repeated_fallback', 'low_confidence_after_clarify')
+                    OR (json_extract(t.decision, '$.decision') = 'clarify'
+                        AND COALESCE((SELECT n.decision IS NULL AND n.intent = 'faq'
+                                      FROM turns n
+                                      WHERE n.conversation_id = t.conversation_id
+                                        AND n.created_at > t.created_at
+                                      ORDER BY n.created_at LIMIT 1), 0) = 0))
              ORDER BY m.created_at, m.rowid",
         )
         .bind(from)
