@@ -13,7 +13,9 @@ use thiserror::Error;
 
 use crate::embed::{cosine, EmbedError, Embedder, EmbeddingCache, TextKind};
 use crate::knowledge::{Entry, KnowledgeBase};
-use crate::text::{fold_all, has_diacritics, index_terms, DiacriticRestorer, Normalizer};
+use crate::text::{
+    fold, fold_all, has_diacritics, index_terms, DiacriticRestorer, Gazetteer, Normalizer,
+};
 use lexical::{EntryTerms, LexicalIndex};
 
 #[derive(Debug, Error)]
@@ -94,28 +96,28 @@ impl Default for RetrievalParams {
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
             answer_model: Logit {
-                bias: -27.094,
+                bias: -27.444,
                 weights: [
-                    1.701, 2.869, 16.374, 16.948, 1.903, 1.939, -0.407, 0.255, 1.227,
+                    1.734, 2.752, 16.572, 18.423, 2.004, 2.059, -0.395, 0.124, 1.231,
                 ],
             },
             offer_model: Logit {
-                bias: -41.982,
+                bias: -42.188,
                 weights: [
-                    2.644, 0.734, 25.721, 17.279, 2.713, 1.575, 0.89, 0.019, 1.911,
+                    2.526, 0.706, 26.039, 17.109, 2.528, 1.77, 0.897, -0.013, 2.143,
                 ],
             },
-            answer_threshold: 0.78,
+            answer_threshold: 0.79,
             clarify_threshold: 0.5,
             lexical_answer_model: Logit {
-                bias: -8.555,
-                weights: [2.09, 2.157, 0.0, 0.0, 1.944, 1.291, 1.879, 0.0, 1.355],
+                bias: -12.461,
+                weights: [3.197, 4.501, 0.0, 0.0, 3.268, -0.637, 0.832, 0.0, 2.386],
             },
             lexical_offer_model: Logit {
-                bias: -10.519,
-                weights: [2.639, 1.006, 0.0, 0.0, 2.439, 0.506, 2.488, 0.0, 1.925],
+                bias: -19.89,
+                weights: [4.779, 2.024, 0.0, 0.0, 4.776, -2.272, 2.065, 0.0, 4.442],
             },
-            lexical_answer_threshold: 0.83,
+            lexical_answer_threshold: 0.91,
             lexical_clarify_threshold: 0.5,
             clarify_gap: 0.15,
             vague_max_words: 2,
@@ -315,6 +317,7 @@ pub struct Retriever {
     kb: Arc<KnowledgeBase>,
     normalizer: Normalizer,
     restorer: DiacriticRestorer,
+    gazetteer: Gazetteer,
     lexical: LexicalIndex,
     dense: Option<DenseIndex>,
     embedder: Option<Arc<dyn Embedder>>,
@@ -391,6 +394,7 @@ impl Retriever {
             all_sentences.push(answer);
         }
         let restorer = DiacriticRestorer::learn(all_sentences.iter().map(Vec::as_slice));
+        let gazetteer = Gazetteer::new(&normalizer);
         let mut df: HashMap<String, u32> = HashMap::new();
         for w in &entry_words {
             for s in w {
@@ -414,6 +418,7 @@ impl Retriever {
             kb,
             normalizer,
             restorer,
+            gazetteer,
             lexical,
             dense,
             embedder,
@@ -438,14 +443,24 @@ impl Retriever {
     }
 
     /// The customer's words as the retriever reads them: normalized, abbreviations
-    /// expanded and, for text typed without diacritics, marks restored.
+    /// expanded, marks restored on text typed without them, unknown syllables
+    /// respelled, and the delivery zone of a named place added in the words the
+    /// knowledge base uses ("đông anh" → "ngoại thành hà nội").
     pub fn understand(&self, text: &str) -> Vec<String> {
         let syl = self.normalizer.syllables(text);
-        if has_diacritics(text) {
+        let mut out = if has_diacritics(text) {
             self.restorer.respell(&syl)
         } else {
             self.restorer.restore(&syl)
+        };
+        for zone in self.gazetteer.zones(&syl) {
+            for w in zone {
+                if self.idf.contains_key(&fold(w)) && !out.contains(w) {
+                    out.push(w.clone());
+                }
+            }
         }
+        out
     }
 
     fn coverage(&self, query_words: &[String], entry: usize) -> f32 {

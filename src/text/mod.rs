@@ -4,6 +4,7 @@
 //! Everything here is pure and deterministic: the same function is applied to knowledge
 //! entries and to customer messages so both sides meet on one normalized form.
 
+mod places;
 mod restore;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use thiserror::Error;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
+pub use places::Gazetteer;
 pub use restore::DiacriticRestorer;
 
 const DEFAULT_ABBREVIATIONS: &str = include_str!("abbreviations.tsv");

@@ -1,0 +1,111 @@
+//! Delivery zones of the places customers name ("giao về Đông Anh", "ship quận 3"):
+//! a data table (`places.tsv`) of Vietnamese districts, provinces and islands with
+//! the zone words shops price delivery by ("ngoại thành hà nội", "tỉnh miền nam").
+
+use super::{fold, has_diacritics, Normalizer};
+
+const PLACES: &str = include_str!("places.tsv");
+
+#[derive(Debug, Clone)]
+pub struct Gazetteer {
+    /// (place syllables, zone syllables), longest place first.
+    places: Vec<(Vec<String>, Vec<String>)>,
+    /// Diacritic-free syllables of the words that make a message about delivery.
+    cues: Vec<Vec<String>>,
+}
+
+/// Whether `typed` holds `words` in a row: a syllable typed with marks must match
+/// exactly, one typed without matches the diacritic-free form.
+fn matches_at(words: &[String], typed: &[String], at: usize) -> bool {
+    typed.len() - at >= words.len()
+        && words.iter().zip(&typed[at..]).all(|(p, t)| {
+            if has_diacritics(t) {
+                p == t
+            } else {
+                fold(p) == *t
+            }
+        })
+}
+
+impl Gazetteer {
+    pub fn new(normalizer: &Normalizer) -> Self {
+        let rows: Vec<(Vec<String>, Vec<String>)> = PLACES
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(place, zone)| (normalizer.syllables(place), normalizer.syllables(zone)))
+            .filter(|(p, z)| !p.is_empty() && !z.is_empty())
+            .collect();
+        let (cues, mut places): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|(p, _)| p == &["cue"]);
+        let cues = cues.into_iter().map(|(_, words)| words).collect();
+        places.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Self { places, cues }
+    }
+
+    /// The zone words of the places named in `typed` (syllables as the customer typed
+    /// them, before any restoration), if the message is about delivery: a syllable
+    /// typed with marks must match exactly, one typed without matches the place's
+    /// diacritic-free form ("dong anh"), so "giá lại" is not "Gia Lai". Each zone
+    /// once, in order of mention.
+    pub fn zones(&self, typed: &[String]) -> Vec<&[String]> {
+        let mut out: Vec<&[String]> = Vec::new();
+        let about_delivery =
+            (0..typed.len()).any(|i| self.cues.iter().any(|cue| matches_at(cue, typed, i)));
+        if !about_delivery {
+            return out;
+        }
+        let mut i = 0;
+        while i < typed.len() {
+            let hit = self
+                .places
+                .iter()
+                .find(|(place, _)| matches_at(place, typed, i));
+            match hit {
+                Some((place, zone)) => {
+                    if !out.contains(&zone.as_slice()) {
+                        out.push(zone);
+                    }
+                    i += place.len();
+                }
+                None => i += 1,
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_map_to_their_delivery_zone() {
+        let n = Normalizer::default();
+        let g = Gazetteer::new(&n);
+        let zones = |t: &str| -> Vec<String> {
+            g.zones(&n.syllables(t))
+                .iter()
+                .map(|z| z.join(" "))
+                .collect()
+        };
+        let cases: [(&str, &[&str]); 8] = [
+            ("giao về Đông Anh mất bao lâu", &["ngoại thành hà nội"]),
+            ("giao ve dong anh mat bao lau", &["ngoại thành hà nội"]),
+            ("ship quận 3 bao nhiêu", &["nội thành tp hồ chí minh"]),
+            ("gửi về an giang, cà mau", &["tỉnh miền nam"]),
+            (
+                "ship Hà Giang với Đà Nẵng",
+                &["tỉnh miền bắc", "tỉnh miền trung"],
+            ),
+            // Marked syllables must match exactly: "giá lại" is not Gia Lai.
+            ("giao xong shop đổi giá lại không", &[]),
+            ("giao quận 12 với quận 1", &["nội thành tp hồ chí minh"]),
+            // Not about delivery: no zone.
+            ("đặt vé tàu ra Huế ở đâu", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(zones(text), want, "{text}");
+        }
+    }
+}
