@@ -453,10 +453,18 @@ impl Retriever {
         } else {
             self.restorer.restore(&syl)
         };
-        for zone in self.gazetteer.zones(&syl) {
+        // Places as typed ("dong anh") and as respelled ("an giag" → "an giang").
+        let zones: Vec<Vec<String>> = self
+            .gazetteer
+            .zones(&syl)
+            .into_iter()
+            .chain(self.gazetteer.zones(&out))
+            .map(<[String]>::to_vec)
+            .collect();
+        for zone in zones {
             for w in zone {
-                if self.idf.contains_key(&fold(w)) && !out.contains(w) {
-                    out.push(w.clone());
+                if self.idf.contains_key(&fold(&w)) && !out.contains(&w) {
+                    out.push(w);
                 }
             }
         }
@@ -769,6 +777,35 @@ mod tests {
                 line: 1,
             },
         }
+    }
+
+    #[test]
+    fn a_named_place_adds_its_zone_in_the_knowledge_base_words_even_when_mistyped() {
+        let kb = KnowledgeBase::new(vec![
+            entry(
+                "mien-nam",
+                "Ship về các tỉnh miền Nam mất bao lâu?",
+                "Dạ, các tỉnh miền Nam (An Giang, Cà Mau) giao trong 2–3 ngày ạ.",
+            ),
+            entry("doi", "Đổi trả thế nào?", "Dạ, đổi trong 7 ngày ạ."),
+        ])
+        .unwrap();
+        let r =
+            Retriever::build(Arc::new(kb), None, None, None, RetrievalParams::default()).unwrap();
+        for text in ["gửi về an giang bao lâu", "gửi hàg về an giag bao lâu"] {
+            let u = r.understand(text);
+            assert!(
+                u.iter().any(|w| w == "miền") && u.iter().any(|w| w == "nam"),
+                "{text}: {u:?}"
+            );
+        }
+        // No delivery cue, no zone; zone words the knowledge base lacks are not added.
+        assert!(!r
+            .understand("an giang có gì đẹp")
+            .contains(&"miền".to_string()));
+        assert!(!r
+            .understand("ship về đông anh")
+            .contains(&"ngoại".to_string()));
     }
 
     #[test]
