@@ -255,8 +255,9 @@ pub fn calibrate(
     folds: usize,
     lexical: bool,
 ) -> Result<Outcome, CalibrateError> {
+    let folds = folds.max(2);
     let right = samples.iter().filter(|s| s.right).count();
-    let min = folds.max(2) * 4;
+    let min = folds * 4;
     if samples.len() < min || right == 0 || right == samples.len() {
         return Err(CalibrateError::TooFew {
             n: samples.len(),
@@ -264,9 +265,8 @@ pub fn calibrate(
             min,
         });
     }
-    let folds = folds.max(2);
-    let is_right = |s: &Sample| s.right;
-    let in_offer = |s: &Sample| s.right_in_top3;
+    let is_right: fn(&Sample) -> bool = |s| s.right;
+    let in_offer: fn(&Sample) -> bool = |s| s.right_in_top3;
     // Per penalty: held-out predictions and the operating point they give; the
     // penalty whose point reaches the target with the most coverage wins (the
     // most precise point when none reaches it).
@@ -308,8 +308,7 @@ pub fn calibrate(
             offered.iter().filter(|s| s.right_in_top3).count() as f64 / offered.len() as f64
         })
     };
-    let (clarify, clarify_useful) = (0..=49)
-        .map(|i| MIN_ANSWER + i as f64 * 0.01)
+    let (clarify, clarify_useful) = threshold_grid()
         .find_map(|t| {
             useful_at(t)
                 .filter(|u| *u >= CLARIFY_USEFUL)
@@ -329,8 +328,8 @@ pub fn calibrate(
     params.set_confidence_model(
         lexical,
         ConfidenceModel {
-            answer: fit(|s| s.right),
-            offer: fit(|s| s.right_in_top3),
+            answer: fit(is_right),
+            offer: fit(in_offer),
             answer_threshold: round(at_answer.threshold),
             clarify_threshold: round(clarify),
         },
@@ -344,6 +343,11 @@ pub fn calibrate(
         clarify_useful,
         l2,
     })
+}
+
+/// The thresholds tried: [`MIN_ANSWER`] to 0.99 in steps of 0.01.
+fn threshold_grid() -> impl Iterator<Item = f64> {
+    (0..=49).map(|i| MIN_ANSWER + i as f64 * 0.01)
 }
 
 fn round(v: f64) -> f32 {
@@ -379,8 +383,8 @@ fn cross_validated(
 /// The lowest answer threshold (from [`MIN_ANSWER`] up, in steps of 0.01) whose
 /// precision reaches `target`; else the most precise one, flagged `false`.
 fn choose_threshold(samples: &[Sample], probs: &[f64], target: f64) -> (Operating, bool) {
-    let points: Vec<Operating> = (0..=49)
-        .map(|i| operating(samples, probs, MIN_ANSWER + i as f64 * 0.01))
+    let points: Vec<Operating> = threshold_grid()
+        .map(|t| operating(samples, probs, t))
         .collect();
     match points.iter().find(|p| p.precision >= target) {
         Some(p) => (*p, true),

@@ -337,10 +337,11 @@ pub struct Retriever {
 const RECENT_QUERIES: usize = 8;
 
 /// What the model reads of a customer's text: natural text as typed when it has
-/// diacritics and nothing was respelled, else the form retrieval understood
-/// (`understood`, from [`Retriever::understand`]: marks restored, typos respelled).
-fn model_text(normalizer: &Normalizer, text: &str, understood: &[String]) -> String {
-    if has_diacritics(text) && normalizer.syllables(text) == understood {
+/// diacritics and retrieval read it unchanged (`typed` and `understood`, from
+/// [`Retriever::read`], are equal), else the form retrieval understood (marks
+/// restored, typos respelled, zones added).
+fn model_text(text: &str, typed: &[String], understood: &[String]) -> String {
+    if has_diacritics(text) && typed == understood {
         crate::text::nfc(text)
     } else {
         understood.join(" ")
@@ -447,28 +448,34 @@ impl Retriever {
     /// respelled, and the delivery zone of a named place added in the words the
     /// knowledge base uses ("đông anh" → "ngoại thành hà nội").
     pub fn understand(&self, text: &str) -> Vec<String> {
+        self.read(text).1
+    }
+
+    /// The syllables as typed (normalized) and as understood ([`Self::understand`]).
+    fn read(&self, text: &str) -> (Vec<String>, Vec<String>) {
         let syl = self.normalizer.syllables(text);
         let mut out = if has_diacritics(text) {
             self.restorer.respell(&syl)
         } else {
             self.restorer.restore(&syl)
         };
-        // Places as typed ("dong anh") and as respelled ("an giag" → "an giang").
-        let zones: Vec<Vec<String>> = self
-            .gazetteer
-            .zones(&syl)
+        // Places as typed ("dong anh") and, where that changed them, as respelled
+        // ("an giag" → "an giang").
+        let mut zones: Vec<&[String]> = self.gazetteer.zones(&syl);
+        let respelled = (out != syl).then(|| self.gazetteer.zones(&out));
+        zones.extend(respelled.iter().flatten());
+        let added: Vec<String> = zones
             .into_iter()
-            .chain(self.gazetteer.zones(&out))
-            .map(<[String]>::to_vec)
+            .flatten()
+            .filter(|w| self.idf.contains_key(&fold(w)))
+            .cloned()
             .collect();
-        for zone in zones {
-            for w in zone {
-                if self.idf.contains_key(&fold(&w)) && !out.contains(&w) {
-                    out.push(w);
-                }
+        for w in added {
+            if !out.contains(&w) {
+                out.push(w);
             }
         }
-        out
+        (syl, out)
     }
 
     fn coverage(&self, query_words: &[String], entry: usize) -> f32 {
@@ -494,7 +501,7 @@ impl Retriever {
     }
 
     pub fn retrieve(&self, text: &str, mode: Mode) -> Result<Retrieval, SearchError> {
-        let understood = self.understand(text);
+        let (typed, understood) = self.read(text);
         let folded = fold_all(&understood);
         let p = &self.params;
         let use_lex = mode != Mode::Dense;
@@ -516,7 +523,7 @@ impl Retriever {
             }
         }
         if use_dense {
-            let (qs, ps) = self.dense_scores(&model_text(&self.normalizer, text, &understood))?;
+            let (qs, ps) = self.dense_scores(&model_text(text, &typed, &understood))?;
             let off = self.params.passage_offset;
             let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -594,8 +601,10 @@ impl Retriever {
     /// The embedding of a customer question as retrieval reads it (diacritics
     /// restored when typed without), if a model is loaded.
     pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
-        let read = model_text(&self.normalizer, text, &self.understand(text));
-        self.query_vector(&read).ok().map(|v| v.to_vec())
+        let (typed, understood) = self.read(text);
+        self.query_vector(&model_text(text, &typed, &understood))
+            .ok()
+            .map(|v| v.to_vec())
     }
 
     /// The model's vector for a query text, from the recent-query memo when it was

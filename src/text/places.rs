@@ -8,23 +8,43 @@ const PLACES: &str = include_str!("places.tsv");
 
 #[derive(Debug, Clone)]
 pub struct Gazetteer {
-    /// (place syllables, zone syllables), longest place first.
-    places: Vec<(Vec<String>, Vec<String>)>,
-    /// Diacritic-free syllables of the words that make a message about delivery.
-    cues: Vec<Vec<String>>,
+    /// (place, zone syllables), longest place first.
+    places: Vec<(Phrase, Vec<String>)>,
+    /// The words that make a message about delivery.
+    cues: Vec<Phrase>,
 }
 
-/// Whether `typed` holds `words` in a row: a syllable typed with marks must match
-/// exactly, one typed without matches the diacritic-free form.
-fn matches_at(words: &[String], typed: &[String], at: usize) -> bool {
-    typed.len() - at >= words.len()
-        && words.iter().zip(&typed[at..]).all(|(p, t)| {
-            if has_diacritics(t) {
-                p == t
-            } else {
-                fold(p) == *t
-            }
-        })
+/// Syllables of a table phrase, with their diacritic-free forms computed once.
+#[derive(Debug, Clone)]
+struct Phrase {
+    marked: Vec<String>,
+    folded: Vec<String>,
+}
+
+impl Phrase {
+    fn new(marked: Vec<String>) -> Self {
+        let folded = marked.iter().map(|s| fold(s)).collect();
+        Self { marked, folded }
+    }
+
+    fn len(&self) -> usize {
+        self.marked.len()
+    }
+
+    /// Whether `typed` holds this phrase at `at`: a syllable typed with marks
+    /// (`typed_marked`) must match exactly, one typed without matches the
+    /// diacritic-free form.
+    fn matches_at(&self, typed: &[String], typed_marked: &[bool], at: usize) -> bool {
+        typed.len() - at >= self.len()
+            && (0..self.len()).all(|k| {
+                let t = &typed[at + k];
+                if typed_marked[at + k] {
+                    *t == self.marked[k]
+                } else {
+                    *t == self.folded[k]
+                }
+            })
+    }
 }
 
 impl Gazetteer {
@@ -36,9 +56,15 @@ impl Gazetteer {
             .map(|(place, zone)| (normalizer.syllables(place), normalizer.syllables(zone)))
             .filter(|(p, z)| !p.is_empty() && !z.is_empty())
             .collect();
-        let (cues, mut places): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(p, _)| p == &["cue"]);
-        let cues = cues.into_iter().map(|(_, words)| words).collect();
+        let (cues, places): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(p, _)| p == &["cue"]);
+        let cues = cues
+            .into_iter()
+            .map(|(_, words)| Phrase::new(words))
+            .collect();
+        let mut places: Vec<(Phrase, Vec<String>)> = places
+            .into_iter()
+            .map(|(place, zone)| (Phrase::new(place), zone))
+            .collect();
         places.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Self { places, cues }
     }
@@ -50,8 +76,12 @@ impl Gazetteer {
     /// once, in order of mention.
     pub fn zones(&self, typed: &[String]) -> Vec<&[String]> {
         let mut out: Vec<&[String]> = Vec::new();
-        let about_delivery =
-            (0..typed.len()).any(|i| self.cues.iter().any(|cue| matches_at(cue, typed, i)));
+        let marked: Vec<bool> = typed.iter().map(|t| has_diacritics(t)).collect();
+        let about_delivery = (0..typed.len()).any(|i| {
+            self.cues
+                .iter()
+                .any(|cue| cue.matches_at(typed, &marked, i))
+        });
         if !about_delivery {
             return out;
         }
@@ -60,7 +90,7 @@ impl Gazetteer {
             let hit = self
                 .places
                 .iter()
-                .find(|(place, _)| matches_at(place, typed, i));
+                .find(|(place, _)| place.matches_at(typed, &marked, i));
             match hit {
                 Some((place, zone)) => {
                     if !out.contains(&zone.as_slice()) {

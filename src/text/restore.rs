@@ -48,10 +48,11 @@ fn swap_hoi_nga(s: &str) -> Option<String> {
 /// "hàg" → "hàng": a syllable ending in a bare g, with the n put back.
 fn restore_final_ng(s: &str) -> Option<String> {
     let stem = s.strip_suffix('g')?;
-    (!stem.is_empty()
-        && !stem.ends_with('n')
-        && stem.chars().last().is_some_and(|c| !"gn".contains(c)))
-    .then(|| format!("{stem}ng"))
+    // "ng" and "gg" are not the slip; an empty stem is not a syllable.
+    stem.chars()
+        .last()
+        .is_some_and(|c| !"gn".contains(c))
+        .then(|| format!("{stem}ng"))
 }
 
 #[derive(Debug, Default, Clone)]
@@ -169,9 +170,8 @@ impl DiacriticRestorer {
                 push(&w, P_DROPPED_N.ln(), &mut out);
             }
             if !marked {
-                let forms: Vec<String> = self.forms_of(&fold(&w)).cloned().collect();
-                for f in forms {
-                    push(&f, P_DROPPED_N.ln(), &mut out);
+                for f in self.forms_of(&fold(&w)) {
+                    push(f, P_DROPPED_N.ln(), &mut out);
                 }
             }
         }
