@@ -139,11 +139,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 ));
                 tokio::spawn(outbox.run());
             }
-            let _ = state.service.set(service.clone());
+            // Voice first: setting the service is what makes `/ready` say ready, and
+            // every route must be up by then.
             let _ = state.voice.set(Arc::new(crate::voice::Voice::new(
                 service.clone(),
                 cfg.voice.clone(),
             )));
+            let _ = state.service.set(service.clone());
             tracing::info!("ready: knowledge index and model loaded");
             let recovered = service.recover().await?;
             if recovered > 0 {
