@@ -13,6 +13,8 @@
 //! The reference model stays available for checks.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+
+use super::int8::QLinear;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
@@ -56,17 +58,22 @@ pub enum LinearKind {
     F32,
     /// Q8_0 blocks.
     Q8,
+    /// i8 rows with u8 activations on AVX-512 VNNI ([`super::int8`]).
+    I8,
 }
 
 enum Weight {
     /// `(in, out)`, contiguous.
     F32(Tensor),
     Q8(QMatMul),
+    /// Holds its own bias.
+    I8(QLinear),
 }
 
 struct Linear {
     weight: Weight,
-    /// Added in [`Linear::forward_then`]'s pass over the output.
+    /// Added in [`Linear::forward_then`]'s pass over the output (except for `I8`, whose
+    /// kernel adds it).
     bias: Vec<f32>,
 }
 
@@ -84,17 +91,22 @@ impl Linear {
             bs.push(vb.get(out_dim, "bias")?);
         }
         let w = Tensor::cat(&ws, 0)?;
+        let bias = Tensor::cat(&bs, 0)?.to_vec1::<f32>()?;
+        let out = out_dim * parts.len();
         let weight = match kind {
+            LinearKind::I8 => {
+                match QLinear::new(&w.flatten_all()?.to_vec1::<f32>()?, bias.clone(), out, in_dim) {
+                    Some(q) => Weight::I8(q),
+                    None => Weight::F32(w.t()?.contiguous()?),
+                }
+            }
             LinearKind::F32 => Weight::F32(w.t()?.contiguous()?),
             LinearKind::Q8 => Weight::Q8(QMatMul::from_qtensor(QTensor::quantize(
                 &w,
                 GgmlDType::Q8_0,
             )?)?),
         };
-        Ok(Self {
-            weight,
-            bias: Tensor::cat(&bs, 0)?.to_vec1::<f32>()?,
-        })
+        Ok(Self { weight, bias })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -105,19 +117,24 @@ impl Linear {
     /// (instead of one tensor operation, and one buffer, per step).
     fn forward_then(&self, x: &Tensor, residual: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
         let (b, len, i) = x.dims3()?;
-        let y = match &self.weight {
-            Weight::F32(wt) => x.reshape((b * len, i))?.matmul(wt)?,
-            Weight::Q8(w) => w.forward(x)?,
+        let (mut out, biased) = match &self.weight {
+            Weight::F32(wt) => {
+                let y = x.reshape((b * len, i))?.matmul(wt)?;
+                (y.flatten_all()?.to_vec1::<f32>()?, false)
+            }
+            Weight::Q8(w) => (w.forward(x)?.flatten_all()?.to_vec1::<f32>()?, false),
+            Weight::I8(w) => (w.matmul(&x.flatten_all()?.to_vec1::<f32>()?, b * len), true),
         };
         let o = self.bias.len();
-        let mut out = y.flatten_all()?.to_vec1::<f32>()?;
         let residual = match residual {
             Some(r) => Some(r.flatten_all()?.to_vec1::<f32>()?),
             None => None,
         };
         for (row, chunk) in out.chunks_exact_mut(o).enumerate() {
-            for (v, b) in chunk.iter_mut().zip(&self.bias) {
-                *v += b;
+            if !biased {
+                for (v, b) in chunk.iter_mut().zip(&self.bias) {
+                    *v += b;
+                }
             }
             if let Some(r) = &residual {
                 for (v, r) in chunk.iter_mut().zip(&r[row * o..(row + 1) * o]) {

@@ -5,6 +5,7 @@
 pub mod batch;
 mod cache;
 mod encoder;
+mod int8;
 pub mod fetch;
 #[cfg(test)]
 pub(crate) mod toy;
@@ -69,9 +70,11 @@ pub struct Recipe {
     pub passage_prefix: String,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
-    /// `f32` (default): the fast encoder with f32 weights; `q8`: its linear layers as
-    /// Q8_0 quantized matmuls (4x less weight memory, slower on AVX-512 machines);
-    /// `reference`: the `candle_transformers` BERT as is, for checks.
+    /// `auto` (default): `i8` where the CPU has AVX-512 VNNI, else `f32`; `f32`: the
+    /// fast encoder with f32 weights; `i8`: its linear layers with i8 weights and u8
+    /// activations ([`int8`]); `q8`: as Q8_0 quantized matmuls (candle's kernels,
+    /// slower on AVX-512 machines); `reference`: the `candle_transformers` BERT as is,
+    /// for checks.
     #[serde(default)]
     pub precision: Precision,
 }
@@ -79,10 +82,30 @@ pub struct Recipe {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    #[default]
     F32,
     Q8,
     Reference,
+    I8,
+    /// `i8` where the CPU has AVX-512 VNNI, `f32` elsewhere.
+    #[default]
+    Auto,
+}
+
+impl Precision {
+    /// What runs on this CPU.
+    fn resolve(self) -> Self {
+        match self {
+            Precision::Auto if int8::supported() => Precision::I8,
+            Precision::Auto => Precision::F32,
+            Precision::I8 if !int8::supported() => {
+                tracing::warn!(
+                    "this CPU has no AVX-512 VNNI: running the model in f32 instead of i8"
+                );
+                Precision::F32
+            }
+            p => p,
+        }
+    }
 }
 
 fn default_query_prefix() -> String {
@@ -153,6 +176,7 @@ impl CandleEmbedder {
         if let Some(p) = precision {
             recipe.precision = p;
         }
+        recipe.precision = recipe.precision.resolve();
         let cfg: encoder::EncoderConfig =
             serde_json::from_str(&config_src).map_err(|e| bad(format!("config.json: {e}")))?;
         let weights =
@@ -162,11 +186,11 @@ impl CandleEmbedder {
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
         let encoder = match recipe.precision {
-            Precision::F32 | Precision::Q8 => {
-                let kind = if recipe.precision == Precision::Q8 {
-                    encoder::LinearKind::Q8
-                } else {
-                    encoder::LinearKind::F32
+            Precision::F32 | Precision::Q8 | Precision::I8 | Precision::Auto => {
+                let kind = match recipe.precision {
+                    Precision::Q8 => encoder::LinearKind::Q8,
+                    Precision::I8 => encoder::LinearKind::I8,
+                    _ => encoder::LinearKind::F32,
                 };
                 Encoder::Fast(
                     encoder::FastEncoder::load(vb, &cfg, kind)

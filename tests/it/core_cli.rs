@@ -194,12 +194,16 @@ fn fast_encoders_match_the_reference_model() {
         let reference = embed("reference", text);
         let f32 = embed("f32", text);
         let q8 = embed("q8", text);
+        let i8 = embed("i8", text);
         assert_eq!(f32.len(), 384);
         // Same weights and arithmetic, another operation order: equal up to rounding.
         let c = cos(&f32, &reference);
         assert!(c > 0.99999, "f32 vs reference cosine {c} for {text}");
         let c = cos(&q8, &reference);
         assert!(c > 0.995, "q8 vs reference cosine {c} for {text}");
+        // i8 weights and u8 activations (f32 on a CPU without AVX-512 VNNI).
+        let c = cos(&i8, &reference);
+        assert!(c > 0.998, "i8 vs reference cosine {c} for {text}");
     }
 }
 
