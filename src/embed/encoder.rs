@@ -95,7 +95,12 @@ impl Linear {
         let out = out_dim * parts.len();
         let weight = match kind {
             LinearKind::I8 => {
-                match QLinear::new(&w.flatten_all()?.to_vec1::<f32>()?, bias.clone(), out, in_dim) {
+                match QLinear::new(
+                    &w.flatten_all()?.to_vec1::<f32>()?,
+                    bias.clone(),
+                    out,
+                    in_dim,
+                ) {
                     Some(q) => Weight::I8(q),
                     None => Weight::F32(w.t()?.contiguous()?),
                 }

@@ -71,24 +71,31 @@ pub struct QRows {
 impl QRows {
     /// Quantizes `rows` rows of `cols` values (row-major).
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
+        Self::quantize_with(x, rows, cols, supported())
+    }
+
+    fn quantize_with(x: &[f32], rows: usize, cols: usize, vector: bool) -> Self {
         assert_eq!(x.len(), rows * cols, "activation shape");
         let stride = cols.div_ceil(4) * 4;
         let mut data = vec![0u8; rows * stride];
         let mut scale = Vec::with_capacity(rows);
         let mut zero = Vec::with_capacity(rows);
         for (row, out) in x.chunks_exact(cols).zip(data.chunks_exact_mut(stride)) {
-            // The range always holds 0, so the zero point is a whole byte value.
-            let (lo, hi) = range(row);
-            let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-            let inv = 1.0 / s;
-            let z = (-lo * inv).round().clamp(0.0, 255.0);
-            // Rounding half up by truncation: the value is at least -0.5 + 0.5 here.
-            let z_half = z + 0.5;
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = (v * inv + z_half).clamp(0.0, 255.0) as u8;
-            }
+            let out = &mut out[..cols];
+            #[cfg(target_arch = "x86_64")]
+            let (s, z) = if vector {
+                // SAFETY: `vector` is only set when `supported()` said so.
+                unsafe { avx512::quantize_row(row, out) }
+            } else {
+                quantize_row(row, out)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (s, z) = {
+                let _ = vector;
+                quantize_row(row, out)
+            };
             scale.push(s);
-            zero.push(z as i32);
+            zero.push(z);
         }
         Self {
             rows,
@@ -100,21 +107,25 @@ impl QRows {
     }
 }
 
-/// `(min(row ∪ {0}), max(row ∪ {0}))`, in lanes of 16 so that it vectorizes.
-fn range(row: &[f32]) -> (f32, f32) {
-    let mut lo = [0.0f32; 16];
-    let mut hi = [0.0f32; 16];
-    let mut chunks = row.chunks_exact(16);
-    for c in &mut chunks {
-        for i in 0..16 {
-            lo[i] = lo[i].min(c[i]);
-            hi[i] = hi[i].max(c[i]);
-        }
+/// Scale, its inverse and the zero point of a row whose range is `lo..=hi` (both
+/// include 0, so the zero point is a whole byte value).
+fn row_params(lo: f32, hi: f32) -> (f32, f32, f32) {
+    let s = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+    let inv = 1.0 / s;
+    let z = (-lo * inv).round().clamp(0.0, 255.0);
+    (s, inv, z)
+}
+
+/// The scalar twin of `avx512::quantize_row`: the same float operations, rounding half
+/// to even like `vcvtps2dq`.
+fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
+    let lo = row.iter().fold(0.0f32, |m, &v| m.min(v));
+    let hi = row.iter().fold(0.0f32, |m, &v| m.max(v));
+    let (s, inv, z) = row_params(lo, hi);
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = ((v * inv + z).round_ties_even() as i32).clamp(0, 255) as u8;
     }
-    let tail = chunks.remainder().iter();
-    let lo = lo.iter().chain(tail.clone()).fold(0.0f32, |m, &v| m.min(v));
-    let hi = hi.iter().chain(tail).fold(0.0f32, |m, &v| m.max(v));
-    (lo, hi)
+    (s, z as i32)
 }
 
 impl QLinear {
@@ -165,17 +176,17 @@ impl QLinear {
         let block_tiles = blocks.div_ceil(TILE_BLOCKS);
         let row_chunks = q.rows.div_ceil(ROW_CHUNK);
         let dst = OutPtr(out.as_mut_ptr());
-        (0..row_chunks * block_tiles)
-            .into_par_iter()
-            .for_each(|task| {
-                let rows = (task / block_tiles) * ROW_CHUNK;
-                let rows = rows..(rows + ROW_CHUNK).min(q.rows);
-                let first = (task % block_tiles) * TILE_BLOCKS;
-                let blocks = first..(first + TILE_BLOCKS).min(blocks);
-                // SAFETY: tasks cover disjoint (row range × block range) rectangles of
-                // `out`, which outlives the parallel loop.
-                unsafe { self.run(q, rows, blocks, dst, vector) };
-            });
+        let task = |task: usize| {
+            let rows = (task / block_tiles) * ROW_CHUNK;
+            let rows = rows..(rows + ROW_CHUNK).min(q.rows);
+            let first = (task % block_tiles) * TILE_BLOCKS;
+            let blocks = first..(first + TILE_BLOCKS).min(blocks);
+            // SAFETY: tasks cover disjoint (row range × block range) rectangles of
+            // `out`, which outlives the parallel loop.
+            unsafe { self.run(q, rows, blocks, dst, vector) };
+        };
+        // Parallel even for one short query: measured faster than one thread.
+        (0..row_chunks * block_tiles).into_par_iter().for_each(task);
         out
     }
 
@@ -270,6 +281,57 @@ mod avx512 {
         }
     }
 
+    /// Quantizes one row into `out` (as long as the row); returns scale and zero point.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
+        let n = row.len();
+        assert_eq!(out.len(), n);
+        let tail = n % 16;
+        let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+        // SAFETY: every load and store is inside `row` / `out`: full lanes below
+        // `n - tail`, masked lanes for the tail.
+        unsafe {
+            let p = row.as_ptr();
+            let mut lo = _mm512_setzero_ps();
+            let mut hi = _mm512_setzero_ps();
+            let mut i = 0;
+            while i + 16 <= n {
+                let v = _mm512_loadu_ps(p.add(i));
+                lo = _mm512_min_ps(lo, v);
+                hi = _mm512_max_ps(hi, v);
+                i += 16;
+            }
+            if tail > 0 {
+                // Masked-off lanes read as 0, which the range holds anyway.
+                let v = _mm512_maskz_loadu_ps(tail_mask, p.add(i));
+                lo = _mm512_min_ps(lo, v);
+                hi = _mm512_max_ps(hi, v);
+            }
+            let (s, inv, z) = super::row_params(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+            let (inv_v, z_v) = (_mm512_set1_ps(inv), _mm512_set1_ps(z));
+            let (floor, ceil) = (_mm512_setzero_si512(), _mm512_set1_epi32(255));
+            let convert = |v: __m512| {
+                let q = _mm512_cvtps_epi32(_mm512_add_ps(_mm512_mul_ps(v, inv_v), z_v));
+                _mm512_min_epi32(_mm512_max_epi32(q, floor), ceil)
+            };
+            let o = out.as_mut_ptr();
+            let mut i = 0;
+            while i + 16 <= n {
+                let q = convert(_mm512_loadu_ps(p.add(i)));
+                _mm_storeu_si128(o.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+                i += 16;
+            }
+            if tail > 0 {
+                let q = convert(_mm512_maskz_loadu_ps(tail_mask, p.add(i)));
+                _mm512_mask_cvtepi32_storeu_epi8(o.add(i) as *mut _, tail_mask, q);
+            }
+            (s, z as i32)
+        }
+    }
+
     /// Rows `r..r+R` × output blocks `b..b+C`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile<const R: usize, const C: usize>(
@@ -306,7 +368,8 @@ mod avx512 {
                 for (c, s) in row.iter().enumerate() {
                     let o = (b + c) * LANES;
                     let qsum = _mm512_loadu_si512(w.qsum.as_ptr().add(o) as *const _);
-                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(*s, _mm512_mullo_epi32(zero, qsum)));
+                    let v =
+                        _mm512_cvtepi32_ps(_mm512_sub_epi32(*s, _mm512_mullo_epi32(zero, qsum)));
                     let v = _mm512_mul_ps(
                         _mm512_mul_ps(v, rs),
                         _mm512_loadu_ps(w.scale.as_ptr().add(o)),
@@ -328,7 +391,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -357,7 +422,11 @@ mod tests {
                 *v += 0.7;
             }
             let lin = QLinear::new(&w, b.clone(), out, inp).unwrap();
-            let q = QRows::quantize(&x, rows, inp);
+            let q = QRows::quantize_with(&x, rows, inp, false);
+            if supported() {
+                let v = QRows::quantize_with(&x, rows, inp, true);
+                assert_eq!((&v.data, &v.scale, &v.zero), (&q.data, &q.scale, &q.zero));
+            }
             let scalar = lin.matmul_quantized(&q, false);
             let want = reference(&w, &b, &x, rows, out, inp);
             let scale = (inp as f32).sqrt();
@@ -378,7 +447,7 @@ mod tests {
 
     #[test]
     fn constant_rows_quantize_exactly() {
-        let q = QRows::quantize(&[0.0, 0.0, 2.0, 2.0], 2, 2);
+        let q = QRows::quantize_with(&[0.0, 0.0, 2.0, 2.0], 2, 2, false);
         assert_eq!(q.zero, vec![0, 0]);
         let lin = QLinear::new(&[1.0; 32], vec![0.5; 16], 16, 2).unwrap();
         let y = lin.matmul_quantized(&q, false);

@@ -5,8 +5,8 @@
 pub mod batch;
 mod cache;
 mod encoder;
-mod int8;
 pub mod fetch;
+mod int8;
 #[cfg(test)]
 pub(crate) mod toy;
 
