@@ -281,7 +281,7 @@ const Q4_BLOCK: usize = 18;
 /// Q4_0: per 32 weights an f16 scale and 16 bytes; byte j holds weight j (low nibble)
 /// and weight j+16 (high nibble), each stored as value + 8.
 fn dequantize_q4(bytes: &[u8], n: usize) -> Result<Vec<f32>, FetchError> {
-    if n % QK != 0 || bytes.len() < n / QK * Q4_BLOCK {
+    if !n.is_multiple_of(QK) || bytes.len() < n / QK * Q4_BLOCK {
         return Err(FetchError::Format("bad Q4_0 tensor size".into()));
     }
     let mut out = vec![0f32; n];

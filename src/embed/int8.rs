@@ -131,7 +131,10 @@ fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
 impl QLinear {
     /// `weight` is `(out_dim, in_dim)` row-major. `out_dim` must be a multiple of 16.
     pub fn new(weight: &[f32], bias: Vec<f32>, out_dim: usize, in_dim: usize) -> Option<Self> {
-        if out_dim % LANES != 0 || weight.len() != out_dim * in_dim || bias.len() != out_dim {
+        if !out_dim.is_multiple_of(LANES)
+            || weight.len() != out_dim * in_dim
+            || bias.len() != out_dim
+        {
             return None;
         }
         let groups = in_dim.div_ceil(4);
