@@ -96,18 +96,18 @@ impl Default for RetrievalParams {
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
             answer_model: Logit {
-                bias: -27.444,
+                bias: -28.289,
                 weights: [
-                    1.734, 2.752, 16.572, 18.423, 2.004, 2.059, -0.395, 0.124, 1.231,
+                    1.814, 2.659, 16.976, 18.246, 2.109, 1.945, -0.242, 0.135, 1.213,
                 ],
             },
             offer_model: Logit {
-                bias: -42.188,
+                bias: -42.424,
                 weights: [
-                    2.526, 0.706, 26.039, 17.109, 2.528, 1.77, 0.897, -0.013, 2.143,
+                    2.53, 0.785, 26.174, 17.089, 2.54, 1.741, 0.853, -0.02, 2.186,
                 ],
             },
-            answer_threshold: 0.79,
+            answer_threshold: 0.78,
             clarify_threshold: 0.5,
             lexical_answer_model: Logit {
                 bias: -12.461,
