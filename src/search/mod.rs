@@ -96,18 +96,18 @@ impl Default for RetrievalParams {
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
             answer_model: Logit {
-                bias: -28.289,
+                bias: -31.171,
                 weights: [
-                    1.814, 2.659, 16.976, 18.246, 2.109, 1.945, -0.242, 0.135, 1.213,
+                    1.989, 3.731, 19.018, 21.886, 2.383, 1.611, -0.992, -0.025, 1.444,
                 ],
             },
             offer_model: Logit {
-                bias: -42.424,
+                bias: -50.974,
                 weights: [
-                    2.53, 0.785, 26.174, 17.089, 2.54, 1.741, 0.853, -0.02, 2.186,
+                    3.042, 0.814, 30.954, 25.52, 3.135, 1.844, 0.803, -0.319, 2.884,
                 ],
             },
-            answer_threshold: 0.78,
+            answer_threshold: 0.82,
             clarify_threshold: 0.5,
             lexical_answer_model: Logit {
                 bias: -12.461,
