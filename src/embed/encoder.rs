@@ -444,6 +444,29 @@ mod tests {
     }
 
     #[test]
+    fn i8_word_table_looks_up_close_rows_and_refuses_unknown_ids() {
+        let dev = candle_core::Device::Cpu;
+        let (n, dim) = (5000, 8);
+        let values: Vec<f32> = (0..n * dim)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0)
+            .collect();
+        let table = Tensor::from_vec(values.clone(), (n, dim), &dev).unwrap();
+        let exact = WordTable::new(table.clone(), LinearKind::F32).unwrap();
+        let small = WordTable::new(table, LinearKind::I8).unwrap();
+        let ids = [0u32, 4097, 4999];
+        let a = exact.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();
+        let b = small.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();
+        for (ra, rb) in a.iter().zip(&b) {
+            let max = ra.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (x, y) in ra.iter().zip(rb) {
+                assert!((x - y).abs() <= max / 254.0 + 1e-6, "{x} vs {y}");
+            }
+        }
+        assert_eq!(a[1], values[4097 * dim..4098 * dim].to_vec());
+        assert!(small.lookup(&[5000], &dev).is_err());
+    }
+
+    #[test]
     fn gelu_matches_the_erf_definition() {
         let xs: Vec<f32> = (-400..=400).map(|i| i as f32 / 100.0).collect();
         let mut ys = xs.clone();
