@@ -8,16 +8,18 @@
 //!   re-packing the whole matrix on every call (measured: packing was 28 % of a query's
 //!   time with the `(out, in)` layout).
 //! - the query, key and value projections run as one matmul.
-//! - alternatively the linear layers run as Q8_0 quantized matmuls (candle's AVX2 kernels).
+//! - alternatively the linear layers run as i8 × u8 products on AVX-512 VNNI
+//!   ([`super::int8`]; the token table is then kept as i8 rows too), or as Q8_0
+//!   quantized matmuls (candle's AVX2 kernels).
 //!
 //! The reference model stays available for checks.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-
-use super::int8::QLinear;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
+
+use super::int8::QLinear;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
