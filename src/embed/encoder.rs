@@ -19,7 +19,7 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::int8::QLinear;
+use super::int8::{quantize_symmetric, QLinear};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
@@ -68,14 +68,13 @@ enum Weight {
     /// `(in, out)`, contiguous.
     F32(Tensor),
     Q8(QMatMul),
-    /// Holds its own bias.
     I8(QLinear),
 }
 
 struct Linear {
     weight: Weight,
-    /// Added in [`Linear::forward_then`]'s pass over the output (except for `I8`, whose
-    /// kernel adds it).
+    /// Added in [`Linear::forward_then`]'s pass over the output (by the kernel itself
+    /// for `I8`).
     bias: Vec<f32>,
 }
 
@@ -96,17 +95,10 @@ impl Linear {
         let bias = Tensor::cat(&bs, 0)?.to_vec1::<f32>()?;
         let out = out_dim * parts.len();
         let weight = match kind {
-            LinearKind::I8 => {
-                match QLinear::new(
-                    &w.flatten_all()?.to_vec1::<f32>()?,
-                    bias.clone(),
-                    out,
-                    in_dim,
-                ) {
-                    Some(q) => Weight::I8(q),
-                    None => Weight::F32(w.t()?.contiguous()?),
-                }
-            }
+            LinearKind::I8 => match QLinear::new(&w.flatten_all()?.to_vec1()?, out, in_dim) {
+                Some(q) => Weight::I8(q),
+                None => Weight::F32(w.t()?.contiguous()?),
+            },
             LinearKind::F32 => Weight::F32(w.t()?.contiguous()?),
             LinearKind::Q8 => Weight::Q8(QMatMul::from_qtensor(QTensor::quantize(
                 &w,
@@ -130,7 +122,10 @@ impl Linear {
                 (y.flatten_all()?.to_vec1::<f32>()?, false)
             }
             Weight::Q8(w) => (w.forward(x)?.flatten_all()?.to_vec1::<f32>()?, false),
-            Weight::I8(w) => (w.matmul(&x.flatten_all()?.to_vec1::<f32>()?, b * len), true),
+            Weight::I8(w) => {
+                let x = x.flatten_all()?.to_vec1::<f32>()?;
+                (w.matmul(&x, b * len, &self.bias), true)
+            }
         };
         let o = self.bias.len();
         let residual = match residual {
@@ -257,13 +252,7 @@ impl WordTable {
                 .flatten_all()?
                 .to_vec1::<f32>()?;
             for row in values.chunks_exact(dim) {
-                let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                rows.extend(
-                    row.iter()
-                        .map(|v| (v / s).round().clamp(-127.0, 127.0) as i8),
-                );
-                scale.push(s);
+                scale.push(quantize_symmetric(row, &mut rows));
             }
         }
         Ok(Self::I8 { rows, scale, dim })

@@ -55,7 +55,6 @@ pub struct QLinear {
     scale: Vec<f32>,
     /// Σ q over each output's weights.
     qsum: Vec<i32>,
-    bias: Vec<f32>,
 }
 
 /// Rows of activations as u8 with per-row scale and zero point.
@@ -128,32 +127,37 @@ fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
     (s, z as i32)
 }
 
+/// Appends `row` as i8 values in -127..=127 to `out` and returns their scale
+/// (`value ≈ q · scale`, one scale for the row's largest magnitude).
+pub fn quantize_symmetric(row: &[f32], out: &mut Vec<i8>) -> f32 {
+    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+    out.extend(
+        row.iter()
+            .map(|v| (v / s).round().clamp(-127.0, 127.0) as i8),
+    );
+    s
+}
+
 impl QLinear {
     /// `weight` is `(out_dim, in_dim)` row-major. `out_dim` must be a multiple of 16.
-    pub fn new(weight: &[f32], bias: Vec<f32>, out_dim: usize, in_dim: usize) -> Option<Self> {
-        if !out_dim.is_multiple_of(LANES)
-            || weight.len() != out_dim * in_dim
-            || bias.len() != out_dim
-        {
+    pub fn new(weight: &[f32], out_dim: usize, in_dim: usize) -> Option<Self> {
+        if !out_dim.is_multiple_of(LANES) || weight.len() != out_dim * in_dim {
             return None;
         }
         let groups = in_dim.div_ceil(4);
         let mut packed = vec![0i8; out_dim * groups * 4];
         let mut scale = Vec::with_capacity(out_dim);
         let mut qsum = Vec::with_capacity(out_dim);
+        let mut row_q = Vec::with_capacity(in_dim);
         for (o, row) in weight.chunks_exact(in_dim).enumerate() {
-            let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            row_q.clear();
+            scale.push(quantize_symmetric(row, &mut row_q));
+            qsum.push(row_q.iter().map(|&q| q as i32).sum());
             let (block, lane) = (o / LANES, o % LANES);
-            let mut sum = 0i32;
-            for (k, &v) in row.iter().enumerate() {
-                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
-                sum += q as i32;
-                let at = ((block * groups + k / 4) * LANES + lane) * 4 + k % 4;
-                packed[at] = q;
+            for (k, &q) in row_q.iter().enumerate() {
+                packed[((block * groups + k / 4) * LANES + lane) * 4 + k % 4] = q;
             }
-            scale.push(s);
-            qsum.push(sum);
         }
         Some(Self {
             out_dim,
@@ -162,18 +166,18 @@ impl QLinear {
             packed,
             scale,
             qsum,
-            bias,
         })
     }
 
-    /// `x Wᵀ + b` for `rows` rows of `in_dim` values, row-major `(rows, out_dim)`.
-    pub fn matmul(&self, x: &[f32], rows: usize) -> Vec<f32> {
+    /// `x Wᵀ + bias` for `rows` rows of `in_dim` values, row-major `(rows, out_dim)`.
+    pub fn matmul(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
         let q = QRows::quantize(x, rows, self.in_dim);
-        self.matmul_quantized(&q, supported())
+        self.matmul_quantized(&q, bias, supported())
     }
 
-    fn matmul_quantized(&self, q: &QRows, vector: bool) -> Vec<f32> {
+    fn matmul_quantized(&self, q: &QRows, bias: &[f32], vector: bool) -> Vec<f32> {
         assert_eq!(q.stride, self.groups * 4, "activation width");
+        assert_eq!(bias.len(), self.out_dim, "bias length");
         let mut out = vec![0.0f32; q.rows * self.out_dim];
         let blocks = self.out_dim / LANES;
         let block_tiles = blocks.div_ceil(TILE_BLOCKS);
@@ -186,7 +190,7 @@ impl QLinear {
             let blocks = first..(first + TILE_BLOCKS).min(blocks);
             // SAFETY: tasks cover disjoint (row range × block range) rectangles of
             // `out`, which outlives the parallel loop.
-            unsafe { self.run(q, rows, blocks, dst, vector) };
+            unsafe { self.run(q, bias, rows, blocks, dst, vector) };
         };
         // Parallel even for one short query: measured faster than one thread.
         (0..row_chunks * block_tiles).into_par_iter().for_each(task);
@@ -200,6 +204,7 @@ impl QLinear {
     unsafe fn run(
         &self,
         q: &QRows,
+        bias: &[f32],
         rows: std::ops::Range<usize>,
         blocks: std::ops::Range<usize>,
         dst: OutPtr,
@@ -208,7 +213,7 @@ impl QLinear {
         #[cfg(target_arch = "x86_64")]
         if vector {
             // SAFETY: `vector` is only set when `supported()` said so.
-            unsafe { avx512::run(self, q, rows, blocks, dst.0) };
+            unsafe { avx512::run(self, q, bias, rows, blocks, dst.0) };
             return;
         }
         let _ = vector;
@@ -223,7 +228,7 @@ impl QLinear {
                             acc += q.data[r * q.stride + g * 4 + t] as i32 * w as i32;
                         }
                     }
-                    let v = self.finish(q, r, o, acc);
+                    let v = self.finish(q, bias, r, o, acc);
                     // SAFETY: (r, o) is inside this task's rectangle.
                     unsafe { *dst.0.add(r * self.out_dim + o) = v };
                 }
@@ -234,9 +239,9 @@ impl QLinear {
     /// The f32 output from the exact integer sum (the same float operations as the
     /// vector epilogue, in the same order).
     #[inline]
-    fn finish(&self, q: &QRows, r: usize, o: usize, acc: i32) -> f32 {
+    fn finish(&self, q: &QRows, bias: &[f32], r: usize, o: usize, acc: i32) -> f32 {
         let v = (acc - q.zero[r] * self.qsum[o]) as f32;
-        v * q.scale[r] * self.scale[o] + self.bias[o]
+        v * q.scale[r] * self.scale[o] + bias[o]
     }
 }
 
@@ -259,6 +264,7 @@ mod avx512 {
     pub(super) unsafe fn run(
         w: &QLinear,
         q: &QRows,
+        bias: &[f32],
         rows: Range<usize>,
         blocks: Range<usize>,
         out: *mut f32,
@@ -272,10 +278,10 @@ mod avx512 {
                 // SAFETY: forwarded.
                 unsafe {
                     match (full_rows, full_blocks) {
-                        (true, true) => tile::<TILE_ROWS, TILE_BLOCKS>(w, q, r, b, out),
-                        (true, false) => tile::<TILE_ROWS, 1>(w, q, r, b, out),
-                        (false, true) => tile::<1, TILE_BLOCKS>(w, q, r, b, out),
-                        (false, false) => tile::<1, 1>(w, q, r, b, out),
+                        (true, true) => tile::<TILE_ROWS, TILE_BLOCKS>(w, q, bias, r, b, out),
+                        (true, false) => tile::<TILE_ROWS, 1>(w, q, bias, r, b, out),
+                        (false, true) => tile::<1, TILE_BLOCKS>(w, q, bias, r, b, out),
+                        (false, false) => tile::<1, 1>(w, q, bias, r, b, out),
                     }
                 }
                 b += if full_blocks { TILE_BLOCKS } else { 1 };
@@ -340,6 +346,7 @@ mod avx512 {
     unsafe fn tile<const R: usize, const C: usize>(
         w: &QLinear,
         q: &QRows,
+        bias: &[f32],
         r: usize,
         b: usize,
         out: *mut f32,
@@ -377,7 +384,7 @@ mod avx512 {
                         _mm512_mul_ps(v, rs),
                         _mm512_loadu_ps(w.scale.as_ptr().add(o)),
                     );
-                    let v = _mm512_add_ps(v, _mm512_loadu_ps(w.bias.as_ptr().add(o)));
+                    let v = _mm512_add_ps(v, _mm512_loadu_ps(bias.as_ptr().add(o)));
                     _mm512_storeu_ps(out.add(rr * w.out_dim + o), v);
                 }
             }
@@ -424,20 +431,20 @@ mod tests {
             for v in x.iter_mut().step_by(3) {
                 *v += 0.7;
             }
-            let lin = QLinear::new(&w, b.clone(), out, inp).unwrap();
+            let lin = QLinear::new(&w, out, inp).unwrap();
             let q = QRows::quantize_with(&x, rows, inp, false);
             if supported() {
                 let v = QRows::quantize_with(&x, rows, inp, true);
                 assert_eq!((&v.data, &v.scale, &v.zero), (&q.data, &q.scale, &q.zero));
             }
-            let scalar = lin.matmul_quantized(&q, false);
+            let scalar = lin.matmul_quantized(&q, &b, false);
             let want = reference(&w, &b, &x, rows, out, inp);
             let scale = (inp as f32).sqrt();
             for (g, w) in scalar.iter().zip(&want) {
                 assert!((g - w).abs() < 0.02 * scale, "{g} vs {w}");
             }
             if supported() {
-                let vector = lin.matmul_quantized(&q, true);
+                let vector = lin.matmul_quantized(&q, &b, true);
                 assert_eq!(vector, scalar, "shape {rows}x{out}x{inp}");
             }
         }
@@ -445,15 +452,15 @@ mod tests {
 
     #[test]
     fn refuses_outputs_not_in_blocks_of_16() {
-        assert!(QLinear::new(&[0.0; 10 * 4], vec![0.0; 10], 10, 4).is_none());
+        assert!(QLinear::new(&[0.0; 10 * 4], 10, 4).is_none());
     }
 
     #[test]
     fn constant_rows_quantize_exactly() {
         let q = QRows::quantize_with(&[0.0, 0.0, 2.0, 2.0], 2, 2, false);
         assert_eq!(q.zero, vec![0, 0]);
-        let lin = QLinear::new(&[1.0; 32], vec![0.5; 16], 16, 2).unwrap();
-        let y = lin.matmul_quantized(&q, false);
+        let lin = QLinear::new(&[1.0; 32], 16, 2).unwrap();
+        let y = lin.matmul_quantized(&q, &[0.5; 16], false);
         assert!(y[..16].iter().all(|v| (*v - 0.5).abs() < 1e-6));
         assert!(y[16..].iter().all(|v| (*v - 4.5).abs() < 1e-4));
     }

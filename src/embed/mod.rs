@@ -186,17 +186,6 @@ impl CandleEmbedder {
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
         let encoder = match recipe.precision {
-            Precision::F32 | Precision::Q8 | Precision::I8 | Precision::Auto => {
-                let kind = match recipe.precision {
-                    Precision::Q8 => encoder::LinearKind::Q8,
-                    Precision::I8 => encoder::LinearKind::I8,
-                    _ => encoder::LinearKind::F32,
-                };
-                Encoder::Fast(
-                    encoder::FastEncoder::load(vb, &cfg, kind)
-                        .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
-                )
-            }
             Precision::Reference => {
                 if cfg.position_offset() != 0 {
                     return Err(bad(
@@ -207,6 +196,18 @@ impl CandleEmbedder {
                     .map_err(|e| bad(format!("config.json: {e}")))?;
                 Encoder::Reference(
                     bert::BertModel::load(vb, &bcfg)
+                        .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
+                )
+            }
+            // `resolve` left F32, Q8 or I8.
+            p => {
+                let kind = match p {
+                    Precision::Q8 => encoder::LinearKind::Q8,
+                    Precision::I8 => encoder::LinearKind::I8,
+                    _ => encoder::LinearKind::F32,
+                };
+                Encoder::Fast(
+                    encoder::FastEncoder::load(vb, &cfg, kind)
                         .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }
