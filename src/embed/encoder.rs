@@ -18,8 +18,10 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
+use std::sync::Arc;
 
 use super::int8::{quantize_symmetric, QLinear};
+use super::weights::WeightsFile;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EncoderConfig {
@@ -237,21 +239,31 @@ enum WordTable {
 }
 
 impl WordTable {
-    fn new(table: Tensor, kind: LinearKind) -> Result<Self> {
+    /// Built in slices of rows from `slice(start, n)` (row-major f32), so that the
+    /// table is never held twice: the i8 table keeps only its bytes and scales, the
+    /// f32 one fills its own buffer.
+    fn build(
+        n: usize,
+        dim: usize,
+        kind: LinearKind,
+        slice: impl Fn(usize, usize) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        const SLICE: usize = 4096;
         if kind != LinearKind::I8 {
-            return Ok(Self::F32(table));
+            let mut all = Vec::with_capacity(n * dim);
+            for start in (0..n).step_by(SLICE) {
+                all.extend(slice(start, SLICE.min(n - start))?);
+            }
+            return Ok(Self::F32(Tensor::from_vec(
+                all,
+                (n, dim),
+                &candle_core::Device::Cpu,
+            )?));
         }
-        let (n, dim) = table.dims2()?;
         let mut rows = Vec::with_capacity(n * dim);
         let mut scale = Vec::with_capacity(n);
-        // In slices, so that no second f32 copy of the whole table exists at once.
-        const SLICE: usize = 4096;
         for start in (0..n).step_by(SLICE) {
-            let values = table
-                .narrow(0, start, SLICE.min(n - start))?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            for row in values.chunks_exact(dim) {
+            for row in slice(start, SLICE.min(n - start))?.chunks_exact(dim) {
                 scale.push(quantize_symmetric(row, &mut rows));
             }
         }
@@ -289,19 +301,34 @@ pub struct FastEncoder {
 }
 
 impl FastEncoder {
-    pub fn load(vb: VarBuilder, cfg: &EncoderConfig, kind: LinearKind) -> Result<Self> {
+    /// Reads the weights it needs from `weights`, a tensor at a time.
+    pub fn load(weights: &Arc<WeightsFile>, cfg: &EncoderConfig, kind: LinearKind) -> Result<Self> {
         if cfg.hidden_act.as_deref().is_some_and(|a| a != "gelu") {
             candle_core::bail!("unsupported hidden_act {:?}", cfg.hidden_act);
         }
         // Checkpoints saved from task models carry a `bert.` or `roberta.` prefix.
-        let vb = ["", "bert", "roberta"]
+        let prefix = ["", "bert.", "roberta."]
             .into_iter()
-            .map(|p| if p.is_empty() { vb.clone() } else { vb.pp(p) })
-            .find(|v| v.contains_tensor("embeddings.word_embeddings.weight"))
-            .unwrap_or(vb);
+            .find(|p| weights.contains(&format!("{p}embeddings.word_embeddings.weight")))
+            .unwrap_or("");
+        let vb = weights.var_builder(DType::F32, &candle_core::Device::Cpu);
+        let vb = match prefix.strip_suffix('.') {
+            Some(p) => vb.pp(p),
+            None => vb,
+        };
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
-        let word = WordTable::new(e.get((cfg.vocab_size, h), "word_embeddings.weight")?, kind)?;
+        let word_name = format!("{prefix}embeddings.word_embeddings.weight");
+        if weights.shape(&word_name) != Some(&[cfg.vocab_size, h][..]) {
+            candle_core::bail!(
+                "{word_name} has shape {:?}, config.json says ({}, {h})",
+                weights.shape(&word_name),
+                cfg.vocab_size
+            );
+        }
+        let word = WordTable::build(cfg.vocab_size, h, kind, |start, n| {
+            weights.rows_f32(&word_name, start, n)
+        })?;
         let position = e.get(
             (cfg.max_position_embeddings, h),
             "position_embeddings.weight",
@@ -442,8 +469,14 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0)
             .collect();
         let table = Tensor::from_vec(values.clone(), (n, dim), &dev).unwrap();
-        let exact = WordTable::new(table.clone(), LinearKind::F32).unwrap();
-        let small = WordTable::new(table, LinearKind::I8).unwrap();
+        let slice = |start: usize, len: usize| {
+            table
+                .narrow(0, start, len)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+        };
+        let exact = WordTable::build(n, dim, LinearKind::F32, slice).unwrap();
+        let small = WordTable::build(n, dim, LinearKind::I8, slice).unwrap();
         let ids = [0u32, 4097, 4999];
         let a = exact.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();
         let b = small.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();

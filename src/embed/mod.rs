@@ -9,11 +9,12 @@ pub mod fetch;
 mod int8;
 #[cfg(test)]
 pub(crate) mod toy;
+mod weights;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +22,7 @@ use thiserror::Error;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 pub use cache::EmbeddingCache;
+use weights::WeightsFile;
 
 #[derive(Debug, Error)]
 pub enum EmbedError {
@@ -179,12 +181,13 @@ impl CandleEmbedder {
         recipe.precision = recipe.precision.resolve();
         let cfg: encoder::EncoderConfig =
             serde_json::from_str(&config_src).map_err(|e| bad(format!("config.json: {e}")))?;
-        let weights =
-            std::fs::read(&weights_path).map_err(|e| bad(format!("model.safetensors: {e}")))?;
-        let id = model_identity(&config_src, &recipe, &weights, &tokenizer_path);
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        let weights = Arc::new(
+            WeightsFile::open(&weights_path)
+                .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?,
+        );
+        let id = model_identity(&config_src, &recipe, &weights, &tokenizer_path)
             .map_err(|e| bad(format!("model.safetensors: {}", first_line(&e))))?;
+        let device = Device::Cpu;
         let encoder = match recipe.precision {
             Precision::Reference => {
                 if cfg.position_offset() != 0 {
@@ -195,7 +198,7 @@ impl CandleEmbedder {
                 let bcfg: bert::Config = serde_json::from_str(&config_src)
                     .map_err(|e| bad(format!("config.json: {e}")))?;
                 Encoder::Reference(
-                    bert::BertModel::load(vb, &bcfg)
+                    bert::BertModel::load(weights.var_builder(DType::F32, &device), &bcfg)
                         .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }
@@ -207,7 +210,7 @@ impl CandleEmbedder {
                     _ => encoder::LinearKind::F32,
                 };
                 Encoder::Fast(
-                    encoder::FastEncoder::load(vb, &cfg, kind)
+                    encoder::FastEncoder::load(&weights, &cfg, kind)
                         .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }
@@ -274,7 +277,12 @@ impl CandleEmbedder {
     }
 }
 
-fn model_identity(config: &str, recipe: &Recipe, weights: &[u8], tokenizer: &Path) -> String {
+fn model_identity(
+    config: &str,
+    recipe: &Recipe,
+    weights: &WeightsFile,
+    tokenizer: &Path,
+) -> candle_core::Result<String> {
     let mut h = Sha256::new();
     h.update(config.as_bytes());
     h.update(recipe.query_prefix.as_bytes());
@@ -282,15 +290,16 @@ fn model_identity(config: &str, recipe: &Recipe, weights: &[u8], tokenizer: &Pat
     h.update(recipe.passage_prefix.as_bytes());
     h.update(recipe.max_tokens.to_le_bytes());
     h.update([recipe.precision as u8]);
-    h.update((weights.len() as u64).to_le_bytes());
-    // Sampling the weights keeps start-up fast while still telling models apart.
-    for chunk in weights.chunks(1 << 20).step_by(7) {
-        h.update(&chunk[..chunk.len().min(4096)]);
+    h.update(weights.len().to_le_bytes());
+    // Sampling the weights keeps start-up fast while still telling models apart: the
+    // first 4 KiB of every seventh MiB.
+    for offset in (0..weights.len()).step_by(7 << 20) {
+        h.update(weights.bytes_at(offset, 4096)?);
     }
     if let Ok(meta) = std::fs::metadata(tokenizer) {
         h.update(meta.len().to_le_bytes());
     }
-    hex::encode(&h.finalize()[..12])
+    Ok(hex::encode(&h.finalize()[..12]))
 }
 
 /// Texts per forward pass; sorted by length first so the reference model's padding
