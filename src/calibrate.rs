@@ -8,9 +8,13 @@ use thiserror::Error;
 
 use crate::answer::Core;
 use crate::eval::Query;
-use crate::search::{ConfidenceModel, Logit, Mode, RetrievalParams, SearchError, Signals};
+use crate::search::{
+    Candidate, ConfidenceModel, Logit, Mode, RetrievalParams, SearchError, Signals,
+    RANK_FEATURE_COUNT, RERANK_DEPTH,
+};
 
 const N: usize = Signals::COUNT;
+const R: usize = RANK_FEATURE_COUNT;
 
 #[derive(Debug, Error)]
 pub enum CalibrateError {
@@ -68,56 +72,177 @@ pub fn samples(
     Ok(out)
 }
 
-/// An L2-regularized logistic regression, fitted by Newton's method on standardized
-/// features and reported on the original scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Logistic {
-    pub bias: f64,
-    pub weights: [f64; N],
+/// One labelled in-scope query as the reranker sees it: the rank features of the
+/// first [`RERANK_DEPTH`] candidates in fused order and where the right entry is.
+#[derive(Debug, Clone)]
+pub struct RankList {
+    pub features: Vec<[f32; R]>,
+    pub right: usize,
 }
 
-impl Logistic {
-    pub fn fit(x: &[[f32; N]], y: &[bool], l2: f64) -> Self {
+/// The rank lists of the in-scope queries whose entry is among the first
+/// [`RERANK_DEPTH`] fused candidates (the reranker cannot help the others). The core
+/// must rank in fused order (`rank_weights` all zero).
+pub fn rank_lists(core: &Core, queries: &[Query]) -> Result<Vec<RankList>, CalibrateError> {
+    if !core.retriever.has_model() {
+        return Err(CalibrateError::NoModel);
+    }
+    let mut out = Vec::new();
+    for q in queries {
+        let Some(want) = &q.faq_id else { continue };
+        let r = core.retrieve(&q.text, Mode::Hybrid)?;
+        let head = &r.candidates[..r.candidates.len().min(RERANK_DEPTH)];
+        if let Some(right) = head.iter().position(|c| &c.id == want) {
+            out.push(RankList {
+                features: Candidate::rank_features(head),
+                right,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A fitted reranker and how it did in cross-validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankerFit {
+    pub weights: [f32; R],
+    pub l2: f64,
+    /// Share of the lists whose right entry the reranker puts first (held out).
+    pub cv_hit_at_1: f64,
+    /// The same share in fused order.
+    pub fused_hit_at_1: f64,
+    pub lists: usize,
+}
+
+/// Pairwise logistic regression: the right candidate's features minus each other
+/// candidate's, both ways round; the weights order a list.
+fn fit_pairs(lists: &[&RankList], l2: f64) -> [f64; R] {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for l in lists {
+        let right = l.features[l.right];
+        for (j, other) in l.features.iter().enumerate() {
+            if j == l.right {
+                continue;
+            }
+            let d: [f32; R] = std::array::from_fn(|k| right[k] - other[k]);
+            x.push(d);
+            y.push(true);
+            x.push(d.map(|v| -v));
+            y.push(false);
+        }
+    }
+    Logistic::<R>::fit(&x, &y, l2).weights
+}
+
+fn first(l: &RankList, w: &[f64; R]) -> usize {
+    let key = |f: &[f32; R]| f.iter().zip(w).map(|(a, b)| *a as f64 * b).sum::<f64>();
+    let mut best = 0;
+    for (i, f) in l.features.iter().enumerate() {
+        if key(f) > key(&l.features[best]) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Fits the reranker, the L2 penalty chosen by `folds`-fold cross-validated hit@1
+/// (the larger penalty on a tie).
+pub fn fit_ranker(lists: &[RankList], folds: usize) -> Result<RankerFit, CalibrateError> {
+    let folds = folds.max(2);
+    let moved = lists.iter().filter(|l| l.right > 0).count();
+    if lists.len() < folds * 4 || moved == 0 {
+        return Err(CalibrateError::TooFew {
+            n: lists.len(),
+            right: lists.len() - moved,
+            min: folds * 4,
+        });
+    }
+    let mut best: Option<(f64, f64)> = None;
+    for l2 in L2_GRID {
+        let mut hits = 0;
+        for k in 0..folds {
+            let train: Vec<&RankList> = lists
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % folds != k)
+                .map(|(_, l)| l)
+                .collect();
+            let w = fit_pairs(&train, l2);
+            hits += lists
+                .iter()
+                .enumerate()
+                .filter(|(i, l)| i % folds == k && first(l, &w) == l.right)
+                .count();
+        }
+        let hit = hits as f64 / lists.len() as f64;
+        if best.is_none_or(|(_, b)| hit >= b) {
+            best = Some((l2, hit));
+        }
+    }
+    let (l2, cv_hit_at_1) = best.expect("the penalty grid is not empty");
+    let all: Vec<&RankList> = lists.iter().collect();
+    Ok(RankerFit {
+        weights: fit_pairs(&all, l2).map(round),
+        l2,
+        cv_hit_at_1,
+        fused_hit_at_1: (lists.len() - moved) as f64 / lists.len() as f64,
+        lists: lists.len(),
+    })
+}
+
+/// An L2-regularized logistic regression over `M` features, fitted by Newton's
+/// method on standardized features and reported on the original scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Logistic<const M: usize = N> {
+    pub bias: f64,
+    pub weights: [f64; M],
+}
+
+impl<const M: usize> Logistic<M> {
+    pub fn fit(x: &[[f32; M]], y: &[bool], l2: f64) -> Self {
         let n = x.len().max(1) as f64;
-        let mut mean = [0f64; N];
-        let mut sd = [0f64; N];
+        let mut mean = [0f64; M];
+        let mut sd = [0f64; M];
         for row in x {
-            for j in 0..N {
+            for j in 0..M {
                 mean[j] += row[j] as f64 / n;
             }
         }
         for row in x {
-            for j in 0..N {
+            for j in 0..M {
                 sd[j] += (row[j] as f64 - mean[j]).powi(2) / n;
             }
         }
         for s in &mut sd {
             *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
         }
-        let z: Vec<[f64; N]> = x
+        // Row 0 of each design row is the intercept (not penalized).
+        let z: Vec<Vec<f64>> = x
             .iter()
-            .map(|row| std::array::from_fn(|j| (row[j] as f64 - mean[j]) / sd[j]))
+            .map(|row| {
+                std::iter::once(1.0)
+                    .chain((0..M).map(|j| (row[j] as f64 - mean[j]) / sd[j]))
+                    .collect()
+            })
             .collect();
-        // beta[0] is the intercept (not penalized), beta[1..] the weights.
-        let mut beta = [0f64; N + 1];
+        let mut beta = vec![0f64; M + 1];
         for _ in 0..100 {
-            let mut grad = [0f64; N + 1];
-            let mut hess = [[0f64; N + 1]; N + 1];
-            for (zi, &yi) in z.iter().zip(y) {
-                let row: [f64; N + 1] =
-                    std::array::from_fn(|j| if j == 0 { 1.0 } else { zi[j - 1] });
+            let mut grad = vec![0f64; M + 1];
+            let mut hess = vec![vec![0f64; M + 1]; M + 1];
+            for (row, &yi) in z.iter().zip(y) {
                 let t: f64 = row.iter().zip(&beta).map(|(a, b)| a * b).sum();
                 let p = 1.0 / (1.0 + (-t).exp());
                 let r = f64::from(u8::from(yi)) - p;
                 let w = (p * (1.0 - p)).max(1e-9);
-                for a in 0..=N {
+                for a in 0..=M {
                     grad[a] += row[a] * r;
-                    for b in 0..=N {
+                    for b in 0..=M {
                         hess[a][b] += w * row[a] * row[b];
                     }
                 }
             }
-            for j in 1..=N {
+            for j in 1..=M {
                 grad[j] -= l2 * beta[j];
                 hess[j][j] += l2;
             }
@@ -131,12 +256,12 @@ impl Logistic {
                 break;
             }
         }
-        let weights: [f64; N] = std::array::from_fn(|j| beta[j + 1] / sd[j]);
-        let bias = beta[0] - (0..N).map(|j| weights[j] * mean[j]).sum::<f64>();
+        let weights: [f64; M] = std::array::from_fn(|j| beta[j + 1] / sd[j]);
+        let bias = beta[0] - (0..M).map(|j| weights[j] * mean[j]).sum::<f64>();
         Self { bias, weights }
     }
 
-    pub fn prob(&self, x: &[f32; N]) -> f64 {
+    pub fn prob(&self, x: &[f32; M]) -> f64 {
         let t = self.bias
             + self
                 .weights
@@ -149,9 +274,10 @@ impl Logistic {
 }
 
 /// Solves `a · x = b` by Gaussian elimination with partial pivoting.
-fn solve<const M: usize>(mut a: [[f64; M]; M], mut b: [f64; M]) -> Option<[f64; M]> {
-    for col in 0..M {
-        let pivot = (col..M).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let m = b.len();
+    for col in 0..m {
+        let pivot = (col..m).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
         if a[pivot][col].abs() < 1e-12 {
             return None;
         }
@@ -167,9 +293,9 @@ fn solve<const M: usize>(mut a: [[f64; M]; M], mut b: [f64; M]) -> Option<[f64; 
             b[col + 1 + i] -= f * b[col];
         }
     }
-    let mut x = [0f64; M];
-    for row in (0..M).rev() {
-        let s: f64 = (row + 1..M).map(|k| a[row][k] * x[k]).sum();
+    let mut x = vec![0f64; m];
+    for row in (0..m).rev() {
+        let s: f64 = (row + 1..m).map(|k| a[row][k] * x[k]).sum();
         x[row] = (b[row] - s) / a[row][row];
     }
     Some(x)
@@ -432,9 +558,45 @@ mod tests {
 
     #[test]
     fn solve_handles_pivoting_and_rejects_singular_systems() {
-        let x = solve([[0.0, 2.0], [3.0, 1.0]], [4.0, 5.0]).unwrap();
+        let x = solve(vec![vec![0.0, 2.0], vec![3.0, 1.0]], vec![4.0, 5.0]).unwrap();
         assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12);
-        assert!(solve([[1.0, 2.0], [2.0, 4.0]], [1.0, 2.0]).is_none());
+        assert!(solve(vec![vec![1.0, 2.0], vec![2.0, 4.0]], vec![1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn the_ranker_learns_which_signal_finds_the_right_entry() {
+        // Fused order puts a decoy first; the right entry always has the best
+        // coverage (feature 1) and a random dense cosine (feature 0).
+        let mut seed = 3;
+        let lists: Vec<RankList> = (0..60)
+            .map(|i| {
+                let right = 1 + i % 3;
+                let features = (0..5)
+                    .map(|j| {
+                        let mut f = [0f32; R];
+                        f[0] = lcg(&mut seed) as f32;
+                        f[1] = if j == right {
+                            0.9
+                        } else {
+                            lcg(&mut seed) as f32 * 0.5
+                        };
+                        f
+                    })
+                    .collect();
+                RankList { features, right }
+            })
+            .collect();
+        let fit = fit_ranker(&lists, 5).unwrap();
+        assert_eq!(fit.fused_hit_at_1, 0.0);
+        assert!(fit.cv_hit_at_1 > 0.95, "{fit:?}");
+        assert!(
+            fit.weights[1] > 1.0 && fit.weights[1] > 5.0 * fit.weights[0].abs(),
+            "{fit:?}"
+        );
+        assert!(matches!(
+            fit_ranker(&lists[..10], 5),
+            Err(CalibrateError::TooFew { n: 10, .. })
+        ));
     }
 
     fn sample(top: f32, in_scope: bool, right: bool) -> Sample {

@@ -436,10 +436,47 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let lexical = a.mode == Mode::Bm25;
     let queries = eval::load_queries(&a.queries)?;
     let opts = a.core.options()?;
-    let core = Core::load(&opts)?;
+    let mut core = Core::load(&opts)?;
     check_query_ids(&core, &queries)?;
+    // Hybrid: first the reranker, on the fused order; the decision models are then
+    // fitted on what the reranked retrieval gives.
+    let mut ranker_note = String::new();
+    if !lexical {
+        core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
+        let lists = calibrate::rank_lists(&core, &queries)?;
+        match calibrate::fit_ranker(&lists, a.folds) {
+            Ok(fit) => {
+                core.retriever.params.rank_weights = fit.weights;
+                ranker_note = format!(
+                    "# Reranker: of {} queries with their entry among the first {}, {:.3} have it \
+             first in fused order, {:.3} after reranking (cross-validated, L2 penalty {}).\n",
+                    fit.lists,
+                    cskh::search::RERANK_DEPTH,
+                    fit.fused_hit_at_1,
+                    fit.cv_hit_at_1,
+                    fit.l2
+                );
+            }
+            // Too few queries to fit a reranker: keep the configured one.
+            Err(calibrate::CalibrateError::TooFew { n, .. }) => {
+                core.retriever.params.rank_weights = opts.params.rank_weights;
+                ranker_note = format!(
+                    "# Reranker: {n} queries with their entry among the first {} are too \
+                     few to fit one; the configured weights are kept.\n",
+                    cskh::search::RERANK_DEPTH
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let samples = calibrate::samples(&core, &queries, lexical)?;
-    let out = calibrate::calibrate(&samples, &opts.params, a.target_precision, a.folds, lexical)?;
+    let out = calibrate::calibrate(
+        &samples,
+        &core.retriever.params,
+        a.target_precision,
+        a.folds,
+        lexical,
+    )?;
     let op = out.at_answer;
     let header = format!(
         "# cskh calibrate --mode {} --queries {}: {} queries, {}-fold cross-validated.\n\
@@ -465,7 +502,7 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
         },
         out.clarify_useful * 100.0,
         out.l2,
-    );
+    ) + &ranker_note;
     // serde_json writes f32 in its shortest form (0.4, not 0.4000000059604645), which
     // the round trip through text keeps; numbers, arrays and inline tables are then
     // written in TOML syntax.

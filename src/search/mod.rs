@@ -79,6 +79,11 @@ pub struct RetrievalParams {
     pub lexical_offer_model: Logit,
     pub lexical_answer_threshold: f32,
     pub lexical_clarify_threshold: f32,
+    /// The reranker of hybrid retrieval (with an embedding model): weights of the
+    /// first [`RERANK_DEPTH`] candidates' [`Candidate::rank_features`], in
+    /// [`RANK_FEATURES`] order; they are re-sorted by the weighted sum. All zero keeps
+    /// the fused order. Fitted by `cskh calibrate`.
+    pub rank_weights: [f32; RANK_FEATURE_COUNT],
     /// Candidates within this fused-score distance of the best are offered.
     pub clarify_gap: f32,
     /// Messages of at most this many words ("bảo hành", "đổi size") are too vague to
@@ -96,19 +101,20 @@ impl Default for RetrievalParams {
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
             answer_model: Logit {
-                bias: -32.369,
+                bias: -30.448,
                 weights: [
-                    1.956, 3.67, 21.188, 20.124, 2.169, 1.507, -1.339, -0.101, 1.405,
+                    1.844, 0.289, 17.461, 15.127, 1.917, 2.121, 1.569, -0.092, 1.203,
                 ],
             },
             offer_model: Logit {
-                bias: -52.022,
+                bias: -44.454,
                 weights: [
-                    3.099, 0.914, 32.307, 29.866, 3.219, 1.817, 0.229, -0.447, 2.914,
+                    2.46, 0.059, 26.586, 12.825, 2.173, 1.267, 2.65, -0.066, 2.441,
                 ],
             },
-            answer_threshold: 0.82,
+            answer_threshold: 0.81,
             clarify_threshold: 0.5,
+            rank_weights: [51.616, 6.233, 3.693, -0.739, -0.679, 0.57, 0.35, 0.718],
             lexical_answer_model: Logit {
                 bias: -12.461,
                 weights: [3.197, 4.501, 0.0, 0.0, 3.268, -0.637, 0.832, 0.0, 2.386],
@@ -143,6 +149,85 @@ pub struct Features {
     pub dense_p: f32,
     pub coverage: f32,
     pub bm25: f32,
+}
+
+/// How many of the best fused candidates the reranker re-sorts.
+pub const RERANK_DEPTH: usize = 10;
+pub const RANK_FEATURE_COUNT: usize = 8;
+/// The reranker's view of a candidate within its list, in
+/// [`Candidate::rank_features`] order.
+pub const RANK_FEATURES: [&str; RANK_FEATURE_COUNT] = [
+    "dense",
+    "coverage",
+    "bm25",
+    "has_question",
+    "question_minus_passage",
+    "best_dense",
+    "best_bm25",
+    "best_coverage",
+];
+
+impl Candidate {
+    /// Per candidate of a list: its fused features, whether the entry has written
+    /// questions (a passage-only entry is found from its text alone), how much better
+    /// its questions match than its text, and whether it is the list's best on
+    /// dense cosine, on BM25 and on coverage (the first such in list order).
+    pub fn rank_features(list: &[Candidate]) -> Vec<[f32; RANK_FEATURE_COUNT]> {
+        let best = |f: fn(&Features) -> f32| {
+            list.iter()
+                .enumerate()
+                .fold(None::<(usize, f32)>, |acc, (i, c)| match acc {
+                    Some((_, v)) if v >= f(&c.features) => acc,
+                    _ => Some((i, f(&c.features))),
+                })
+                .map(|(i, _)| i)
+        };
+        let (bd, bb, bc) = (best(|f| f.dense), best(|f| f.bm25), best(|f| f.coverage));
+        let flag = |b: Option<usize>, i: usize| if b == Some(i) { 1.0 } else { 0.0 };
+        list.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let f = &c.features;
+                let has_q = f.dense_q > -0.5;
+                [
+                    f.dense,
+                    f.coverage,
+                    f.bm25,
+                    if has_q { 1.0 } else { 0.0 },
+                    if has_q { f.dense_q } else { 0.0 } - f.dense_p,
+                    flag(bd, i),
+                    flag(bb, i),
+                    flag(bc, i),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// Re-sorts the first [`RERANK_DEPTH`] candidates by `weights` · their rank features
+/// (stable: ties keep the fused order) and returns by how much the new first leads
+/// the new second on that sum. Scores stay the fused ones. `None` (nothing moved)
+/// when the weights are all zero.
+pub fn rerank(candidates: &mut [Candidate], weights: &[f32; RANK_FEATURE_COUNT]) -> Option<f32> {
+    if weights.iter().all(|w| *w == 0.0) {
+        return None;
+    }
+    let depth = candidates.len().min(RERANK_DEPTH);
+    let head = &mut candidates[..depth];
+    let keys: Vec<f32> = Candidate::rank_features(head)
+        .iter()
+        .map(|x| x.iter().zip(weights).map(|(a, w)| a * w).sum())
+        .collect();
+    let mut order: Vec<usize> = (0..depth).collect();
+    order.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]));
+    let sorted: Vec<Candidate> = order.iter().map(|&i| head[i].clone()).collect();
+    head.clone_from_slice(&sorted);
+    let lead = match order[..] {
+        [a, b, ..] => keys[a] - keys[b],
+        [_] => 1.0,
+        [] => 0.0,
+    };
+    Some(lead)
 }
 
 /// What the confidence model reads of one retrieval: how strong the best candidate
@@ -559,7 +644,16 @@ impl Retriever {
             .collect();
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
         candidates.truncate(20);
-        let signals = Signals::of(&candidates, understood.len()).unwrap_or_default();
+        let lead = if mode == Mode::Hybrid && use_dense {
+            rerank(&mut candidates, &p.rank_weights)
+        } else {
+            None
+        };
+        let mut signals = Signals::of(&candidates, understood.len()).unwrap_or_default();
+        if let Some(lead) = lead {
+            // Reranked: the margin is the lead on the score that ordered the list.
+            signals.margin = lead;
+        }
         let (mut decision, confidence, mut offer) =
             self.decide(&candidates, &signals, mode, use_dense);
         if decision == Decision::Answer
@@ -786,6 +880,59 @@ mod tests {
                 line: 1,
             },
         }
+    }
+
+    fn cand(index: usize, dense: f32, dense_q: f32, coverage: f32, bm25: f32) -> Candidate {
+        Candidate {
+            index,
+            id: format!("e{index}"),
+            score: 10.0 - index as f32,
+            features: Features {
+                dense,
+                dense_q,
+                dense_p: dense - 0.05,
+                coverage,
+                bm25,
+            },
+        }
+    }
+
+    #[test]
+    fn rank_features_flag_the_first_best_of_each_signal() {
+        let list = [
+            cand(0, 0.90, 0.90, 0.8, 1.0),
+            cand(1, 0.93, -1.0, 0.8, 0.5),
+            cand(2, 0.93, 0.93, 0.9, 1.0),
+        ];
+        let f = Candidate::rank_features(&list);
+        // has_question, question minus passage (passage-only: minus the passage).
+        assert_eq!((f[0][3], f[1][3]), (1.0, 0.0));
+        assert!((f[0][4] - 0.05).abs() < 1e-6 && (f[1][4] + 0.88).abs() < 1e-6);
+        // Best dense: the first of the two 0.93s; best BM25: the first 1.0.
+        let flags: Vec<[f32; 3]> = f.iter().map(|x| [x[5], x[6], x[7]]).collect();
+        assert_eq!(
+            flags,
+            vec![[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        );
+    }
+
+    #[test]
+    fn rerank_sorts_the_head_by_its_weights_and_reports_the_lead() {
+        let mut list: Vec<Candidate> = (0..RERANK_DEPTH + 2)
+            .map(|i| cand(i, 0.8, 0.8, 0.1 * (i % 4) as f32, 0.0))
+            .collect();
+        // All-zero weights: the fused order stays.
+        assert_eq!(rerank(&mut list, &[0.0; RANK_FEATURE_COUNT]), None);
+        assert_eq!(list[0].index, 0);
+        // Coverage alone: 3 and 7 (0.3) lead, in fused order; the tail is untouched.
+        let mut w = [0.0; RANK_FEATURE_COUNT];
+        w[1] = 10.0;
+        let lead = rerank(&mut list, &w).unwrap();
+        let order: Vec<usize> = list.iter().map(|c| c.index).collect();
+        assert_eq!(&order[..3], &[3, 7, 2]);
+        assert_eq!(&order[RERANK_DEPTH..], &[RERANK_DEPTH, RERANK_DEPTH + 1]);
+        assert!(lead.abs() < 1e-6, "3 and 7 tie: {lead}");
+        assert_eq!(list[0].score, 7.0, "scores stay the fused ones");
     }
 
     #[test]
