@@ -318,6 +318,19 @@ fn calibrate_fits_parameters_that_eval_accepts() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = fs::read_to_string(&out).unwrap();
     assert!(text.contains("answer precision 0.9"), "{text}");
+    // The reranker is fitted first, from the fused order, and is not the no-op.
+    assert!(text.contains("# Reranker: of "), "{text}");
+    let weights = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rank_weights = "))
+        .expect("rank_weights in the output");
+    assert!(
+        weights
+            .trim_matches(['[', ']'])
+            .split(',')
+            .any(|w| w.trim().parse::<f64>().unwrap() != 0.0),
+        "{weights}"
+    );
     for key in [
         "answer_model = { bias = ",
         "offer_model = { bias = ",
