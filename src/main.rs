@@ -114,7 +114,7 @@ enum ModelCommand {
         /// Embed as a passage instead of a query.
         #[arg(long)]
         passage: bool,
-        /// Override the model's precision (auto, f32, i8, q8 or reference).
+        /// Override the model's precision (auto, f32, compact, i8, q8 or reference).
         #[arg(long, value_parser = parse_precision)]
         precision: Option<Precision>,
         text: String,
@@ -224,9 +224,10 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
         "f32" => Ok(Precision::F32),
         "i8" => Ok(Precision::I8),
         "auto" => Ok(Precision::Auto),
+        "compact" => Ok(Precision::Compact),
         "reference" => Ok(Precision::Reference),
         other => Err(format!(
-            "unknown precision `{other}` (auto, f32, i8, q8 or reference)"
+            "unknown precision `{other}` (auto, f32, compact, i8, q8 or reference)"
         )),
     }
 }

@@ -245,11 +245,11 @@ impl WordTable {
     fn build(
         n: usize,
         dim: usize,
-        kind: LinearKind,
+        i8_rows: bool,
         slice: impl Fn(usize, usize) -> Result<Vec<f32>>,
     ) -> Result<Self> {
         const SLICE: usize = 4096;
-        if kind != LinearKind::I8 {
+        if !i8_rows {
             let mut all = Vec::with_capacity(n * dim);
             for start in (0..n).step_by(SLICE) {
                 all.extend(slice(start, SLICE.min(n - start))?);
@@ -301,8 +301,14 @@ pub struct FastEncoder {
 }
 
 impl FastEncoder {
-    /// Reads the weights it needs from `weights`, a tensor at a time.
-    pub fn load(weights: &Arc<WeightsFile>, cfg: &EncoderConfig, kind: LinearKind) -> Result<Self> {
+    /// Reads the weights it needs from `weights`, a tensor at a time; `i8_table`
+    /// keeps the token table as i8 rows.
+    pub fn load(
+        weights: &Arc<WeightsFile>,
+        cfg: &EncoderConfig,
+        kind: LinearKind,
+        i8_table: bool,
+    ) -> Result<Self> {
         if cfg.hidden_act.as_deref().is_some_and(|a| a != "gelu") {
             candle_core::bail!("unsupported hidden_act {:?}", cfg.hidden_act);
         }
@@ -326,7 +332,7 @@ impl FastEncoder {
                 cfg.vocab_size
             );
         }
-        let word = WordTable::build(cfg.vocab_size, h, kind, |start, n| {
+        let word = WordTable::build(cfg.vocab_size, h, i8_table, |start, n| {
             weights.rows_f32(&word_name, start, n)
         })?;
         let position = e.get(
@@ -475,8 +481,8 @@ mod tests {
                 .and_then(|t| t.flatten_all())
                 .and_then(|t| t.to_vec1::<f32>())
         };
-        let exact = WordTable::build(n, dim, LinearKind::F32, slice).unwrap();
-        let small = WordTable::build(n, dim, LinearKind::I8, slice).unwrap();
+        let exact = WordTable::build(n, dim, false, slice).unwrap();
+        let small = WordTable::build(n, dim, true, slice).unwrap();
         let ids = [0u32, 4097, 4999];
         let a = exact.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();
         let b = small.lookup(&ids, &dev).unwrap().to_vec2::<f32>().unwrap();

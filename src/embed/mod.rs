@@ -72,9 +72,10 @@ pub struct Recipe {
     pub passage_prefix: String,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
-    /// `auto` (default): `i8` where the CPU has AVX-512 VNNI, else `f32`; `f32`: the
-    /// fast encoder with f32 weights; `i8`: its linear layers with i8 weights and u8
-    /// activations ([`int8`]); `q8`: as Q8_0 quantized matmuls (candle's kernels,
+    /// `auto` (default): `i8` where the CPU has AVX-512 VNNI, else `compact`; `f32`:
+    /// the fast encoder with f32 weights; `compact`: f32 layers with an i8 token table;
+    /// `i8`: its linear layers with i8 weights and u8 activations ([`int8`]) and the
+    /// i8 token table; `q8`: as Q8_0 quantized matmuls (candle's kernels,
     /// slower on AVX-512 machines); `reference`: the `candle_transformers` BERT as is,
     /// for checks.
     #[serde(default)]
@@ -88,9 +89,12 @@ pub enum Precision {
     Q8,
     Reference,
     I8,
-    /// `i8` where the CPU has AVX-512 VNNI, `f32` elsewhere.
+    /// `i8` where the CPU has AVX-512 VNNI, `compact` elsewhere.
     #[default]
     Auto,
+    /// f32 linear layers with the token table as i8 rows (96 MB instead of 384 MB):
+    /// the small footprint on any CPU.
+    Compact,
 }
 
 impl Precision {
@@ -98,12 +102,12 @@ impl Precision {
     fn resolve(self) -> Self {
         match self {
             Precision::Auto if int8::supported() => Precision::I8,
-            Precision::Auto => Precision::F32,
+            Precision::Auto => Precision::Compact,
             Precision::I8 if !int8::supported() => {
                 tracing::warn!(
-                    "this CPU has no AVX-512 VNNI: running the model in f32 instead of i8"
+                    "this CPU has no AVX-512 VNNI: running the model's layers in f32 instead of i8"
                 );
-                Precision::F32
+                Precision::Compact
             }
             p => p,
         }
@@ -209,8 +213,9 @@ impl CandleEmbedder {
                     Precision::I8 => encoder::LinearKind::I8,
                     _ => encoder::LinearKind::F32,
                 };
+                let i8_table = matches!(p, Precision::I8 | Precision::Compact);
                 Encoder::Fast(
-                    encoder::FastEncoder::load(&weights, &cfg, kind)
+                    encoder::FastEncoder::load(&weights, &cfg, kind, i8_table)
                         .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }

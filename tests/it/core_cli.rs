@@ -195,15 +195,23 @@ fn fast_encoders_match_the_reference_model() {
         let f32 = embed("f32", text);
         let q8 = embed("q8", text);
         let i8 = embed("i8", text);
+        let compact = embed("compact", text);
         assert_eq!(f32.len(), 384);
         // Same weights and arithmetic, another operation order: equal up to rounding.
         let c = cos(&f32, &reference);
         assert!(c > 0.99999, "f32 vs reference cosine {c} for {text}");
         let c = cos(&q8, &reference);
         assert!(c > 0.995, "q8 vs reference cosine {c} for {text}");
-        // i8 weights and u8 activations (f32 on a CPU without AVX-512 VNNI).
+        // i8 weights and u8 activations (`compact` on a CPU without AVX-512 VNNI).
         let c = cos(&i8, &reference);
         assert!(c > 0.998, "i8 vs reference cosine {c} for {text}");
+        // f32 layers, i8 token table.
+        let c = cos(&compact, &reference);
+        assert!(c > 0.999, "compact vs reference cosine {c} for {text}");
+        assert!(
+            compact != f32,
+            "compact must differ from f32: it rounds the table"
+        );
     }
 }
 
