@@ -213,6 +213,10 @@ struct CalibrateArgs {
     /// lexical one, also used when no model is installed).
     #[arg(long, value_enum, default_value = "hybrid")]
     mode: Mode,
+    /// Hybrid: keep the fused order (no reranker, `rank_weights` all zero) and fit
+    /// the decision models on it.
+    #[arg(long)]
+    no_rerank: bool,
     /// Write the parameters to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -442,7 +446,10 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     // Hybrid: first the reranker, on the fused order; the decision models are then
     // fitted on what the reranked retrieval gives.
     let mut ranker_note = String::new();
-    if !lexical {
+    if !lexical && a.no_rerank {
+        core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
+        ranker_note = "# Reranker: off (--no-rerank), fused order.\n".into();
+    } else if !lexical {
         core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
         let lists = calibrate::rank_lists(&core, &queries)?;
         match calibrate::fit_ranker(&lists, a.folds) {

@@ -360,6 +360,23 @@ fn calibrate_fits_parameters_that_eval_accepts() {
     assert!(f(&v, "answer_precision") >= 0.90, "{v}");
     assert!(f(&v, "coverage") >= 0.5, "{v}");
 
+    // --no-rerank: the fused order, said in the header.
+    let fused = data.path().join("fused.toml");
+    let o = run(cskh()
+        .args(["calibrate", "--no-rerank", "--queries"])
+        .arg(root().join("eval/dev.jsonl"))
+        .arg("--data")
+        .arg(data.path())
+        .arg("--out")
+        .arg(&fused));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = fs::read_to_string(&fused).unwrap();
+    assert!(text.contains("# Reranker: off"), "{text}");
+    assert!(
+        text.contains("rank_weights = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]"),
+        "{text}"
+    );
+
     // A query naming an entry the knowledge base does not have: an error, no file.
     let bad = data.path().join("bad.jsonl");
     fs::write(&bad, "{\"text\": \"phí ship\", \"faq_id\": \"khong-co\"}\n").unwrap();
