@@ -469,8 +469,9 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
             Err(calibrate::CalibrateError::TooFew { n, .. }) => {
                 core.retriever.params.rank_weights = opts.params.rank_weights;
                 ranker_note = format!(
-                    "# Reranker: {n} queries with their entry among the first {} are too \
-                     few to fit one; the configured weights are kept.\n",
+                    "# Reranker: {n} queries with their entry among the first {}: too \
+                     few, or none placed below the first, to fit one; the configured \
+                     weights are kept.\n",
                     cskh::search::RERANK_DEPTH
                 );
             }
