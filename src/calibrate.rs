@@ -135,15 +135,14 @@ fn fit_pairs(lists: &[&RankList], l2: f64) -> [f64; R] {
     Logistic::<R>::fit(&x, &y, l2).weights
 }
 
+/// Where `w` puts a list's best candidate (the first of equals).
 fn first(l: &RankList, w: &[f64; R]) -> usize {
-    let key = |f: &[f32; R]| f.iter().zip(w).map(|(a, b)| *a as f64 * b).sum::<f64>();
-    let mut best = 0;
-    for (i, f) in l.features.iter().enumerate() {
-        if key(f) > key(&l.features[best]) {
-            best = i;
-        }
-    }
-    best
+    let keys: Vec<f64> = l
+        .features
+        .iter()
+        .map(|f| f.iter().zip(w).map(|(a, b)| *a as f64 * b).sum())
+        .collect();
+    (0..keys.len()).fold(0, |best, i| if keys[i] > keys[best] { i } else { best })
 }
 
 /// Fits the reranker, the L2 penalty chosen by `folds`-fold cross-validated hit@1

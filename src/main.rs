@@ -446,37 +446,40 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     // Hybrid: first the reranker, on the fused order; the decision models are then
     // fitted on what the reranked retrieval gives.
     let mut ranker_note = String::new();
-    if !lexical && a.no_rerank {
+    if !lexical {
+        let configured = core.retriever.params.rank_weights;
+        // The reranker is fitted on (and `--no-rerank` keeps) the fused order.
         core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
-        ranker_note = "# Reranker: off (--no-rerank), fused order.\n".into();
-    } else if !lexical {
-        core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
-        let lists = calibrate::rank_lists(&core, &queries)?;
-        match calibrate::fit_ranker(&lists, a.folds) {
-            Ok(fit) => {
-                core.retriever.params.rank_weights = fit.weights;
-                ranker_note = format!(
-                    "# Reranker: of {} queries with their entry among the first {}, {:.3} have it \
-             first in fused order, {:.3} after reranking (cross-validated, L2 penalty {}).\n",
-                    fit.lists,
-                    cskh::search::RERANK_DEPTH,
-                    fit.fused_hit_at_1,
-                    fit.cv_hit_at_1,
-                    fit.l2
-                );
+        ranker_note = if a.no_rerank {
+            "# Reranker: off (--no-rerank), fused order.\n".into()
+        } else {
+            let lists = calibrate::rank_lists(&core, &queries)?;
+            match calibrate::fit_ranker(&lists, a.folds) {
+                Ok(fit) => {
+                    core.retriever.params.rank_weights = fit.weights;
+                    format!(
+                        "# Reranker: of {} queries with their entry among the first {}, \
+                         {:.3} have it first in fused order, {:.3} after reranking \
+                         (cross-validated, L2 penalty {}).\n",
+                        fit.lists,
+                        cskh::search::RERANK_DEPTH,
+                        fit.fused_hit_at_1,
+                        fit.cv_hit_at_1,
+                        fit.l2
+                    )
+                }
+                Err(calibrate::CalibrateError::TooFew { n, .. }) => {
+                    core.retriever.params.rank_weights = configured;
+                    format!(
+                        "# Reranker: {n} queries with their entry among the first {}: too \
+                         few, or none placed below the first, to fit one; the configured \
+                         weights are kept.\n",
+                        cskh::search::RERANK_DEPTH
+                    )
+                }
+                Err(e) => return Err(e.into()),
             }
-            // Too few queries to fit a reranker: keep the configured one.
-            Err(calibrate::CalibrateError::TooFew { n, .. }) => {
-                core.retriever.params.rank_weights = opts.params.rank_weights;
-                ranker_note = format!(
-                    "# Reranker: {n} queries with their entry among the first {}: too \
-                     few, or none placed below the first, to fit one; the configured \
-                     weights are kept.\n",
-                    cskh::search::RERANK_DEPTH
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
+        };
     }
     let samples = calibrate::samples(&core, &queries, lexical)?;
     let out = calibrate::calibrate(

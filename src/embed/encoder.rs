@@ -249,25 +249,34 @@ impl WordTable {
         slice: impl Fn(usize, usize) -> Result<Vec<f32>>,
     ) -> Result<Self> {
         const SLICE: usize = 4096;
-        if !i8_rows {
-            let mut all = Vec::with_capacity(n * dim);
-            for start in (0..n).step_by(SLICE) {
-                all.extend(slice(start, SLICE.min(n - start))?);
+        let (mut values, mut rows, mut scale) = if i8_rows {
+            (
+                Vec::new(),
+                Vec::with_capacity(n * dim),
+                Vec::with_capacity(n),
+            )
+        } else {
+            (Vec::with_capacity(n * dim), Vec::new(), Vec::new())
+        };
+        for start in (0..n).step_by(SLICE) {
+            let part = slice(start, SLICE.min(n - start))?;
+            if i8_rows {
+                for row in part.chunks_exact(dim) {
+                    scale.push(quantize_symmetric(row, &mut rows));
+                }
+            } else {
+                values.extend(part);
             }
-            return Ok(Self::F32(Tensor::from_vec(
-                all,
+        }
+        Ok(if i8_rows {
+            Self::I8 { rows, scale, dim }
+        } else {
+            Self::F32(Tensor::from_vec(
+                values,
                 (n, dim),
                 &candle_core::Device::Cpu,
-            )?));
-        }
-        let mut rows = Vec::with_capacity(n * dim);
-        let mut scale = Vec::with_capacity(n);
-        for start in (0..n).step_by(SLICE) {
-            for row in slice(start, SLICE.min(n - start))?.chunks_exact(dim) {
-                scale.push(quantize_symmetric(row, &mut rows));
-            }
-        }
-        Ok(Self::I8 { rows, scale, dim })
+            )?)
+        })
     }
 
     fn lookup(&self, ids: &[u32], device: &candle_core::Device) -> Result<Tensor> {

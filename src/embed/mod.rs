@@ -206,7 +206,7 @@ impl CandleEmbedder {
                         .map_err(|e| bad(format!("weights: {}", first_line(&e))))?,
                 )
             }
-            // `resolve` left F32, Q8 or I8.
+            // `resolve` left F32, Compact, Q8 or I8.
             p => {
                 let kind = match p {
                     Precision::Q8 => encoder::LinearKind::Q8,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
-use serde::Deserialize;
+use safetensors::tensor as st;
 
 /// Headers larger than this are refused (the format's own limit).
 const MAX_HEADER: u64 = 100_000_000;
@@ -29,30 +29,10 @@ struct TensorInfo {
     end: u64,
 }
 
-#[derive(Deserialize)]
-struct RawInfo {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: [u64; 2],
-}
-
 pub struct WeightsFile {
     file: Mutex<File>,
     len: u64,
     tensors: HashMap<String, TensorInfo>,
-}
-
-fn dtype_of(name: &str) -> Option<DType> {
-    Some(match name {
-        "F32" => DType::F32,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
-        "U8" => DType::U8,
-        "U32" => DType::U32,
-        "I64" => DType::I64,
-        _ => return None,
-    })
 }
 
 impl WeightsFile {
@@ -78,17 +58,15 @@ impl WeightsFile {
             if name == "__metadata__" {
                 continue;
             }
-            let info: RawInfo = serde_json::from_value(value)
+            let info: st::TensorInfo = serde_json::from_value(value)
                 .map_err(|e| candle_core::Error::Msg(format!("header entry {name}: {e}")))?;
-            let Some(dtype) = dtype_of(&info.dtype) else {
-                bail!("tensor {name}: unsupported dtype {}", info.dtype);
-            };
-            let [a, b] = info.data_offsets;
+            let dtype = DType::try_from(info.dtype)?;
+            let (a, b) = (info.data_offsets.0 as u64, info.data_offsets.1 as u64);
             let (start, end) = (data_start + a, data_start + b);
             let want = info.shape.iter().product::<usize>() * dtype.size_in_bytes();
             if a > b || end > len || (b - a) as usize != want {
                 bail!(
-                    "tensor {name}: bytes {a}..{b} do not hold shape {:?} of {} inside the file",
+                    "tensor {name}: bytes {a}..{b} do not hold shape {:?} of {:?} inside the file",
                     info.shape,
                     info.dtype
                 );

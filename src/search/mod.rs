@@ -81,7 +81,7 @@ pub struct RetrievalParams {
     pub lexical_clarify_threshold: f32,
     /// The reranker of hybrid retrieval (with an embedding model): weights of the
     /// first [`RERANK_DEPTH`] candidates' [`Candidate::rank_features`], in
-    /// [`RANK_FEATURES`] order; they are re-sorted by the weighted sum. All zero keeps
+    /// that order; they are re-sorted by the weighted sum. All zero keeps
     /// the fused order. Fitted by `cskh calibrate`.
     pub rank_weights: [f32; RANK_FEATURE_COUNT],
     /// Candidates within this fused-score distance of the best are offered.
@@ -153,25 +153,15 @@ pub struct Features {
 
 /// How many of the best fused candidates the reranker re-sorts.
 pub const RERANK_DEPTH: usize = 10;
+/// Length of [`Candidate::rank_features`].
 pub const RANK_FEATURE_COUNT: usize = 8;
-/// The reranker's view of a candidate within its list, in
-/// [`Candidate::rank_features`] order.
-pub const RANK_FEATURES: [&str; RANK_FEATURE_COUNT] = [
-    "dense",
-    "coverage",
-    "bm25",
-    "has_question",
-    "question_minus_passage",
-    "best_dense",
-    "best_bm25",
-    "best_coverage",
-];
 
 impl Candidate {
-    /// Per candidate of a list: its fused features, whether the entry has written
-    /// questions (a passage-only entry is found from its text alone), how much better
-    /// its questions match than its text, and whether it is the list's best on
-    /// dense cosine, on BM25 and on coverage (the first such in list order).
+    /// Per candidate of a list, in this order: dense cosine, coverage, BM25; whether
+    /// the entry has written questions (a passage-only entry is found from its text
+    /// alone); how much better its questions match than its text; whether it is the
+    /// list's best on dense cosine, on BM25 and on coverage (the first such in list
+    /// order).
     pub fn rank_features(list: &[Candidate]) -> Vec<[f32; RANK_FEATURE_COUNT]> {
         let best = |f: fn(&Features) -> f32| {
             list.iter()
@@ -218,15 +208,16 @@ pub fn rerank(candidates: &mut [Candidate], weights: &[f32; RANK_FEATURE_COUNT])
         .iter()
         .map(|x| x.iter().zip(weights).map(|(a, w)| a * w).sum())
         .collect();
-    let mut order: Vec<usize> = (0..depth).collect();
-    order.sort_by(|&a, &b| keys[b].total_cmp(&keys[a]));
-    let sorted: Vec<Candidate> = order.iter().map(|&i| head[i].clone()).collect();
-    head.clone_from_slice(&sorted);
-    let lead = match order[..] {
-        [a, b, ..] => keys[a] - keys[b],
+    let mut keyed: Vec<(f32, Candidate)> = keys.into_iter().zip(head.iter().cloned()).collect();
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let lead = match keyed[..] {
+        [(a, _), (b, _), ..] => a - b,
         [_] => 1.0,
         [] => 0.0,
     };
+    for (slot, (_, c)) in head.iter_mut().zip(keyed) {
+        *slot = c;
+    }
     Some(lead)
 }
 

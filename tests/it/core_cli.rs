@@ -315,14 +315,20 @@ fn held_out_sets_stay_above_their_floors() {
 fn calibrate_fits_parameters_that_eval_accepts() {
     require_model();
     let data = tempfile::tempdir().unwrap();
+    let calibrate = |flags: &[&str], queries: &std::path::Path, out: &std::path::Path| {
+        run(cskh()
+            .arg("calibrate")
+            .args(flags)
+            .arg("--queries")
+            .arg(queries)
+            .arg("--data")
+            .arg(data.path())
+            .arg("--out")
+            .arg(out))
+    };
+    let dev = root().join("eval/dev.jsonl");
     let out = data.path().join("params.toml");
-    let o = run(cskh()
-        .args(["calibrate", "--queries"])
-        .arg(root().join("eval/dev.jsonl"))
-        .arg("--data")
-        .arg(data.path())
-        .arg("--out")
-        .arg(&out));
+    let o = calibrate(&[], &dev, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = fs::read_to_string(&out).unwrap();
     assert!(text.contains("answer precision 0.9"), "{text}");
@@ -362,13 +368,7 @@ fn calibrate_fits_parameters_that_eval_accepts() {
 
     // --no-rerank: the fused order, said in the header.
     let fused = data.path().join("fused.toml");
-    let o = run(cskh()
-        .args(["calibrate", "--no-rerank", "--queries"])
-        .arg(root().join("eval/dev.jsonl"))
-        .arg("--data")
-        .arg(data.path())
-        .arg("--out")
-        .arg(&fused));
+    let o = calibrate(&["--no-rerank"], &dev, &fused);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = fs::read_to_string(&fused).unwrap();
     assert!(text.contains("# Reranker: off"), "{text}");
@@ -381,13 +381,7 @@ fn calibrate_fits_parameters_that_eval_accepts() {
     let bad = data.path().join("bad.jsonl");
     fs::write(&bad, "{\"text\": \"phí ship\", \"faq_id\": \"khong-co\"}\n").unwrap();
     let none = data.path().join("none.toml");
-    let o = run(cskh()
-        .args(["calibrate", "--queries"])
-        .arg(&bad)
-        .arg("--data")
-        .arg(data.path())
-        .arg("--out")
-        .arg(&none));
+    let o = calibrate(&[], &bad, &none);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("khong-co"), "{}", stderr(&o));
     assert!(!none.exists());
