@@ -60,6 +60,11 @@ pub struct Report {
     pub coverage: f64,
     pub oos_rejection: f64,
     pub clarify_rate: f64,
+    /// Of the words of the queries typed with marks, the share the restorer gives
+    /// back exactly once every mark is removed (how well a customer who types
+    /// without marks is read).
+    pub restoration_accuracy: f64,
+    pub restoration_words: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
 }
@@ -98,7 +103,12 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
     let (mut answered, mut answered_right, mut oos_rejected, mut clarified) = (0, 0, 0, 0);
     let mut latencies = Vec::with_capacity(queries.len());
     let mut traces = Vec::with_capacity(queries.len());
+    let (mut restored_right, mut restored_words) = (0usize, 0usize);
     for q in queries {
+        if let Some((right, words)) = core.retriever.restoration_check(&q.text) {
+            restored_right += right;
+            restored_words += words;
+        }
         let t0 = Instant::now();
         let r = core.retrieve(&q.text, mode)?;
         latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -176,6 +186,8 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
         coverage: ratio(answered_right, in_scope),
         oos_rejection: ratio(oos_rejected, oos),
         clarify_rate: ratio(clarified, queries.len()),
+        restoration_accuracy: ratio(restored_right, restored_words),
+        restoration_words: restored_words,
         p50_ms: percentile(&latencies, 50.0),
         p95_ms: percentile(&latencies, 95.0),
     };

@@ -637,6 +637,10 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
         println!("out-of-scope rej.  {:.3}", report.oos_rejection);
         println!("clarify rate       {:.3}", report.clarify_rate);
         println!(
+            "marks restored     {:.3} (of {} words in the queries typed with marks, marks removed)",
+            report.restoration_accuracy, report.restoration_words
+        );
+        println!(
             "latency p50 / p95  {:.1} ms / {:.1} ms",
             report.p50_ms, report.p95_ms
         );

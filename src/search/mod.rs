@@ -101,29 +101,29 @@ impl Default for RetrievalParams {
             w_bm25: 0.5,
             unknown_word_weight: 0.5,
             answer_model: Logit {
-                bias: -30.448,
+                bias: -29.029,
                 weights: [
-                    1.844, 0.289, 17.461, 15.127, 1.917, 2.121, 1.569, -0.092, 1.203,
+                    1.862, 0.233, 15.976, 12.935, 2.112, 2.146, 1.298, 0.107, 1.177,
                 ],
             },
             offer_model: Logit {
-                bias: -44.454,
+                bias: -43.355,
                 weights: [
-                    2.46, 0.059, 26.586, 12.825, 2.173, 1.267, 2.65, -0.066, 2.441,
+                    2.558, 0.044, 25.504, 12.977, 2.502, 1.132, 2.137, -0.026, 2.33,
                 ],
             },
-            answer_threshold: 0.81,
+            answer_threshold: 0.8,
             clarify_threshold: 0.5,
-            rank_weights: [51.616, 6.233, 3.693, -0.739, -0.679, 0.57, 0.35, 0.718],
+            rank_weights: [78.437, 10.256, 5.338, -1.007, -0.556, 0.069, -0.109, 0.325],
             lexical_answer_model: Logit {
-                bias: -12.461,
-                weights: [3.197, 4.501, 0.0, 0.0, 3.268, -0.637, 0.832, 0.0, 2.386],
+                bias: -10.993,
+                weights: [2.856, 2.763, 0.0, 0.0, 2.763, 0.882, 1.607, -0.0, 1.883],
             },
             lexical_offer_model: Logit {
-                bias: -19.89,
-                weights: [4.779, 2.024, 0.0, 0.0, 4.776, -2.272, 2.065, 0.0, 4.442],
+                bias: -14.484,
+                weights: [3.561, 1.199, 0.0, 0.0, 3.422, -0.062, 2.186, 0.0, 3.011],
             },
-            lexical_answer_threshold: 0.91,
+            lexical_answer_threshold: 0.89,
             lexical_clarify_threshold: 0.5,
             clarify_gap: 0.15,
             vague_max_words: 2,
@@ -525,6 +525,27 @@ impl Retriever {
     /// knowledge base uses ("đông anh" → "ngoại thành hà nội").
     pub fn understand(&self, text: &str) -> Vec<String> {
         self.read(text).1
+    }
+
+    /// How well marks are restored on this message: its words as typed against the
+    /// restorer's reading of the same words with every mark removed, as (restored
+    /// exactly, words). `None` for a message typed without marks.
+    pub fn restoration_check(&self, text: &str) -> Option<(usize, usize)> {
+        if !has_diacritics(text) {
+            return None;
+        }
+        let typed = self.normalizer.syllables(text);
+        let restored = self.restorer.restore(&fold_all(&typed));
+        let words = typed
+            .iter()
+            .zip(&restored)
+            .filter(|(t, _)| t.chars().any(char::is_alphabetic));
+        let (mut right, mut total) = (0, 0);
+        for (t, r) in words {
+            total += 1;
+            right += usize::from(t == r);
+        }
+        Some((right, total))
     }
 
     /// The syllables as typed (normalized) and as understood ([`Self::understand`]).

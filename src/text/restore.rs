@@ -1,13 +1,28 @@
 //! Diacritic restoration for messages typed without marks ("phi ship ra ha noi") and
 //! respelling of syllables the vocabulary does not know ("hàg", "giãm", "sip"), using
 //! a syllable bigram model learnt from the knowledge base's own text plus a small
-//! table of everyday chat phrases. Syllables the vocabulary knows keep their marks.
+//! table of everyday chat phrases, interpolated with how common each marked syllable
+//! is in general Vietnamese text (`syllables_vi.txt.gz`). Syllables the vocabulary
+//! knows keep their marks.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use super::{fold, has_diacritics};
 
 const COMMON_PHRASES: &str = include_str!("common_vi.txt");
+/// Syllable unigram and bigram counts of informal Vietnamese forum text
+/// (`scripts/vi-syllable-lm.py` documents the source).
+const GENERAL_SYLLABLES: &[u8] = include_bytes!("syllables_vi.txt.gz");
+/// Weight of the general-text model; the rest is the knowledge base's own text, which
+/// knows the shop's words and phrasing.
+const GENERAL_WEIGHT: f64 = 0.5;
+/// Interpolation weight of the unigram inside the general bigram estimate.
+const GENERAL_ALPHA: f64 = 2.0;
+/// Most common forms of one folded syllable taken from the general table.
+const GENERAL_FORMS: usize = 6;
+/// Count from which a syllable of the general table is a word (below it, forum typos).
+const GENERAL_KNOWN: u32 = 200;
 /// Interpolation weight of the unigram model inside the bigram estimate.
 const ALPHA: f64 = 2.0;
 /// Weight of a form the model has never seen (the input as typed).
@@ -55,6 +70,120 @@ fn restore_final_ng(s: &str) -> Option<String> {
         .then(|| format!("{stem}ng"))
 }
 
+/// Syllable counts of general informal Vietnamese: unigrams, bigrams, and the most
+/// common forms of each folded syllable.
+struct General {
+    ids: HashMap<String, u32>,
+    words: Vec<String>,
+    counts: Vec<u32>,
+    total: f64,
+    /// (first, second) syllable ids packed as `first << 32 | second`, sorted, and
+    /// the count of each pair.
+    pair_keys: Vec<u64>,
+    pair_counts: Vec<u32>,
+    forms: HashMap<String, Vec<u32>>,
+}
+
+impl General {
+    fn parse(text: &str) -> Self {
+        let mut me = General {
+            ids: HashMap::new(),
+            words: Vec::new(),
+            counts: Vec::new(),
+            total: 0.0,
+            pair_keys: Vec::new(),
+            pair_counts: Vec::new(),
+            forms: HashMap::new(),
+        };
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        let mut section = "";
+        for line in text.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('@') {
+                section = if name == "unigrams" { "u" } else { "b" };
+                continue;
+            }
+            let Some((word, rest)) = line.split_once('\t') else {
+                continue;
+            };
+            if section == "u" {
+                let Ok(n) = rest.parse::<u32>() else { continue };
+                let id = me.words.len() as u32;
+                me.ids.insert(word.to_string(), id);
+                me.words.push(word.to_string());
+                me.counts.push(n);
+                me.total += f64::from(n);
+                // The section is sorted by count: each list comes out most common first.
+                let list = me.forms.entry(fold(word)).or_default();
+                if list.len() < GENERAL_FORMS {
+                    list.push(id);
+                }
+            } else if let Some(&a) = me.ids.get(word) {
+                for pair in rest.split(' ') {
+                    let Some((next, n)) = pair.rsplit_once(':') else {
+                        continue;
+                    };
+                    if let (Some(&b), Ok(n)) = (me.ids.get(next), n.parse::<u32>()) {
+                        pairs.push(((u64::from(a) << 32) | u64::from(b), n));
+                    }
+                }
+            }
+        }
+        pairs.sort_unstable();
+        (me.pair_keys, me.pair_counts) = pairs.into_iter().unzip();
+        me
+    }
+
+    fn load() -> Self {
+        let mut text = String::new();
+        let mut gz = flate2::read::GzDecoder::new(GENERAL_SYLLABLES);
+        // The table is compiled in; a broken one is a build defect, and the restorer
+        // then works from the knowledge base alone.
+        if std::io::Read::read_to_string(&mut gz, &mut text).is_err() {
+            text.clear();
+        }
+        Self::parse(&text)
+    }
+
+    fn count(&self, w: &str) -> u32 {
+        self.ids.get(w).map_or(0, |&i| self.counts[i as usize])
+    }
+
+    fn p_uni(&self, w: &str) -> f64 {
+        let v = self.words.len() as f64 + 1.0;
+        (f64::from(self.count(w)) + UNSEEN) / (self.total + UNSEEN * v)
+    }
+
+    fn p(&self, prev: Option<&str>, w: &str) -> f64 {
+        let uni = self.p_uni(w);
+        let Some(prev) = prev else {
+            return uni;
+        };
+        let (Some(&a), ctx) = (self.ids.get(prev), f64::from(self.count(prev))) else {
+            return uni;
+        };
+        let big = self.ids.get(w).map_or(0, |&b| {
+            let key = (u64::from(a) << 32) | u64::from(b);
+            self.pair_keys
+                .binary_search(&key)
+                .map_or(0, |i| self.pair_counts[i])
+        });
+        (f64::from(big) + GENERAL_ALPHA * uni) / (ctx + GENERAL_ALPHA)
+    }
+
+    fn forms_of(&self, folded: &str) -> impl Iterator<Item = &String> {
+        self.forms
+            .get(folded)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.words[i as usize])
+    }
+}
+
+static GENERAL: LazyLock<General> = LazyLock::new(General::load);
+
 #[derive(Debug, Default, Clone)]
 pub struct DiacriticRestorer {
     /// folded syllable → accented forms seen, with counts.
@@ -70,6 +199,8 @@ impl DiacriticRestorer {
     where
         I: IntoIterator<Item = &'a [String]>,
     {
+        // Load the general table now rather than on the first customer message.
+        LazyLock::force(&GENERAL);
         let mut me = Self::default();
         let normalizer = super::Normalizer::default();
         let common: Vec<Vec<String>> = COMMON_PHRASES
@@ -114,23 +245,40 @@ impl DiacriticRestorer {
         (n + UNSEEN) / (self.total as f64 + UNSEEN * v)
     }
 
-    fn log_p(&self, prev: Option<&str>, syl: &str) -> f64 {
-        let uni = self.p_uni(syl);
-        let Some(prev) = prev else {
-            return uni.ln();
-        };
-        let big = self
-            .bigrams
-            .get(&(prev.to_string(), syl.to_string()))
-            .copied()
-            .unwrap_or(0) as f64;
-        let ctx = self.unigrams.get(prev).copied().unwrap_or(0) as f64;
-        ((big + ALPHA * uni) / (ctx + ALPHA)).ln()
+    /// Whether the syllable is a word: in the knowledge base's text or common in
+    /// general text.
+    fn known(&self, syl: &str) -> bool {
+        self.unigrams.contains_key(syl) || GENERAL.count(syl) >= GENERAL_KNOWN
     }
 
-    /// Known accented forms of a folded syllable.
+    /// Log-probability of `syl` after `prev`: the knowledge base's bigram model
+    /// interpolated with the general one.
+    fn log_p(&self, prev: Option<&str>, syl: &str) -> f64 {
+        let uni = self.p_uni(syl);
+        let own = match prev {
+            None => uni,
+            Some(prev) => {
+                let big = self
+                    .bigrams
+                    .get(&(prev.to_string(), syl.to_string()))
+                    .copied()
+                    .unwrap_or(0) as f64;
+                let ctx = self.unigrams.get(prev).copied().unwrap_or(0) as f64;
+                (big + ALPHA * uni) / (ctx + ALPHA)
+            }
+        };
+        ((1.0 - GENERAL_WEIGHT) * own + GENERAL_WEIGHT * GENERAL.p(prev, syl)).ln()
+    }
+
+    /// Known accented forms of a folded syllable: the knowledge base's, then the
+    /// most common ones of general text.
     fn forms_of(&self, folded: &str) -> impl Iterator<Item = &String> {
-        self.forms.get(folded).into_iter().flatten().map(|(w, _)| w)
+        self.forms
+            .get(folded)
+            .into_iter()
+            .flatten()
+            .map(|(w, _)| w)
+            .chain(GENERAL.forms_of(folded))
     }
 
     /// What a typed syllable may have meant, with the log-probability that it was
@@ -142,7 +290,7 @@ impl DiacriticRestorer {
         if s.chars().any(|c| !c.is_alphabetic()) {
             return vec![(s.to_string(), 0.0)];
         }
-        let known = self.unigrams.contains_key(s);
+        let known = self.known(s);
         let marked = has_diacritics(s);
         if known && (marked || marked_text) {
             return vec![(s.to_string(), 0.0)];
@@ -162,11 +310,11 @@ impl DiacriticRestorer {
         if known {
             return out;
         }
-        if let Some(w) = swap_hoi_nga(s).filter(|w| self.unigrams.contains_key(w)) {
+        if let Some(w) = swap_hoi_nga(s).filter(|w| self.known(w)) {
             push(&w, P_HOI_NGA.ln(), &mut out);
         }
         if let Some(w) = restore_final_ng(s) {
-            if self.unigrams.contains_key(&w) && (marked || marked_text) {
+            if self.known(&w) && (marked || marked_text) {
                 push(&w, P_DROPPED_N.ln(), &mut out);
             }
             if !marked {
@@ -315,6 +463,41 @@ mod tests {
             };
             assert_eq!(got.join(" "), want, "{input}");
         }
+    }
+
+    #[test]
+    fn restores_everyday_words_the_knowledge_base_lacks() {
+        // The knowledge base knows none of these words; the general table does.
+        let (n, r) = restorer(&["Phí giao hàng ra Hà Nội là 25.000đ"]);
+        let cases = [
+            ("toi muon hoi mot chut", "tôi muốn hỏi một chút"),
+            ("ban co the giup minh khong", "bạn có thể giúp mình không"),
+            (
+                "quen dong tien thi bi cat mang",
+                "quên đóng tiền thì bị cắt mạng",
+            ),
+            // The knowledge base's own words still come out as it writes them.
+            ("phi giao hang ra ha noi", "phí giao hàng ra hà nội"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(r.restore(&n.syllables(input)).join(" "), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn general_table_parses_counts_and_pairs() {
+        let g = General::parse(
+            "# comment\n@unigrams\ncảm\t50\nơn\t40\nờn\t2\n@bigrams\ncảm\tơn:30 ờn:1 xyz:9\n",
+        );
+        assert_eq!(g.count("cảm"), 50);
+        assert_eq!(g.count("xyz"), 0);
+        assert!(g.p(Some("cảm"), "ơn") > 10.0 * g.p(Some("cảm"), "ờn"));
+        // An unknown context falls back to the unigram estimate.
+        assert_eq!(g.p(Some("abc"), "ơn"), g.p(None, "ơn"));
+        assert_eq!(g.forms_of("on").collect::<Vec<_>>(), ["ơn", "ờn"]);
+        // The compiled-in table is the real one.
+        assert!(GENERAL.words.len() > 10_000);
+        assert!(GENERAL.count("không") > 100 * GENERAL.count("khong"));
     }
 
     #[test]

@@ -256,6 +256,10 @@ fn dev_set_quality_stays_at_its_measured_level() {
     // Without a model the bot answers lexically: less often, but as carefully.
     assert!(f(&bm25, "answer_precision") >= 0.93, "{bm25}");
     assert!(f(&bm25, "oos_rejection") >= 0.95, "{bm25}");
+    // Marks stripped from the queries typed with them come back on at least 92% of
+    // the words (0.935 measured; the knowledge base alone gave 0.884).
+    assert!(f(&hybrid, "restoration_words") >= 2000.0, "{hybrid}");
+    assert!(f(&hybrid, "restoration_accuracy") >= 0.92, "{hybrid}");
 
     // The same in-scope queries typed without diacritics lose at most 5 points.
     let folded = tempfile::NamedTempFile::new().unwrap();
@@ -307,6 +311,8 @@ fn held_out_sets_stay_above_their_floors() {
     assert!(f(&other, "hit_at_1") >= 0.66, "{other}");
     assert!(f(&other, "answer_precision") >= 0.80, "{other}");
     assert!(f(&other, "oos_rejection") >= 0.85, "{other}");
+    // Restoring marks relies on general Vietnamese, not on one shop's words.
+    assert!(f(&other, "restoration_accuracy") >= 0.90, "{other}");
 }
 
 /// `cskh calibrate` fits the confidence model on labelled queries and writes
