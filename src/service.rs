@@ -764,6 +764,21 @@ impl ConversationService {
         Ok(out)
     }
 
+    /// The queue without each ticket's context: what a desk with many tickets open
+    /// lists and polls.
+    pub async fn ticket_summaries(
+        &self,
+        open_only: bool,
+    ) -> Result<Vec<crate::store::TicketSummary>, AgentError> {
+        Ok(self.store.ticket_summaries(open_only).await?)
+    }
+
+    /// One ticket with its whole context (by id or code).
+    pub async fn ticket(&self, id: &str) -> Result<TicketView, AgentError> {
+        let t = self.find_ticket(id).await?;
+        self.view(t).await
+    }
+
     async fn view(&self, ticket: TicketRow) -> Result<TicketView, AgentError> {
         let transcript = self.store.messages(&ticket.conversation_id).await?;
         let conv = self.store.conversation(&ticket.conversation_id).await?;

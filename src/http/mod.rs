@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/web/events", get(web_events))
         .route("/api/v1/agent/login", post(agent_login))
         .route("/api/v1/handoffs", get(list_handoffs))
+        .route("/api/v1/handoffs/{id}", get(get_handoff))
         .route("/api/v1/handoffs/{id}/claim", post(claim))
         .route("/api/v1/handoffs/{id}/reply", post(reply))
         .route("/api/v1/handoffs/{id}/resolve", post(resolve))
@@ -379,8 +380,11 @@ async fn agent_login(
 #[derive(Deserialize)]
 struct StatusQuery {
     status: Option<String>,
+    view: Option<String>,
 }
 
+/// The hand-off queue: `?status=open|all`, `?view=full|summary` (summary: the queue
+/// lines without each ticket's context, for desks with many tickets open).
 async fn list_handoffs(
     SignedIn { svc, .. }: SignedIn,
     Query(q): Query<StatusQuery>,
@@ -396,7 +400,19 @@ async fn list_handoffs(
             ))
         }
     };
-    Ok(Json(svc.tickets(open_only).await?).into_response())
+    match q.view.as_deref() {
+        None | Some("full") => Ok(Json(svc.tickets(open_only).await?).into_response()),
+        Some("summary") => Ok(Json(svc.ticket_summaries(open_only).await?).into_response()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "view must be full or summary",
+        )),
+    }
+}
+
+async fn get_handoff(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.ticket(&id).await?).into_response())
 }
 
 async fn claim(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {

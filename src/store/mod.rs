@@ -471,6 +471,25 @@ pub struct TicketRow {
     pub ai_summary: Option<String>,
 }
 
+/// One line of the hand-off queue ([`Store::ticket_summaries`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketSummary {
+    pub id: String,
+    pub code: String,
+    pub priority: String,
+    pub department: String,
+    pub status: String,
+    pub reason: String,
+    pub intent: String,
+    pub summary: String,
+    pub assignee: Option<String>,
+    pub sla_due_at: String,
+    pub created_at: String,
+    pub ai_summary: Option<String>,
+    /// The channel of the handed-off conversation.
+    pub channel: Option<String>,
+}
+
 fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
     TicketRow {
         id: r.get("id"),
@@ -565,6 +584,44 @@ impl Store {
         };
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(ticket_from_row).collect())
+    }
+
+    /// The queue as a list: each ticket's own fields and its channel, without the
+    /// hand-off context (an agent opens one ticket at a time).
+    pub async fn ticket_summaries(
+        &self,
+        open_only: bool,
+    ) -> Result<Vec<TicketSummary>, StoreError> {
+        let filter = if open_only {
+            "WHERE t.status IN ('new', 'in_progress', 'waiting_customer')"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT t.id, t.code, t.priority, t.department, t.status, t.reason, t.intent,
+                    t.summary, t.assignee, t.sla_due_at, t.created_at, t.ai_summary, c.channel
+             FROM tickets t LEFT JOIN conversations c ON c.id = t.conversation_id
+             {filter} ORDER BY t.priority, t.sla_due_at"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| TicketSummary {
+                id: r.get("id"),
+                code: r.get("code"),
+                priority: r.get("priority"),
+                department: r.get("department"),
+                status: r.get("status"),
+                reason: r.get("reason"),
+                intent: r.get("intent"),
+                summary: r.get("summary"),
+                assignee: r.get("assignee"),
+                sla_due_at: r.get("sla_due_at"),
+                created_at: r.get("created_at"),
+                ai_summary: r.get("ai_summary"),
+                channel: r.get("channel"),
+            })
+            .collect())
     }
 
     /// A customer message on a handed-off conversation: `waiting_customer` → `in_progress`.

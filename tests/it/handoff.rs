@@ -82,6 +82,76 @@ fn tickets_agents_csat_and_release() {
     assert!(t["sla_due_at"].as_str().is_some() && t["department"].as_str().is_some());
     let id = t["id"].as_str().unwrap().to_string();
 
+    // The queue as summary lines (no context), and one ticket with its context, by id
+    // or by code.
+    let (s, lines) = call(
+        &server,
+        "GET",
+        "/api/v1/handoffs?status=open&view=summary",
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{lines}");
+    let line = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["code"] == code.as_str())
+        .unwrap_or_else(|| panic!("{code} not in {lines}"));
+    assert_eq!((&line["id"], &line["priority"]), (&t["id"], &t["priority"]));
+    assert_eq!(
+        (&line["summary"], &line["sla_due_at"]),
+        (&t["summary"], &t["sla_due_at"])
+    );
+    assert_eq!(line["channel"], "api", "{line}");
+    assert!(
+        line.get("transcript").is_none()
+            && line.get("customer").is_none()
+            && line.get("context").is_none(),
+        "{line}"
+    );
+    for key in [id.as_str(), code.as_str()] {
+        let (s, one) = call(
+            &server,
+            "GET",
+            &format!("/api/v1/handoffs/{key}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(s, 200, "{one}");
+        assert_eq!(one["id"], t["id"]);
+        assert_eq!(one["transcript"], t["transcript"]);
+        assert_eq!(one["customer"], t["customer"]);
+    }
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/handoffs/YC-KHONG-CO",
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/handoffs?view=gon",
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{v}"
+    );
+    let (s, _) = call(
+        &server,
+        "GET",
+        &format!("/api/v1/handoffs/{id}"),
+        None,
+        None,
+    );
+    assert_eq!(s, 401);
+
     // Claim, reply; the bot stays silent meanwhile.
     let (s, v) = call(
         &server,
