@@ -764,6 +764,20 @@ impl ConversationService {
         Ok(out)
     }
 
+    /// Records what the caller heard for a turn's bot messages: the whole spoken reply
+    /// on the first, and "" on the others (their words were read out with it).
+    pub async fn record_spoken(
+        &self,
+        replies: &[ReplyOut],
+        spoken: &str,
+    ) -> Result<(), ServiceError> {
+        for (i, r) in replies.iter().enumerate() {
+            let text = if i == 0 { spoken } else { "" };
+            self.store.set_spoken(&r.id, text).await?;
+        }
+        Ok(())
+    }
+
     /// The queue without each ticket's context: what a desk with many tickets open
     /// lists and polls.
     pub async fn ticket_summaries(
@@ -924,6 +938,7 @@ impl ConversationService {
                 created_at: String::new(),
                 delivery: None,
                 delivery_error: None,
+                spoken: None,
             },
         });
     }

@@ -52,6 +52,10 @@ pub struct StoredMessage {
     pub delivery: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_error: Option<String>,
+    /// On the hotline: what the caller heard for this bot message ("" for a message
+    /// whose words were read out with the turn's first one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spoken: Option<String>,
 }
 
 pub enum Inbound {
@@ -391,10 +395,21 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
+    /// Records what a caller heard for a stored bot message.
+    pub async fn set_spoken(&self, message_id: &str, spoken: &str) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query("UPDATE messages SET spoken = ? WHERE id = ? AND author = 'bot'")
+            .bind(spoken)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let rows = sqlx::query(
             "SELECT m.id, m.direction, m.author, m.text, m.quick_replies, m.created_at,
-             o.status AS delivery, o.last_error AS delivery_error
+             m.spoken, o.status AS delivery, o.last_error AS delivery_error
              FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
              WHERE m.conversation_id = ? ORDER BY m.created_at, m.rowid",
         )
@@ -414,6 +429,7 @@ impl Store {
                     .unwrap_or_default(),
                 created_at: r.get("created_at"),
                 delivery: r.get("delivery"),
+                spoken: r.get("spoken"),
                 delivery_error: r.get::<Option<String>, _>("delivery_error").filter(|_| {
                     r.get::<Option<String>, _>("delivery").as_deref() == Some("failed")
                 }),

@@ -1,9 +1,9 @@
 //! Diacritic restoration for messages typed without marks ("phi ship ra ha noi") and
 //! respelling of syllables the vocabulary does not know ("hàg", "giãm", "sip"), using
 //! a syllable bigram model learnt from the knowledge base's own text plus a small
-//! table of everyday chat phrases, interpolated with how common each marked syllable
-//! is in general Vietnamese text (`syllables_vi.txt.gz`). Syllables the vocabulary
-//! knows keep their marks.
+//! table of everyday chat phrases, interpolated with a bigram model of general
+//! informal Vietnamese (`syllables_vi.txt.gz`). Syllables the vocabulary knows keep
+//! their marks.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -96,19 +96,20 @@ impl General {
             forms: HashMap::new(),
         };
         let mut pairs: Vec<(u64, u32)> = Vec::new();
-        let mut section = "";
+        // Sections: "@unigrams" (syllable, count), then "@bigrams" (syllable, pairs).
+        let mut in_unigrams = false;
         for line in text.lines() {
             if line.starts_with('#') || line.is_empty() {
                 continue;
             }
             if let Some(name) = line.strip_prefix('@') {
-                section = if name == "unigrams" { "u" } else { "b" };
+                in_unigrams = name == "unigrams";
                 continue;
             }
             let Some((word, rest)) = line.split_once('\t') else {
                 continue;
             };
-            if section == "u" {
+            if in_unigrams {
                 let Ok(n) = rest.parse::<u32>() else { continue };
                 let id = me.words.len() as u32;
                 me.ids.insert(word.to_string(), id);

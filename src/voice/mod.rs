@@ -367,6 +367,7 @@ impl Voice {
                 let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
                 let mut out = reply(&speech::speakable(&text.join(" "), 4), Action::Hangup);
                 out.ticket_code = code;
+                self.svc.record_spoken(&r.replies, &out.say).await?;
                 return Ok(out);
             }
             let mut say = replies::VOICE_TRANSFER.to_string();
@@ -377,6 +378,7 @@ impl Voice {
             let mut out = reply(&say, Action::Transfer);
             out.transfer_to = self.cfg.transfer_to.clone();
             out.ticket_code = code;
+            self.svc.record_spoken(&r.replies, &out.say).await?;
             return Ok(out);
         }
         let goodbye = r.intent == "goodbye";
@@ -400,13 +402,16 @@ impl Voice {
             }
         }
         let say = speech::speakable(&parts.join("\n"), self.cfg.max_sentences + 1);
-        Ok(reply(
+        let out = reply(
             &say,
             if goodbye {
                 Action::Hangup
             } else {
                 Action::Continue
             },
-        ))
+        );
+        // The transcript an agent reads holds what the caller heard.
+        self.svc.record_spoken(&r.replies, &out.say).await?;
+        Ok(out)
     }
 }

@@ -1,5 +1,6 @@
 // A transferred hotline call in the agent console: the agent sees what speech
-// recognition heard, with confidences, next to the ticket.
+// recognition heard, with confidences, next to the ticket, and the bot's replies as
+// the caller heard them.
 // Usage: node console_call.mjs BASE_URL USERNAME PASSWORD HEARD_TEXT SCREENSHOT_DIR
 import { expect, launch } from "./lib.mjs";
 
@@ -18,6 +19,9 @@ try {
   const lines = await call.locator(".heard").allTextContents();
   expect(lines.some((l) => l.startsWith(heard) && l.includes("độ tin cậy 31%")), "heard text with confidence: " + lines);
   expect(lines.some((l) => l.includes("[không nghe rõ]")), "empty recognition shown: " + lines);
+  // The bot's side of the call reads as the caller heard it.
+  const bot = await page.locator(".transcript:not(.call):not(.past) .m.out small").allTextContents();
+  expect(bot.includes("Bot (đọc cho khách)"), "spoken bot messages labelled: " + bot);
   await page.screenshot({ path: shots + "/console-call.png", fullPage: true });
   console.log("console call test passed");
 } finally {

@@ -197,6 +197,24 @@ fn twilio_calls_are_verified_and_answered_with_twiml() {
     let t = &list[0];
     assert_eq!(t["customer"]["channel"], "voice");
     assert_eq!(t["customer"]["channel_user_id"], "0912345678");
+    // The transcript holds what the caller heard: the fee in words, the transfer.
+    let bot: Vec<&Value> = t["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"] == "bot")
+        .collect();
+    assert!(
+        bot.iter().any(|m| m["spoken"]
+            .as_str()
+            .is_some_and(|s| s.contains("hai mươi lăm nghìn đồng"))),
+        "{bot:?}"
+    );
+    assert!(
+        bot.iter()
+            .any(|m| m["spoken"].as_str().is_some_and(|s| s.contains("giữ máy"))),
+        "{bot:?}"
+    );
     let heard = t["customer"]["calls"][0]["heard"].as_array().unwrap();
     assert_eq!(heard.len(), 2, "{heard:?}");
     assert_eq!(heard[0]["text"], "phí ship ra Hà Nội bao nhiêu vậy");
