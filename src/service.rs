@@ -428,6 +428,20 @@ impl ConversationService {
         r
     }
 
+    /// Records what the caller heard for a turn's bot messages: the whole spoken reply
+    /// on the first, and "" on the others (their words were read out with it).
+    pub async fn record_spoken(
+        &self,
+        replies: &[ReplyOut],
+        spoken: &str,
+    ) -> Result<(), ServiceError> {
+        for (i, r) in replies.iter().enumerate() {
+            let text = if i == 0 { spoken } else { "" };
+            self.store.set_spoken(&r.id, text).await?;
+        }
+        Ok(())
+    }
+
     async fn turn(
         &self,
         mut conv: crate::store::Conversation,
@@ -762,20 +776,6 @@ impl ConversationService {
             out.push(self.view(t).await?);
         }
         Ok(out)
-    }
-
-    /// Records what the caller heard for a turn's bot messages: the whole spoken reply
-    /// on the first, and "" on the others (their words were read out with it).
-    pub async fn record_spoken(
-        &self,
-        replies: &[ReplyOut],
-        spoken: &str,
-    ) -> Result<(), ServiceError> {
-        for (i, r) in replies.iter().enumerate() {
-            let text = if i == 0 { spoken } else { "" };
-            self.store.set_spoken(&r.id, text).await?;
-        }
-        Ok(())
     }
 
     /// The queue without each ticket's context: what a desk with many tickets open
