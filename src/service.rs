@@ -953,7 +953,7 @@ impl ConversationService {
             .agent_action(agent, &t, "claim", "in_progress", "handoff", None)
             .await?;
         self.changed(&t.conversation_id);
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 
     pub async fn reply(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
@@ -987,7 +987,7 @@ impl ConversationService {
             .await?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "agent", &text, &[]);
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 
     /// An internal note: visible to agents only.
@@ -1000,7 +1000,7 @@ impl ConversationService {
         self.store
             .ticket_note(agent, &t.id, "note", &text, None)
             .await?;
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 
     pub async fn transfer(
@@ -1018,7 +1018,7 @@ impl ConversationService {
             .ticket_note(agent, &t.id, "transfer", &detail, Some(department))
             .await?;
         self.changed(&t.conversation_id);
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 
     /// Resolves the ticket and asks the customer for a 1–5 rating.
@@ -1045,7 +1045,7 @@ impl ConversationService {
             .await?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", q, &quick);
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 
     /// Hands the conversation back to the bot.
@@ -1071,6 +1071,6 @@ impl ConversationService {
             .await?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
-        self.view(self.find_ticket(id).await?).await
+        self.ticket(id).await
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bot::replies;
 use crate::bot::{HandoffReason, MessageClassifier};
-use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError};
+use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError, TurnResponse};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -359,6 +359,15 @@ impl Voice {
             escalate,
         };
         let r = self.svc.handle(msg).await?;
+        let out = self.spoken_reply(st, &r);
+        // The transcript an agent reads holds what the caller heard.
+        self.svc.record_spoken(&r.replies, &out.say).await?;
+        Ok(out)
+    }
+
+    /// The turn's replies as the caller hears them: a transfer, the out-of-hours
+    /// promise, or the answer read out (choices numbered).
+    fn spoken_reply(&self, st: &mut CallState, r: &TurnResponse) -> VoiceReply {
         st.options = false;
         if r.handoff {
             let code = r.ticket_code.clone();
@@ -367,8 +376,7 @@ impl Voice {
                 let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
                 let mut out = reply(&speech::speakable(&text.join(" "), 4), Action::Hangup);
                 out.ticket_code = code;
-                self.svc.record_spoken(&r.replies, &out.say).await?;
-                return Ok(out);
+                return out;
             }
             let mut say = replies::VOICE_TRANSFER.to_string();
             if let Some(c) = &code {
@@ -378,8 +386,7 @@ impl Voice {
             let mut out = reply(&say, Action::Transfer);
             out.transfer_to = self.cfg.transfer_to.clone();
             out.ticket_code = code;
-            self.svc.record_spoken(&r.replies, &out.say).await?;
-            return Ok(out);
+            return out;
         }
         let goodbye = r.intent == "goodbye";
         let mut parts = Vec::new();
@@ -402,16 +409,13 @@ impl Voice {
             }
         }
         let say = speech::speakable(&parts.join("\n"), self.cfg.max_sentences + 1);
-        let out = reply(
+        reply(
             &say,
             if goodbye {
                 Action::Hangup
             } else {
                 Action::Continue
             },
-        );
-        // The transcript an agent reads holds what the caller heard.
-        self.svc.record_spoken(&r.replies, &out.say).await?;
-        Ok(out)
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! Human hand-off over the API: tickets, agent authentication, claim, reply, resolve,
 //! CSAT and release, against the real server process.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::server::{call, db_count, reply_text, Chat, Server};
 use crate::support::*;
@@ -51,22 +51,20 @@ fn tickets_agents_csat_and_release() {
     assert_eq!(s, 200, "{v}");
     let token = v["token"].as_str().unwrap().to_string();
 
+    // This ticket in a queue listing.
+    let queued = |path: &str| -> Value {
+        let (s, list) = call(&server, "GET", path, Some(&token), None);
+        assert_eq!(s, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["code"] == code.as_str())
+            .unwrap_or_else(|| panic!("{code} not in {list}"))
+            .clone()
+    };
+
     // The ticket carries the context.
-    let (s, list) = call(
-        &server,
-        "GET",
-        "/api/v1/handoffs?status=open",
-        Some(&token),
-        None,
-    );
-    assert_eq!(s, 200, "{list}");
-    let t = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["code"] == code.as_str())
-        .unwrap()
-        .clone();
+    let t = queued("/api/v1/handoffs?status=open");
     assert_eq!(t["priority"], "P3");
     assert_eq!(t["reason"], "customer_request");
     assert_eq!(t["status"], "new");
@@ -84,20 +82,7 @@ fn tickets_agents_csat_and_release() {
 
     // The queue as summary lines (no context), and one ticket with its context, by id
     // or by code.
-    let (s, lines) = call(
-        &server,
-        "GET",
-        "/api/v1/handoffs?status=open&view=summary",
-        Some(&token),
-        None,
-    );
-    assert_eq!(s, 200, "{lines}");
-    let line = lines
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["code"] == code.as_str())
-        .unwrap_or_else(|| panic!("{code} not in {lines}"));
+    let line = queued("/api/v1/handoffs?status=open&view=summary");
     assert_eq!((&line["id"], &line["priority"]), (&t["id"], &t["priority"]));
     assert_eq!(
         (&line["summary"], &line["sla_due_at"]),
