@@ -8,13 +8,19 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage, ParseError,
-    SendError, VerifyError,
+    clip, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage,
+    ParseError, SendError, VerifyError,
 };
 use crate::secret::same_bytes;
 use crate::store::Store;
 
 const MAX_TEXT: usize = 2000;
+/// Choices are sent as buttons (`oa.query.show`: a tap sends the button's payload
+/// as the customer's own message, shown in the chat) when there are at most this
+/// many; longer lists go as numbered text.
+const MAX_BUTTONS: usize = 5;
+const BUTTON_TITLE_CHARS: usize = 100;
+const BUTTON_PAYLOAD_CHARS: usize = 1000;
 /// Zalo's "access token is invalid or expired" error.
 const TOKEN_EXPIRED: i64 = -216;
 
@@ -97,17 +103,43 @@ impl Zalo {
         }
     }
 
+    /// The reply as plain text, choices appended as a numbered list: the customer
+    /// answers with the number or the label. A plain 1-5 rating scale is already
+    /// explained in the question.
     fn render(d: &Delivery) -> String {
         let mut text = d.text.clone();
-        // Numbered options: the customer answers with the number or the label.
-        // A plain 1-5 rating scale is already explained in the question.
         let numeric = d.quick_replies.iter().all(|q| q.parse::<u32>().is_ok());
         if !d.quick_replies.is_empty() && !numeric {
             for (i, q) in d.quick_replies.iter().enumerate() {
                 text.push_str(&format!("\n{}. {}", i + 1, q));
             }
         }
-        text
+        text.chars().take(MAX_TEXT).collect()
+    }
+
+    /// The `message` of a customer-service send: the text, with the choices as
+    /// buttons when there are few enough. A button's payload is the whole choice,
+    /// so a tap reads exactly as if the customer had typed it.
+    fn message(d: &Delivery) -> serde_json::Value {
+        if d.quick_replies.is_empty() || d.quick_replies.len() > MAX_BUTTONS {
+            return json!({"text": Self::render(d)});
+        }
+        let buttons: Vec<serde_json::Value> = d
+            .quick_replies
+            .iter()
+            .map(|q| {
+                json!({
+                    "title": clip(q, BUTTON_TITLE_CHARS),
+                    "type": "oa.query.show",
+                    "payload": clip(q, BUTTON_PAYLOAD_CHARS),
+                })
+            })
+            .collect();
+        let text: String = d.text.chars().take(MAX_TEXT).collect();
+        json!({
+            "text": text,
+            "attachment": {"type": "template", "payload": {"buttons": buttons}},
+        })
     }
 
     async fn post(
@@ -320,10 +352,10 @@ impl ChannelAdapter for Zalo {
     async fn send(&self, d: &Delivery) -> Result<Option<String>, SendError> {
         self.window(&d.author, d.since_customer)
             .map_err(SendError::Permanent)?;
-        let text: String = Self::render(d).chars().take(MAX_TEXT).collect();
-        let body = json!({"recipient": {"user_id": d.recipient}, "message": {"text": text}});
+        let mut message = Self::message(d);
         let mut refreshed = false;
         loop {
+            let body = json!({"recipient": {"user_id": d.recipient}, "message": message});
             let token = self.tokens.read().await.access.clone();
             let v = self.post(&token, &body).await?;
             let code = v["error"].as_i64().unwrap_or(i64::MIN);
@@ -340,11 +372,17 @@ impl ChannelAdapter for Zalo {
                 v["message"].as_str().unwrap_or("no message")
             );
             // -32: rate limit exceeded.
-            return Err(if code == -32 {
-                SendError::Transient(detail)
-            } else {
-                SendError::Permanent(detail)
-            });
+            if code == -32 {
+                return Err(SendError::Transient(detail));
+            }
+            if message.get("attachment").is_some() {
+                // An OA or API version that refuses the button template still gets
+                // the reply: once more, with the choices as numbered text.
+                tracing::warn!(%detail, "Zalo refused the choice buttons; sending them as a numbered list");
+                message = json!({"text": Self::render(d)});
+                continue;
+            }
+            return Err(SendError::Permanent(detail));
         }
     }
 }
@@ -471,5 +509,64 @@ mod tests {
         assert!(a
             .window("agent", Some(chrono::Duration::hours(49)))
             .is_err());
+    }
+
+    #[test]
+    fn few_choices_go_as_buttons_that_send_the_choice_back() {
+        let long = "Chính sách đổi trả hàng điện tử ".repeat(5);
+        let d = Delivery {
+            recipient: "z1".into(),
+            account: None,
+            text: "Dạ anh/chị muốn hỏi về mục nào ạ?".into(),
+            quick_replies: vec!["Phí ship".into(), long.trim().to_string()],
+            author: "bot".into(),
+            since_customer: Some(chrono::Duration::minutes(1)),
+        };
+        let m = Zalo::message(&d);
+        assert_eq!(m["text"], "Dạ anh/chị muốn hỏi về mục nào ạ?");
+        assert_eq!(m["attachment"]["type"], "template");
+        let buttons = m["attachment"]["payload"]["buttons"].as_array().unwrap();
+        assert_eq!(buttons.len(), 2);
+        assert_eq!(
+            buttons[0],
+            json!({"title": "Phí ship", "type": "oa.query.show", "payload": "Phí ship"})
+        );
+        let title = buttons[1]["title"].as_str().unwrap();
+        assert_eq!(title.chars().count(), BUTTON_TITLE_CHARS);
+        assert!(title.ends_with('…'));
+        assert_eq!(
+            buttons[1]["payload"],
+            long.trim(),
+            "the payload is the whole choice"
+        );
+
+        let rating = Delivery {
+            quick_replies: (1..=5).map(|i| i.to_string()).collect(),
+            ..d.clone()
+        };
+        let m = Zalo::message(&rating);
+        let titles: Vec<&str> = m["attachment"]["payload"]["buttons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["1", "2", "3", "4", "5"]);
+
+        let many = Delivery {
+            quick_replies: (1..=6).map(|i| format!("Mục {i}")).collect(),
+            ..d.clone()
+        };
+        let m = Zalo::message(&many);
+        assert!(m.get("attachment").is_none());
+        assert!(m["text"].as_str().unwrap().ends_with("\n6. Mục 6"));
+        let plain = Delivery {
+            quick_replies: Vec::new(),
+            ..d
+        };
+        assert_eq!(
+            Zalo::message(&plain),
+            json!({"text": "Dạ anh/chị muốn hỏi về mục nào ạ?"})
+        );
     }
 }

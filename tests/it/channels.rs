@@ -48,6 +48,20 @@ impl Sent {
             .unwrap_or_default()
             .to_string()
     }
+
+    /// What the customer sees: the text and any Zalo button titles.
+    fn shown(&self) -> String {
+        let mut shown = self.text();
+        for b in self.body["message"]["attachment"]["payload"]["buttons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            shown.push('\n');
+            shown.push_str(b["title"].as_str().unwrap_or_default());
+        }
+        shown
+    }
 }
 
 #[derive(Default)]
@@ -61,6 +75,9 @@ pub struct Platform {
     zalo_token: Mutex<String>,
     zalo_refresh: Mutex<String>,
     pub refreshes: AtomicUsize,
+    /// While set, the Zalo stand-in refuses messages with a button template (as an
+    /// OA whose package or API version lacks them would).
+    pub zalo_no_buttons: AtomicBool,
 }
 
 impl Platform {
@@ -125,6 +142,27 @@ impl Platform {
                         .map(String::from);
                     if token.as_deref() != Some(p.zalo_token.lock().unwrap().as_str()) {
                         return Json(json!({"error": -216, "message": "Access token is invalid"}));
+                    }
+                    let attachment = &body["message"]["attachment"];
+                    if !attachment.is_null() {
+                        let buttons = attachment["payload"]["buttons"].as_array();
+                        let valid = attachment["type"] == "template"
+                            && buttons.is_some_and(|b| {
+                                !b.is_empty()
+                                    && b.len() <= 5
+                                    && b.iter().all(|x| {
+                                        x["type"] == "oa.query.show"
+                                            && x["title"].as_str().is_some_and(|t| {
+                                                !t.is_empty() && t.chars().count() <= 100
+                                            })
+                                            && x["payload"].as_str().is_some_and(|t| {
+                                                !t.is_empty() && t.chars().count() <= 1000
+                                            })
+                                    })
+                            });
+                        if !valid || p.zalo_no_buttons.load(Ordering::SeqCst) {
+                            return Json(json!({"error": -201, "message": "Parameters are invalid"}));
+                        }
                     }
                     let mut sent = p.sent.lock().unwrap();
                     sent.push(Sent {
@@ -408,7 +446,7 @@ fn messenger_and_zalo_answer_once_and_refuse_forgeries() {
     );
     assert_eq!(got[0].access_token.as_deref(), Some("zalo-token-2"));
     assert!(
-        got[0].text().to_lowercase().contains("đổi trả"),
+        got[0].shown().to_lowercase().contains("đổi trả"),
         "{:?}",
         got[0]
     );
@@ -743,5 +781,66 @@ fn one_customer_across_zalo_and_messenger() {
     assert_eq!(
         db_count(data.path(), "SELECT COUNT(*) FROM tickets WHERE csat = 5"),
         1
+    );
+}
+
+#[test]
+fn zalo_choices_are_buttons_and_a_tap_is_the_customers_answer() {
+    let p = Platform::start();
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &p);
+
+    // Too vague to answer outright: the bot offers its best entries as buttons.
+    assert_eq!(send_zalo(&server, "zalo-btn", "zb-1", "bảo hành"), 200);
+    let got = p.wait_for("zalo-btn", 1);
+    let message = &got[0].body["message"];
+    assert!(!got[0].text().is_empty(), "{message}");
+    assert!(
+        !got[0].text().contains("\n1. "),
+        "no numbered list: {message}"
+    );
+    let buttons = message["attachment"]["payload"]["buttons"]
+        .as_array()
+        .unwrap();
+    assert!((2..=3).contains(&buttons.len()), "{message}");
+    assert!(buttons.iter().all(|b| b["type"] == "oa.query.show"));
+    // The customer taps the first one: Zalo sends its payload as their message.
+    let choice = buttons[0]["payload"].as_str().unwrap().to_string();
+    assert_eq!(send_zalo(&server, "zalo-btn", "zb-2", &choice), 200);
+    let got = p.wait_for("zalo-btn", 2);
+    assert!(
+        got[1].body["message"]["attachment"].is_null(),
+        "{:?}",
+        got[1]
+    );
+    assert!(
+        got[1].text().to_lowercase().contains("bảo hành"),
+        "the chosen entry is answered: {:?}",
+        got[1]
+    );
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.channel_user_id = 'zalo-btn' AND m.direction = 'in'"),
+        2
+    );
+
+    // An OA that cannot send buttons still gets the reply, choices numbered.
+    p.zalo_no_buttons.store(true, Ordering::SeqCst);
+    assert_eq!(send_zalo(&server, "zalo-btn", "zb-3", "đổi trả"), 200);
+    let got = p.wait_for("zalo-btn", 3);
+    assert!(
+        got[2].body["message"]["attachment"].is_null(),
+        "{:?}",
+        got[2]
+    );
+    let text = got[2].text();
+    assert!(text.contains("\n1. ") && text.contains("\n2. "), "{text}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.sent_to("zalo-btn").len(), 3, "sent once");
+    assert_eq!(
+        db_count(
+            data.path(),
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent'"
+        ),
+        3
     );
 }
