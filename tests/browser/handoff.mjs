@@ -47,6 +47,8 @@ try {
   expect(transcript.includes("vé xem bóng đá") && transcript.includes("gặp nhân viên"), "transcript shown: " + transcript);
   const meta = (await agent.locator("#detail .meta").textContent()) || "";
   expect(meta.includes("khách yêu cầu gặp nhân viên"), "reason shown: " + meta);
+  expect(meta.includes("Ý định: Muốn gặp nhân viên") && !meta.includes("human_request"),
+    "the intent is shown in Vietnamese: " + meta);
 
   await agent.getByRole("button", { name: "Nhận xử lý" }).click();
   await agent.locator("#detail .meta", { hasText: "Đang xử lý" }).waitFor({ timeout: 5000 });
