@@ -9,6 +9,7 @@ pub mod fetch;
 mod int8;
 #[cfg(test)]
 pub(crate) mod toy;
+pub mod unigram;
 mod weights;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use candle_transformers::models::bert;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 pub use cache::EmbeddingCache;
 use weights::WeightsFile;
@@ -137,6 +138,55 @@ impl Default for Recipe {
 
 pub const RECIPE_FILE: &str = "cskh-model.json";
 
+/// The model's tokenizer. A plain Unigram vocabulary (XLM-R, e5) is held by the
+/// memory-lean [`unigram::CompactUnigram`] with identical output; any other
+/// `tokenizer.json` is loaded by `tokenizers` as it is.
+pub enum TextTokenizer {
+    Compact(Box<unigram::CompactTokenizer>),
+    Other(Box<Tokenizer>),
+}
+
+impl TextTokenizer {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let json = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        match unigram::from_json(&json)? {
+            Some(t) => Ok(Self::Compact(Box::new(t))),
+            None => json
+                .parse::<Tokenizer>()
+                .map(|t| Self::Other(Box::new(t)))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn with_truncation(&mut self, p: TruncationParams) -> Result<(), String> {
+        match self {
+            Self::Compact(t) => t.with_truncation(Some(p)).map(|_| ()),
+            Self::Other(t) => t.with_truncation(Some(p)).map(|_| ()),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    pub fn with_padding(&mut self, p: PaddingParams) {
+        match self {
+            Self::Compact(t) => {
+                t.with_padding(Some(p));
+            }
+            Self::Other(t) => {
+                t.with_padding(Some(p));
+            }
+        }
+    }
+
+    /// Encodes texts with the model's special tokens.
+    pub fn encode_batch(&self, texts: Vec<String>) -> Result<Vec<Encoding>, String> {
+        match self {
+            Self::Compact(t) => t.encode_batch(texts, true),
+            Self::Other(t) => t.encode_batch(texts, true),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
 enum Encoder {
     Fast(encoder::FastEncoder),
     Reference(bert::BertModel),
@@ -148,7 +198,7 @@ pub struct CandleEmbedder {
     /// wake-ups cost more than the arithmetic for a 20-token query).
     pool: rayon::ThreadPool,
     encoder: Encoder,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     recipe: Recipe,
     dims: usize,
     id: String,
@@ -221,21 +271,21 @@ impl CandleEmbedder {
             }
         };
         let max_pos = cfg.max_position_embeddings - cfg.position_offset();
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+        let mut tokenizer = TextTokenizer::load(&tokenizer_path)
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
         tokenizer
-            .with_truncation(Some(TruncationParams {
+            .with_truncation(TruncationParams {
                 max_length: recipe.max_tokens.min(max_pos),
                 ..Default::default()
-            }))
+            })
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
         if matches!(encoder, Encoder::Reference(_)) {
             // The reference model takes a padded batch; the fast encoder packs texts.
-            tokenizer.with_padding(Some(PaddingParams {
+            tokenizer.with_padding(PaddingParams {
                 strategy: PaddingStrategy::BatchLongest,
                 pad_id: cfg.pad_token_id as u32,
                 ..Default::default()
-            }));
+            });
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("cskh-embed-{i}"))
@@ -255,8 +305,8 @@ impl CandleEmbedder {
     fn embed_batch(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = self
             .tokenizer
-            .encode_batch(texts, true)
-            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            .encode_batch(texts)
+            .map_err(EmbedError::Inference)?;
         let reference = match &self.encoder {
             Encoder::Fast(m) => {
                 // Unpadded token ids: the fast encoder packs the texts end to end.

@@ -11,4 +11,5 @@ mod llm;
 mod ops;
 mod server;
 mod support;
+mod tokenizer;
 mod voice;
