@@ -323,7 +323,7 @@ mod tests {
             ("a", -1.0),
             ("b", -2.0),
             ("ab", -1.5),
-            ("abc", -4.0),
+            ("abc", -4.5),
             ("c", -3.0),
             ("ab", -1.2),
         ];
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn viterbi_picks_the_best_path_and_fuses_unknown_runs() {
         let m = model();
-        // "ab"+"c" = -1.2 - 3.0 beats "abc" = -4.0 and "a"+"b"+"c" = -6.0.
+        // "ab"+"c" = -1.2 - 3.0 beats "abc" = -4.5 and "a"+"b"+"c" = -6.0.
         let ids: Vec<u32> = m.tokenize("abc").unwrap().iter().map(|t| t.id).collect();
         assert_eq!(ids, vec![6, 5]);
         let t = m.tokenize("xéab").unwrap();
@@ -356,5 +356,49 @@ mod tests {
             .collect();
         assert_eq!(got, vec![("xé", 0, (0, 3)), ("ab", 6, (3, 5))]);
         assert!(m.tokenize("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn agrees_with_the_tokenizers_unigram_on_a_toy_vocabulary() {
+        let vocab: Vec<(String, f64)> = [
+            ("<unk>", 0.0),
+            ("a", -1.0),
+            ("b", -2.0),
+            ("ab", -1.5),
+            ("abc", -4.5),
+            ("c", -3.0),
+            ("ab", -1.2),
+            ("bc", -2.5),
+            ("é", -6.0),
+            ("ca", -0.5),
+        ]
+        .iter()
+        .map(|(p, s)| (p.to_string(), *s))
+        .collect();
+        let ours = CompactUnigram::new(vocab.clone(), 0).unwrap();
+        let theirs = tokenizers::models::unigram::Unigram::from(vocab, Some(0), false).unwrap();
+        for text in [
+            "abc",
+            "cabcab",
+            "xxabéyzc",
+            "bcbcbca",
+            "ééx",
+            "zz",
+            "<unk>ab",
+        ] {
+            let a: Vec<(u32, String, (usize, usize))> = ours
+                .tokenize(text)
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.id, t.value, t.offsets))
+                .collect();
+            let b: Vec<(u32, String, (usize, usize))> = theirs
+                .tokenize(text)
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.id, t.value, t.offsets))
+                .collect();
+            assert_eq!(a, b, "{text}");
+        }
     }
 }
