@@ -70,6 +70,8 @@ struct RuleFile {
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
     phrases: Vec<String>,
+    #[serde(default)]
+    waiting: Vec<String>,
     max_words: Option<usize>,
 }
 
@@ -135,7 +137,17 @@ impl PhraseSet {
 struct Rule {
     intent: Intent,
     phrases: PhraseSet,
+    /// Phrases that also claim the intent and say the customer has been kept waiting.
+    waiting: PhraseSet,
     max_words: Option<usize>,
+}
+
+/// What the rules read in a message: its intent, and whether the customer says they
+/// have been kept waiting ("đặt 5 ngày rồi chưa thấy").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleMatch {
+    pub intent: Intent,
+    pub waiting: bool,
 }
 
 pub struct IntentRules {
@@ -159,10 +171,10 @@ impl IntentRules {
                 .rules
                 .get(name)
                 .ok_or_else(|| IntentError::Parse(format!("no [{name}] table")))?;
-            let phrases = PhraseSet::new(&normalizer, &spec.phrases);
             rules.push(Rule {
                 intent,
-                phrases,
+                phrases: PhraseSet::new(&normalizer, &spec.phrases),
+                waiting: PhraseSet::new(&normalizer, &spec.waiting),
                 max_words: spec.max_words,
             });
         }
@@ -176,6 +188,11 @@ impl IntentRules {
 
     /// The first rule-based intent that claims `text`, if any.
     pub fn classify(&self, text: &str) -> Option<Intent> {
+        self.read(text).map(|m| m.intent)
+    }
+
+    /// The first rule that claims `text`, and whether it says the customer waited.
+    pub fn read(&self, text: &str) -> Option<RuleMatch> {
         let msg = Prepared::new(&self.normalizer, text);
         if msg.words == 0 {
             return None;
@@ -183,8 +200,13 @@ impl IntentRules {
         self.rules
             .iter()
             .filter(|r| r.max_words.is_none_or(|m| msg.words <= m))
-            .find(|r| r.phrases.matches(&msg))
-            .map(|r| r.intent)
+            .find_map(|r| {
+                let waiting = r.waiting.matches(&msg);
+                (waiting || r.phrases.matches(&msg)).then_some(RuleMatch {
+                    intent: r.intent,
+                    waiting,
+                })
+            })
     }
 }
 
@@ -220,6 +242,32 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(r.classify(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn a_customer_kept_waiting_is_read_as_such() {
+        let r = IntentRules::default_rules();
+        let waited = |text: &str| r.read(text).filter(|m| m.intent == Intent::OrderStatus);
+        for text in [
+            "sao giao cham qua vay, dat 5 ngay roi chua thay",
+            "đơn em đặt 3 hôm rồi chưa thấy đâu",
+            "đơn đứng yên mấy hôm nay",
+        ] {
+            assert_eq!(waited(text).map(|m| m.waiting), Some(true), "{text}");
+        }
+        assert_eq!(
+            r.read("đơn của em đâu rồi"),
+            Some(RuleMatch {
+                intent: Intent::OrderStatus,
+                waiting: false
+            })
+        );
+        // A complaint still wins over the wait.
+        assert_eq!(
+            r.classify("giao trễ làm hỏng việc của tôi, quá tệ"),
+            Some(Intent::Complaint)
+        );
+        assert_eq!(r.read("shop giao hàng mất bao lâu"), None);
     }
 
     #[test]

@@ -237,7 +237,8 @@ impl Bot {
             }
         }
 
-        let rule = self.rules.classify(text);
+        let read = self.rules.read(text);
+        let rule = read.map(|m| m.intent);
         let direct = match rule {
             Some(Intent::Complaint) => Some((replies::HANDOFF_COMPLAINT, HandoffReason::Complaint)),
             Some(Intent::HumanRequest) => {
@@ -260,8 +261,11 @@ impl Bot {
         {
             state.offered.clear();
             state.fallbacks = 0;
-            let (replies, handoff) = self.order_turn(state, &ents).await;
-            return outcome(replies, Intent::OrderStatus, None, handoff, &ents);
+            let (mut out, handoff) = self.order_turn(state, &ents).await;
+            if read.is_some_and(|m| m.waiting) {
+                out.insert(0, Reply::text(replies::SORRY_FOR_THE_WAIT));
+            }
+            return outcome(out, Intent::OrderStatus, None, handoff, &ents);
         }
         if state.pending != Pending::Nothing {
             // The customer moved on to something else.

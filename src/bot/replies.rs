@@ -3,6 +3,8 @@
 
 use crate::orders::Order;
 
+pub const SORRY_FOR_THE_WAIT: &str =
+    "Dạ em thành thật xin lỗi vì anh/chị phải chờ đơn lâu ạ. Em kiểm tra ngay giúp mình nhé.";
 pub const ASK_ORDER_CODE: &str =
     "Dạ, anh/chị cho em xin mã đơn hàng (ví dụ DH240517) để em kiểm tra giúp mình nhé ạ.";
 pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hàng, anh/chị vui lòng cho em xin số điện thoại đặt hàng (hoặc 4 số cuối của số điện thoại) ạ.";

@@ -298,6 +298,24 @@ fn conversation_flow_over_http_survives_a_restart() {
     let r = chat.say("đơn DH240517 giao tới đâu rồi");
     assert!(reply_text(&r).contains("GHN8K2M4Q7"), "{r}");
 
+    // A customer kept waiting hears an apology before the question, once.
+    let mut waiting = Chat::new(&server, "khach-cho");
+    let r = waiting.say("sao giao cham qua vay, dat 5 ngay roi chua thay hang");
+    assert_eq!(r["intent"], "order_status", "{r}");
+    let replies = r["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 2, "{r}");
+    assert!(
+        replies[0]["text"].as_str().unwrap().contains("xin lỗi"),
+        "{r}"
+    );
+    assert!(
+        replies[1]["text"].as_str().unwrap().contains("mã đơn hàng"),
+        "{r}"
+    );
+    let r = waiting.say("DH240517");
+    assert!(!reply_text(&r).contains("xin lỗi"), "{r}");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+
     // Clarify, then pick a candidate by its quick reply.
     let r = chat.say("bảo hành");
     assert_eq!(r["decision"]["decision"], "clarify", "{r}");
