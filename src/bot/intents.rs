@@ -234,6 +234,8 @@ mod tests {
             ("chào shop", Some(Intent::Greeting)),
             ("alo", Some(Intent::Greeting)),
             ("bye shop", Some(Intent::Goodbye)),
+            ("ok vậy thôi", Some(Intent::Goodbye)),
+            ("thoi khoi, cam on", Some(Intent::Thanks)),
             ("chào shop, cho em hỏi phí ship ra Hà Nội bao nhiêu", None),
             ("so dien thoai cua shop la gi", None),
             ("phí ship ra Hà Nội bao nhiêu", None),
