@@ -401,4 +401,50 @@ mod tests {
             assert_eq!(a, b, "{text}");
         }
     }
+
+    fn unigram_json(byte_fallback: bool) -> String {
+        serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": 0, "content": "<unk>", "single_word": false, "lstrip": false,
+                              "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "add_prefix_space": true},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": byte_fallback,
+                      "vocab": [["<unk>", 0.0], ["▁", -3.0], ["▁phí", -2.0], ["▁ship", -2.5],
+                                ["▁s", -4.0], ["hip", -3.5], ["p", -5.0], ["h", -5.0], ["í", -5.0]]}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_plain_unigram_file_loads_compact_and_encodes_like_tokenizers() {
+        let json = unigram_json(false);
+        let ours = from_json(&json).unwrap().expect("plain Unigram");
+        let theirs: tokenizers::Tokenizer = json.parse().unwrap();
+        for text in ["phí ship", "ship phí <unk> x", "shipp  phíí", ""] {
+            let a = ours.encode(text, true).unwrap();
+            let b = theirs.encode(text, true).unwrap();
+            assert_eq!(a.get_ids(), b.get_ids(), "{text}");
+            assert_eq!(a.get_offsets(), b.get_offsets(), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_tokenizers_are_left_to_tokenizers() {
+        assert!(
+            from_json(&unigram_json(true)).unwrap().is_none(),
+            "byte fallback"
+        );
+        let wordpiece = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 100, "vocab": {"[UNK]": 0, "phi": 1, "ship": 2}}
+        })
+        .to_string();
+        assert!(from_json(&wordpiece).unwrap().is_none());
+        assert!(from_json("{not json").is_err());
+    }
 }
