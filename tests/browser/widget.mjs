@@ -78,7 +78,18 @@ try {
   await p2.locator(".bubble").tap();
   const box = await p2.locator(".panel").boundingBox();
   expect(box && Math.round(box.width) === 375, "panel is full-width on a phone, got " + JSON.stringify(box));
+  expect(!(await p2.locator(".bubble").isVisible()), "the launcher hides while the panel fills the screen");
+  // The send button is the one a thumb reaches: tap it.
+  await p2.locator('input[aria-label="Tin nhắn"]').fill("shop giao hàng mấy ngày");
+  await p2.getByRole("button", { name: "Gửi" }).tap();
+  await p2.locator(".msg.in", { hasText: "shop giao hàng mấy ngày" }).waitFor({ timeout: 10000 });
+  await p2.waitForFunction(() => {
+    const root = document.querySelector("#cskh-widget").shadowRoot;
+    return root.querySelectorAll(".msg.out").length >= 2 && !root.querySelector(".typing");
+  }, null, { timeout: 20000 });
   await p2.screenshot({ path: shots + "/widget-phone.png" });
+  await p2.locator(".close").tap();
+  await p2.locator(".bubble").waitFor({ state: "visible", timeout: 5000 });
   console.log("widget browser test passed");
 } finally {
   await browser.close();

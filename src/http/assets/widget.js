@@ -45,7 +45,9 @@
     "input{flex:1;border:1px solid #cbd5e1;border-radius:20px;padding:9px 14px;font-size:14px;outline:none}",
     "input:focus{border-color:#0f766e}",
     "form button{border:0;background:#0f766e;color:#fff;border-radius:20px;padding:0 16px;font-size:14px;cursor:pointer}",
-    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}.bubble{right:14px;bottom:14px}}"
+    "button{-webkit-tap-highlight-color:transparent}",
+    // On a phone the open panel fills the screen, so the launcher hides while it is open.
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}.bubble{right:14px;bottom:14px}.bubble.open{display:none}}"
   ].join("\n");
 
   var host = document.createElement("div");
@@ -200,6 +202,7 @@
 
   function open(on) {
     panel.classList.toggle("open", on);
+    bubble.classList.toggle("open", on);
     sessionStorage.setItem("cskh_open", on ? "1" : "0");
     if (on) setTimeout(function () { input.focus(); }, 0);
   }
