@@ -42,6 +42,8 @@ pub struct CompactUnigram {
     /// Piece ids sorted by their bytes. A piece listed twice keeps its last id, as
     /// `tokenizers` does.
     sorted: Vec<u32>,
+    /// `sorted[by_first[b]..by_first[b + 1]]` are the pieces starting with byte `b`.
+    by_first: Vec<u32>,
     /// The longest piece, in bytes.
     max_len: usize,
     unk_id: u32,
@@ -73,6 +75,7 @@ impl CompactUnigram {
             starts,
             scores,
             sorted: Vec::new(),
+            by_first: Vec::new(),
             max_len: 0,
             unk_id: unk_id as u32,
             min_score,
@@ -89,6 +92,16 @@ impl CompactUnigram {
         }
         kept.shrink_to_fit();
         m.max_len = kept.iter().map(|&id| m.piece(id).len()).max().unwrap_or(0);
+        m.by_first = (0..=256usize)
+            .map(|b| {
+                kept.partition_point(|&id| {
+                    m.piece(id)
+                        .as_bytes()
+                        .first()
+                        .is_none_or(|&x| (x as usize) < b)
+                }) as u32
+            })
+            .collect();
         m.sorted = kept;
         Ok(m)
     }
@@ -107,8 +120,21 @@ impl CompactUnigram {
     /// Every piece that `text` starts with, as (byte length, id), shortest first.
     fn prefixes(&self, text: &[u8], out: &mut Vec<(usize, u32)>) {
         out.clear();
-        let (mut lo, mut hi) = (0, self.sorted.len());
-        for (depth, &b) in text.iter().take(self.max_len).enumerate() {
+        let Some(&b0) = text.first() else {
+            return;
+        };
+        // The first byte from the table, then one byte at a time.
+        let (mut lo, mut hi) = (
+            self.by_first[b0 as usize] as usize,
+            self.by_first[b0 as usize + 1] as usize,
+        );
+        if lo == hi {
+            return;
+        }
+        if self.piece(self.sorted[lo]).len() == 1 {
+            out.push((1, self.sorted[lo]));
+        }
+        for (depth, &b) in text.iter().take(self.max_len).enumerate().skip(1) {
             // All pieces in lo..hi start with text[..depth]; the one equal to it (if
             // any) sorts first, the rest by their byte at `depth`.
             let range = &self.sorted[lo..hi];
