@@ -343,17 +343,32 @@ pub fn from_json(json: &str) -> Result<Option<CompactTokenizer>, String> {
 mod tests {
     use super::*;
 
+    /// A toy vocabulary: "<unk>" at 0 and "ab" listed twice (ids 3 and 6).
+    const TOY: [(&str, f64); 7] = [
+        ("<unk>", 0.0),
+        ("a", -1.0),
+        ("b", -2.0),
+        ("ab", -1.5),
+        ("abc", -4.5),
+        ("c", -3.0),
+        ("ab", -1.2),
+    ];
+
+    fn vocab(pieces: &[(&str, f64)]) -> Vec<(String, f64)> {
+        pieces.iter().map(|(p, s)| (p.to_string(), *s)).collect()
+    }
+
     fn model() -> CompactUnigram {
-        let vocab = [
-            ("<unk>", 0.0),
-            ("a", -1.0),
-            ("b", -2.0),
-            ("ab", -1.5),
-            ("abc", -4.5),
-            ("c", -3.0),
-            ("ab", -1.2),
-        ];
-        CompactUnigram::new(vocab.iter().map(|(p, s)| (p.to_string(), *s)).collect(), 0).unwrap()
+        CompactUnigram::new(vocab(&TOY), 0).unwrap()
+    }
+
+    /// (id, value, offsets) of each token.
+    fn tokens(m: &impl Model, text: &str) -> Vec<(u32, String, (usize, usize))> {
+        m.tokenize(text)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.id, t.value, t.offsets))
+            .collect()
     }
 
     #[test]
@@ -375,34 +390,20 @@ mod tests {
         // "ab"+"c" = -1.2 - 3.0 beats "abc" = -4.5 and "a"+"b"+"c" = -6.0.
         let ids: Vec<u32> = m.tokenize("abc").unwrap().iter().map(|t| t.id).collect();
         assert_eq!(ids, vec![6, 5]);
-        let t = m.tokenize("xéab").unwrap();
-        let got: Vec<(&str, u32, (usize, usize))> = t
-            .iter()
-            .map(|t| (t.value.as_str(), t.id, t.offsets))
-            .collect();
-        assert_eq!(got, vec![("xé", 0, (0, 3)), ("ab", 6, (3, 5))]);
+        assert_eq!(
+            tokens(&m, "xéab"),
+            vec![(0, "xé".to_string(), (0, 3)), (6, "ab".to_string(), (3, 5))]
+        );
         assert!(m.tokenize("").unwrap().is_empty());
     }
 
     #[test]
     fn agrees_with_the_tokenizers_unigram_on_a_toy_vocabulary() {
-        let vocab: Vec<(String, f64)> = [
-            ("<unk>", 0.0),
-            ("a", -1.0),
-            ("b", -2.0),
-            ("ab", -1.5),
-            ("abc", -4.5),
-            ("c", -3.0),
-            ("ab", -1.2),
-            ("bc", -2.5),
-            ("é", -6.0),
-            ("ca", -0.5),
-        ]
-        .iter()
-        .map(|(p, s)| (p.to_string(), *s))
-        .collect();
-        let ours = CompactUnigram::new(vocab.clone(), 0).unwrap();
-        let theirs = tokenizers::models::unigram::Unigram::from(vocab, Some(0), false).unwrap();
+        let mut pieces = TOY.to_vec();
+        pieces.extend([("bc", -2.5), ("é", -6.0), ("ca", -0.5)]);
+        let ours = CompactUnigram::new(vocab(&pieces), 0).unwrap();
+        let theirs =
+            tokenizers::models::unigram::Unigram::from(vocab(&pieces), Some(0), false).unwrap();
         for text in [
             "abc",
             "cabcab",
@@ -412,19 +413,7 @@ mod tests {
             "zz",
             "<unk>ab",
         ] {
-            let a: Vec<(u32, String, (usize, usize))> = ours
-                .tokenize(text)
-                .unwrap()
-                .into_iter()
-                .map(|t| (t.id, t.value, t.offsets))
-                .collect();
-            let b: Vec<(u32, String, (usize, usize))> = theirs
-                .tokenize(text)
-                .unwrap()
-                .into_iter()
-                .map(|t| (t.id, t.value, t.offsets))
-                .collect();
-            assert_eq!(a, b, "{text}");
+            assert_eq!(tokens(&ours, text), tokens(&theirs, text), "{text}");
         }
     }
 

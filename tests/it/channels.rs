@@ -145,6 +145,10 @@ impl Platform {
                     }
                     let attachment = &body["message"]["attachment"];
                     if !attachment.is_null() {
+                        // A non-empty string of at most `max` characters.
+                        let text = |v: &Value, max: usize| {
+                            v.as_str().is_some_and(|t| !t.is_empty() && t.chars().count() <= max)
+                        };
                         let buttons = attachment["payload"]["buttons"].as_array();
                         let valid = attachment["type"] == "template"
                             && buttons.is_some_and(|b| {
@@ -152,12 +156,8 @@ impl Platform {
                                     && b.len() <= 5
                                     && b.iter().all(|x| {
                                         x["type"] == "oa.query.show"
-                                            && x["title"].as_str().is_some_and(|t| {
-                                                !t.is_empty() && t.chars().count() <= 100
-                                            })
-                                            && x["payload"].as_str().is_some_and(|t| {
-                                                !t.is_empty() && t.chars().count() <= 1000
-                                            })
+                                            && text(&x["title"], 100)
+                                            && text(&x["payload"], 1000)
                                     })
                             });
                         if !valid || p.zalo_no_buttons.load(Ordering::SeqCst) {
