@@ -74,6 +74,22 @@ impl Core {
     pub fn load(opts: &CoreOptions) -> Result<Self, CoreError> {
         let kb = Arc::new(KnowledgeBase::load(&opts.knowledge)?);
         let model = load_model(&opts.model)?;
+        Self::build(opts, kb, model)
+    }
+
+    /// A core over the knowledge files as they are now, sharing this core's model
+    /// (no second copy of the weights while both are alive). CPU-heavy: only new or
+    /// edited entries are embedded, the rest come from the embedding cache.
+    pub fn rebuild(&self, opts: &CoreOptions) -> Result<Self, CoreError> {
+        let kb = Arc::new(KnowledgeBase::load(&opts.knowledge)?);
+        Self::build(opts, kb, self.retriever.embedder())
+    }
+
+    fn build(
+        opts: &CoreOptions,
+        kb: Arc<KnowledgeBase>,
+        model: Option<Arc<dyn Embedder>>,
+    ) -> Result<Self, CoreError> {
         let cache = opts.cache.clone().or_else(|| opts.data.clone());
         let retriever = Retriever::build(
             kb,

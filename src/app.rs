@@ -17,6 +17,7 @@ use crate::http::AppState;
 use crate::knowledge::KnowledgeBase;
 use crate::llm::{Llm, Prompts};
 use crate::orders::{OrderBackend, ShopifyBackend, SqliteOrders};
+use crate::reload::{Cause, Reloader};
 use crate::service::ConversationService;
 use crate::store::Store;
 
@@ -73,6 +74,17 @@ async fn adapters(cfg: &Config, store: &Store) -> anyhow::Result<Adapters> {
     Ok(out)
 }
 
+/// SIGHUP rebuilds the knowledge index (the usual way to tell a daemon to reread).
+async fn reload_on_hangup(reloader: Arc<Reloader>, bot: Arc<Bot>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = reloader.reload(&bot, Cause::Signal).await;
+    }
+}
+
 /// Runs `cskh serve` until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Fail fast on broken knowledge files and prompts, before taking the port.
@@ -102,8 +114,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 cache: cfg.embed_cache.clone(),
                 params: cfg.retrieval.clone(),
             };
-            let reload = opts.clone();
-            let core = tokio::task::spawn_blocking(move || Core::load(&opts)).await??;
+            let (core, opts, fingerprint) = tokio::task::spawn_blocking(move || {
+                // Taken before the files are read: an edit during loading is seen.
+                let fingerprint = crate::reload::fingerprint(&opts.knowledge);
+                Core::load(&opts).map(|core| (core, opts, fingerprint))
+            })
+            .await??;
+            let reloader = Arc::new(Reloader::new(opts, &core, fingerprint));
             let mut bot = Bot::new(
                 Arc::new(core),
                 order_backend(&cfg, &store),
@@ -127,8 +144,17 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
             let service = service
                 .with_metrics(state.metrics.clone())
-                .with_reload(reload);
+                .with_reloader(reloader.clone());
             let service = Arc::new(service);
+            if cfg.knowledge_watch_secs > 0 {
+                let every = Duration::from_secs(cfg.knowledge_watch_secs);
+                tokio::spawn(reloader.clone().watch(service.bot().clone(), every));
+                tracing::info!(
+                    every_secs = cfg.knowledge_watch_secs,
+                    "watching the knowledge files: edits are live without a restart"
+                );
+            }
+            tokio::spawn(reload_on_hangup(reloader, service.bot().clone()));
             if !adapters.is_empty() {
                 let outbox = Arc::new(Outbox::new(
                     store,

@@ -62,6 +62,9 @@ pub struct Config {
     pub model: PathBuf,
     /// Embedding cache directory (default: the data directory).
     pub embed_cache: Option<PathBuf>,
+    /// How often `cskh serve` checks the knowledge files for edits (seconds; 0: only
+    /// on `POST /api/v1/knowledge/reload` or SIGHUP).
+    pub knowledge_watch_secs: u64,
     pub retrieval: RetrievalParams,
     pub dialogue: DialogueConfig,
     pub orders: OrdersConfig,
@@ -156,6 +159,7 @@ impl Default for Config {
             knowledge: "knowledge".into(),
             model: "models/multilingual-e5-small".into(),
             embed_cache: None,
+            knowledge_watch_secs: 2,
             retrieval: RetrievalParams::default(),
             dialogue: DialogueConfig::default(),
             orders: OrdersConfig::default(),
@@ -237,6 +241,9 @@ impl Config {
         }
         if let Some(v) = env("CSKH_MODEL") {
             cfg.model = v.into();
+        }
+        if let Some(v) = env_parse(env, "CSKH_KNOWLEDGE_WATCH_SECS")? {
+            cfg.knowledge_watch_secs = v;
         }
         if let Some(v) = env("CSKH_EMBED_CACHE") {
             cfg.embed_cache = Some(v.into());

@@ -5,14 +5,14 @@
 //! answering core, without a restart.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::answer::{Core, CoreOptions};
+use crate::answer::Core;
 use crate::embed::cosine;
+use crate::reload::Reloader;
 use crate::service::ConversationService;
 use crate::store::{GapMessage, StoreError};
 
@@ -172,7 +172,7 @@ pub async fn report(svc: &ConversationService, from: &str, to: &str) -> Result<V
 /// `learned.jsonl`, rebuilds the core and swaps it in. Nothing changes on failure.
 pub async fn accept(
     svc: &ConversationService,
-    opts: &CoreOptions,
+    reloader: &Reloader,
     gap: &Gap,
     question: Option<String>,
     answer: Option<String>,
@@ -197,7 +197,10 @@ pub async fn accept(
         "id": entry_id, "question": question, "variants": variants, "answer": answer,
         "category": "Học từ hội thoại", "tags": ["learned"],
     });
-    let path = opts.knowledge.join(LEARNED_FILE);
+    let path = reloader.options().knowledge.join(LEARNED_FILE);
+    // One guard over the write and the rebuild: no other rebuild reads the file
+    // half-way, and a failed one is undone before anyone else looks.
+    let mut attempt = reloader.lock().await;
     let before = std::fs::read_to_string(&path).ok();
     let mut content = before.clone().unwrap_or_default();
     if !content.is_empty() && !content.ends_with('\n') {
@@ -206,13 +209,8 @@ pub async fn accept(
     content.push_str(&line.to_string());
     content.push('\n');
     std::fs::write(&path, &content).map_err(|e| GapError::Knowledge(e.to_string()))?;
-    let o = opts.clone();
-    let loaded = tokio::task::spawn_blocking(move || Core::load(&o))
-        .await
-        .expect("reload task");
-    match loaded {
-        Ok(core) => {
-            svc.bot().swap_core(Arc::new(core));
+    match reloader.rebuild(&mut attempt, svc.bot()).await {
+        Ok(_) => {
             svc.store()
                 .decide_gap(&gap.id, "accepted", Some(&entry_id))
                 .await?;

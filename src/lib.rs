@@ -45,6 +45,7 @@ pub mod knowledge;
 pub mod llm;
 pub mod metrics;
 pub mod orders;
+pub mod reload;
 pub mod search;
 pub mod secret;
 pub mod service;

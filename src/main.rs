@@ -12,6 +12,7 @@ use cskh::bot::MessageClassifier as IntentClassifier;
 use cskh::config::{Config, Overrides};
 use cskh::embed::fetch::{self, FetchOptions};
 use cskh::embed::{CandleEmbedder, Embedder, Precision, TextKind};
+use cskh::knowledge::KnowledgeBase;
 use cskh::orders::SqliteOrders;
 use cskh::search::{Decision, Mode, RetrievalParams};
 use cskh::store::Store;
@@ -45,10 +46,26 @@ enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Check the knowledge files.
+    Knowledge {
+        #[command(subcommand)]
+        command: KnowledgeCommand,
+    },
     /// Manage agent accounts.
     Agent {
         #[command(subcommand)]
         command: AgentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KnowledgeCommand {
+    /// Load the knowledge files as `serve` would (no index, no model) and say what
+    /// they hold, or the first error with its file and line (exit code 1). Run it
+    /// before saving edits to a live server's knowledge directory.
+    Check {
+        #[arg(long, env = "CSKH_KNOWLEDGE", default_value = "knowledge")]
+        knowledge: PathBuf,
     },
 }
 
@@ -307,6 +324,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "imported {n} orders into {}",
                 data.join("cskh.db").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Knowledge {
+            command: KnowledgeCommand::Check { knowledge },
+        } => {
+            let kb = KnowledgeBase::load(&knowledge)?;
+            let passages = kb.entries.iter().filter(|e| e.is_passage()).count();
+            let variants: usize = kb.entries.iter().map(|e| e.variants.len()).sum();
+            let files = if knowledge.is_dir() {
+                cskh::knowledge::knowledge_files(&knowledge)?.len()
+            } else {
+                1
+            };
+            println!(
+                "{}: {} entries ({} with questions, {} passages only), {} question variants, {} file{}",
+                knowledge.display(),
+                kb.len(),
+                kb.len() - passages,
+                passages,
+                variants,
+                files,
+                if files == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
         }

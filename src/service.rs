@@ -120,8 +120,8 @@ pub struct ConversationService {
     /// Writes hand-off summaries (optional).
     llm: Option<Arc<crate::llm::Llm>>,
     metrics: Arc<crate::metrics::Metrics>,
-    /// How to rebuild the answering core (knowledge gaps accepted at run time).
-    reload: Option<crate::answer::CoreOptions>,
+    /// Rebuilds the answering core when the knowledge changes at run time.
+    reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 impl ConversationService {
@@ -140,17 +140,17 @@ impl ConversationService {
             outbox: Default::default(),
             llm: None,
             metrics: Default::default(),
-            reload: None,
+            reloader: None,
         }
     }
 
-    pub fn with_reload(mut self, opts: crate::answer::CoreOptions) -> Self {
-        self.reload = Some(opts);
+    pub fn with_reloader(mut self, reloader: Arc<crate::reload::Reloader>) -> Self {
+        self.reloader = Some(reloader);
         self
     }
 
-    pub fn reload_options(&self) -> Option<&crate::answer::CoreOptions> {
-        self.reload.as_ref()
+    pub fn reloader(&self) -> Option<&Arc<crate::reload::Reloader>> {
+        self.reloader.as_ref()
     }
 
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {

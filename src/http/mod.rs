@@ -134,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/nps", post(send_nps))
+        .route("/api/v1/knowledge", get(knowledge_status))
+        .route("/api/v1/knowledge/reload", post(reload_knowledge))
         .route("/api/v1/knowledge/gaps", get(list_gaps))
         .route("/api/v1/knowledge/gaps/{id}/accept", post(accept_gap))
         .route("/api/v1/knowledge/gaps/{id}/reject", post(reject_gap))
@@ -1069,17 +1071,59 @@ async fn accept_gap(
     };
     let svc = service(&state)?;
     let gap = find_gap(&svc, &id).await?;
-    let Some(opts) = svc.reload_options().cloned() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_reloadable",
-            "this server cannot rebuild its knowledge index",
-        ));
-    };
-    let entry = crate::gaps::accept(&svc, &opts, &gap, b.question, b.answer)
+    let reloader = reloader(&svc)?;
+    let entry = crate::gaps::accept(&svc, &reloader, &gap, b.question, b.answer)
         .await
         .map_err(gap_error)?;
     Ok(Json(json!({"entry_id": entry, "status": "accepted"})).into_response())
+}
+
+fn reloader(svc: &ConversationService) -> Result<Arc<crate::reload::Reloader>, ApiError> {
+    svc.reloader().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_reloadable",
+            "this server cannot rebuild its knowledge index",
+        )
+    })
+}
+
+/// The knowledge base that answers now, and the last rebuild that failed.
+async fn knowledge_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    Ok(Json(reloader(&svc)?.status()).into_response())
+}
+
+/// Rebuilds the index from the knowledge files now. Files that do not load change
+/// nothing: 422 with the file and line, and the previous knowledge keeps answering.
+async fn reload_knowledge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let report = reloader(&svc)?
+        .reload(svc.bot(), crate::reload::Cause::Request)
+        .await
+        .map_err(|e| match e {
+            crate::reload::ReloadError::Knowledge(k) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_knowledge",
+                k.to_string(),
+            ),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reload_failed",
+                other.to_string(),
+            ),
+        })?;
+    let mut body = serde_json::to_value(report).expect("report");
+    body["status"] = json!("reloaded");
+    Ok(Json(body).into_response())
 }
 
 async fn reject_gap(

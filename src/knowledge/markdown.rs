@@ -76,6 +76,63 @@ fn slug(text: &str) -> String {
     words.join("-")
 }
 
+/// An answer's lines as Markdown reads them: the lines of a paragraph are one
+/// paragraph (an editor's wrapping is not a line break in the chat), while a blank
+/// line, a list item, a table row, a quote, a hard break (two trailing spaces or a
+/// trailing backslash) and the lines of a fenced block keep their line breaks.
+fn join_lines(lines: &[String]) -> String {
+    fn starts_block(line: &str) -> bool {
+        let t = line.trim_start();
+        let numbered = t
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&i| i > 0)
+            .is_some_and(|i| t[i..].starts_with(". ") || t[i..].starts_with(") "));
+        t.starts_with("- ")
+            || t.starts_with("* ")
+            || t.starts_with("+ ")
+            || t.starts_with('|')
+            || t.starts_with('>')
+            || numbered
+    }
+    let mut out = String::new();
+    // What the previous line asks of the next: nothing yet, a paragraph break, a
+    // line break, or a space.
+    let mut glue = "";
+    let mut fenced = false;
+    for line in lines {
+        let fence = line.trim_start().starts_with("```");
+        if !fenced && !fence && line.trim().is_empty() {
+            if !out.is_empty() {
+                glue = "\n\n";
+            }
+            continue;
+        }
+        let mut continues = false;
+        if !out.is_empty() {
+            continues = glue == " " && !fence && !starts_block(line);
+            out.push_str(if glue == " " && !continues {
+                "\n"
+            } else {
+                glue
+            });
+        }
+        if fenced || fence {
+            out.push_str(line.trim_end());
+            glue = "\n";
+            if fence {
+                fenced = !fenced;
+            }
+            continue;
+        }
+        let hard = line.ends_with("  ") || line.trim_end().ends_with('\\');
+        let text = line.trim_end();
+        let text = if continues { text.trim_start() } else { text };
+        out.push_str(text.strip_suffix('\\').unwrap_or(text));
+        glue = if hard { "\n" } else { " " };
+    }
+    out
+}
+
 struct Draft {
     heading: Heading,
     line: usize,
@@ -87,7 +144,7 @@ struct Draft {
 
 impl Draft {
     fn finish(self, file: &Path) -> Result<Entry, KnowledgeError> {
-        let answer = nfc(self.body.join("\n").trim());
+        let answer = nfc(join_lines(&self.body).trim());
         if answer.is_empty() {
             return Err(KnowledgeError::invalid(
                 file,
@@ -204,6 +261,40 @@ mod tests {
 
     fn p(text: &str) -> Result<Vec<Entry>, KnowledgeError> {
         parse(Path::new("kb/giao-hang.md"), text)
+    }
+
+    #[test]
+    fn wrapped_lines_of_a_paragraph_are_one_paragraph() {
+        let lines = |s: &str| s.lines().map(String::from).collect::<Vec<_>>();
+        let cases = [
+            ("Dạ, phí ship\nlà 25.000đ ạ.", "Dạ, phí ship là 25.000đ ạ."),
+            ("Một.\n\n\nHai.", "Một.\n\nHai."),
+            (
+                "Bảng phí:\n- Nội thành\n  giao trong ngày\n- Ngoại thành",
+                "Bảng phí:\n- Nội thành giao trong ngày\n- Ngoại thành",
+            ),
+            (
+                "Các bước:\n1. Đăng nhập\n2) Chọn đơn",
+                "Các bước:\n1. Đăng nhập\n2) Chọn đơn",
+            ),
+            (
+                "Địa chỉ:  \n12 Lê Lợi\\\nQuận 1",
+                "Địa chỉ:\n12 Lê Lợi\nQuận 1",
+            ),
+            (
+                "| Vùng | Phí |\n|---|---|\n| HN | 25k |",
+                "| Vùng | Phí |\n|---|---|\n| HN | 25k |",
+            ),
+            ("> Lưu ý\n> quan trọng", "> Lưu ý\n> quan trọng"),
+            (
+                "Mã:\n```\nDH123\n\n  DH456\n```\nhết",
+                "Mã:\n```\nDH123\n\n  DH456\n```\nhết",
+            ),
+            ("Năm 2024\nlà năm", "Năm 2024 là năm"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(join_lines(&lines(src)), want, "{src:?}");
+        }
     }
 
     #[test]

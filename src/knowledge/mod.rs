@@ -121,13 +121,11 @@ impl KnowledgeBase {
             source,
         };
         let meta = fs::metadata(path).map_err(io)?;
-        let mut files = Vec::new();
-        if meta.is_dir() {
-            collect_files(path, &mut files)?;
-            files.sort();
+        let files = if meta.is_dir() {
+            knowledge_files(path)?
         } else {
-            files.push(path.to_path_buf());
-        }
+            vec![path.to_path_buf()]
+        };
         let mut entries = Vec::new();
         for file in &files {
             let text = fs::read_to_string(file).map_err(|source| KnowledgeError::Io {
@@ -178,6 +176,14 @@ impl KnowledgeBase {
         }
         hex::encode(h.finalize())
     }
+}
+
+/// The knowledge files a directory holds (what [`KnowledgeBase::load`] reads), sorted.
+pub fn knowledge_files(dir: &Path) -> Result<Vec<PathBuf>, KnowledgeError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    Ok(files)
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {

@@ -511,6 +511,11 @@ impl Retriever {
         &self.kb
     }
 
+    /// The embedding model this retriever queries (shared by a rebuilt retriever).
+    pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
+        self.embedder.clone()
+    }
+
     pub fn has_model(&self) -> bool {
         self.dense.is_some()
     }

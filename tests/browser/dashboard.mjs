@@ -51,6 +51,12 @@ try {
     return { green, orange };
   }, png.toString("base64"));
   expect(colored.green > 200 && colored.orange > 200, "bars visible in the screenshot: " + JSON.stringify(colored));
+  // The knowledge base's state, and a reload from the page.
+  const kb = await page.locator("#kb-summary").textContent();
+  expect(/^\d+ mục \(\d+ câu hỏi, \d+ đoạn tài liệu\) trong \d+ tệp · cập nhật lúc /.test(kb), "knowledge summary: " + kb);
+  expect((await page.locator("#kb-error").textContent()) === "", "no reload error");
+  await page.click("#kb-reload");
+  await page.locator("#kb-note").filter({ hasText: /^Đã nạp lại: \d+ mục, mất \d+ ms\.$/ }).waitFor({ timeout: 20000 });
   const gapRows = await page.locator("#gaps tr").count();
   expect(gapRows >= 1, "knowledge gaps listed");
   expect(external.length === 0, "no external requests: " + external);

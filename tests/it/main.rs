@@ -9,6 +9,7 @@ mod gaps;
 mod handoff;
 mod llm;
 mod ops;
+mod reload;
 mod server;
 mod support;
 mod tokenizer;

@@ -1,0 +1,201 @@
+//! Live knowledge: an operator edits the knowledge files of a running server and the
+//! bot answers from them without a restart; a broken edit changes nothing and says
+//! where it is broken.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::server::{call, Chat, Server};
+use crate::support::*;
+
+const ADMIN: &str = "reload-admin-token";
+
+const ENGRAVING: &str = "\
+# Dịch vụ thêm
+
+## Shop có khắc tên lên ví da không? {#khac-ten-vi-da}
+? bên mình có nhận khắc chữ lên ví không
+? khắc tên lên thắt lưng có mất phí không
+
+Dạ, Mây Xanh nhận khắc tên miễn phí lên ví và thắt lưng da mua tại shop ạ. Anh/chị ghi
+tên cần khắc (tối đa 12 ký tự) ở phần ghi chú khi đặt hàng, đơn có khắc tên giao chậm
+hơn 1 ngày so với bình thường ạ.
+";
+
+const QUESTION: &str = "shop có khắc tên lên ví da không ạ";
+
+fn status(server: &Server) -> Value {
+    let (s, v) = call(server, "GET", "/api/v1/knowledge", Some(ADMIN), None);
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+/// Polls the knowledge status until `done` holds (the watcher polls every second).
+fn wait_for(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v = status(server);
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {v}\n{}",
+            server.log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn index_dirs(data: &Path) -> usize {
+    std::fs::read_dir(data.join("index"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+        .count()
+}
+
+#[test]
+fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let kb = data.path().join("knowledge");
+    copy_dir(&root().join("knowledge"), &kb);
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_KNOWLEDGE", kb.to_str().unwrap()),
+            ("CSKH_KNOWLEDGE_WATCH_SECS", "1"),
+        ],
+    );
+    let start = status(&server);
+    assert_eq!(start["reloads"], 0, "{start}");
+    assert_eq!(start["last_error"], Value::Null, "{start}");
+    let entries = start["entries"].as_u64().unwrap();
+    assert!(entries >= 80, "{start}");
+
+    // Not in the knowledge base yet: not answered.
+    let v = Chat::new(&server, "before").say(QUESTION);
+    assert_ne!(v["decision"]["decision"], "answer", "{v}");
+
+    // The operator adds a file; the watcher picks it up.
+    std::fs::write(kb.join("dich-vu-them.md"), ENGRAVING).unwrap();
+    let after = wait_for(&server, "the new file is loaded", |v| v["reloads"] == 1);
+    assert_eq!(after["entries"].as_u64().unwrap(), entries + 1, "{after}");
+    assert_eq!(
+        after["files"].as_u64().unwrap(),
+        start["files"].as_u64().unwrap() + 1
+    );
+    let v = Chat::new(&server, "after").say(QUESTION);
+    assert_eq!(v["decision"]["decision"], "answer", "{v}");
+    assert_eq!(v["decision"]["faq_id"], "khac-ten-vi-da", "{v}");
+    assert!(
+        v["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Anh/chị ghi tên cần khắc"),
+        "{v}"
+    );
+
+    // A broken edit: the request says where, the watcher does not retry it, and the
+    // knowledge that was live keeps answering.
+    std::fs::write(
+        kb.join("nhap.jsonl"),
+        "{\"id\": \"nhap-1\", \"question\": \"câu hỏi chưa có trả lời\"}\n",
+    )
+    .unwrap();
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/api/v1/knowledge/reload",
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_knowledge", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("nhap.jsonl:1") && msg.contains("answer"),
+        "{msg}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let broken = status(&server);
+    assert_eq!(broken["reloads"], 1, "{broken}");
+    assert_eq!(broken["entries"], after["entries"], "{broken}");
+    assert!(
+        broken["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nhap.jsonl:1"),
+        "{broken}"
+    );
+    let v = Chat::new(&server, "while-broken").say(QUESTION);
+    assert_eq!(v["decision"]["faq_id"], "khac-ten-vi-da", "{v}");
+
+    // Without the admin token nothing happens.
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/api/v1/knowledge/reload",
+        Some("wrong"),
+        None,
+    );
+    assert_eq!(s, 401);
+    let (s, _) = call(&server, "GET", "/api/v1/knowledge", None, None);
+    assert_eq!(s, 401);
+
+    // Fixed: the watcher reloads and the error is gone.
+    std::fs::remove_file(kb.join("nhap.jsonl")).unwrap();
+    let fixed = wait_for(&server, "the fix is loaded", |v| v["reloads"] == 2);
+    assert_eq!(fixed["last_error"], Value::Null, "{fixed}");
+
+    // The entry is taken out again; SIGHUP rereads too (watcher or signal, whichever
+    // comes first, and nothing is lost if both do).
+    std::fs::remove_file(kb.join("dich-vu-them.md")).unwrap();
+    server.signal("HUP");
+    let gone = wait_for(&server, "the removal is loaded", |v| {
+        v["entries"].as_u64() == Some(entries)
+    });
+    assert_eq!(gone["last_error"], Value::Null, "{gone}");
+    let v = Chat::new(&server, "gone").say(QUESTION);
+    assert_ne!(v["decision"]["faq_id"], "khac-ten-vi-da", "{v}");
+
+    // Old versions of the index do not pile up: the current and the previous one stay.
+    assert!(index_dirs(data.path()) <= 2, "{}", index_dirs(data.path()));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn knowledge_check_reports_what_the_files_hold_or_where_they_break() {
+    let o = run(cskh().args(["knowledge", "check"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(" entries (") && out.contains("passages only"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.md"),
+        "## Câu một {#mot}\n\nDạ, trả lời một ạ.\n\n## Câu hai {#mot}\n\nDạ, trả lời hai ạ.\n",
+    )
+    .unwrap();
+    let o = run(cskh()
+        .args(["knowledge", "check", "--knowledge"])
+        .arg(dir.path()));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("a.md:5") && err.contains("mot"), "{err}");
+}
