@@ -62,6 +62,8 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("retrieval failed: {0}")]
+    Retrieval(String),
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -733,7 +735,16 @@ pub struct TicketView {
     pub transcript: Vec<StoredMessage>,
     /// Internal notes, transfers and actions (never shown to the customer).
     pub log: Vec<serde_json::Value>,
+    /// Knowledge entries for the customer's latest questions (one ticket's view only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<crate::bot::Suggestion>,
 }
+
+/// How many entries an agent is offered for a ticket, and finds per search.
+const TICKET_SUGGESTIONS: usize = 3;
+const SEARCH_RESULTS: usize = 5;
+/// The longest search an agent can type.
+const MAX_SEARCH_CHARS: usize = 500;
 
 /// Departments a ticket can be routed to.
 pub const DEPARTMENTS: [&str; 5] = ["kỹ thuật", "kho vận", "kế toán", "bán hàng", "CSKH"];
@@ -787,10 +798,38 @@ impl ConversationService {
         Ok(self.store.ticket_summaries(open_only).await?)
     }
 
-    /// One ticket with its whole context (by id or code).
+    /// One ticket with its whole context (by id or code) and knowledge entries for
+    /// the customer's latest questions.
     pub async fn ticket(&self, id: &str) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
-        self.view(t).await
+        let said = self.store.customer_messages(&t.conversation_id).await?;
+        let mut view = self.view(t).await?;
+        let bot = self.bot.clone();
+        view.suggestions =
+            tokio::task::spawn_blocking(move || bot.suggestions_for(&said, TICKET_SUGGESTIONS))
+                .await
+                .unwrap_or_default();
+        Ok(view)
+    }
+
+    /// An agent's search of the knowledge base (to answer with the shop's own words).
+    pub async fn search_knowledge(
+        &self,
+        query: &str,
+    ) -> Result<Vec<crate::bot::Suggestion>, ServiceError> {
+        let q = query.trim();
+        if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
+            return Err(ServiceError::Invalid {
+                field: "q",
+                message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
+            });
+        }
+        let bot = self.bot.clone();
+        let q = q.to_string();
+        tokio::task::spawn_blocking(move || bot.search_knowledge(&q, SEARCH_RESULTS))
+            .await
+            .map_err(|e| ServiceError::Retrieval(e.to_string()))?
+            .map_err(|e| ServiceError::Retrieval(e.to_string()))
     }
 
     async fn view(&self, ticket: TicketRow) -> Result<TicketView, AgentError> {
@@ -865,6 +904,7 @@ impl ConversationService {
             })
             .collect();
         Ok(TicketView {
+            suggestions: Vec::new(),
             ticket,
             customer,
             transcript,

@@ -110,6 +110,34 @@ impl Default for DialogueConfig {
     }
 }
 
+/// How many of the customer's latest messages [`Bot::suggestions_for`] looks up.
+const SUGGESTION_MESSAGES: usize = 3;
+
+/// A knowledge entry an agent may send as it is, or adapt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    pub id: String,
+    /// The entry's question (a passage's title).
+    pub question: String,
+    pub answer: String,
+    pub score: f32,
+}
+
+impl Suggestion {
+    fn of(e: &crate::knowledge::Entry, score: f32) -> Self {
+        Self {
+            id: e.id.clone(),
+            question: e
+                .question
+                .clone()
+                .or_else(|| e.title.clone())
+                .unwrap_or_else(|| e.id.clone()),
+            answer: e.answer.clone(),
+            score: (score * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
 pub struct Bot {
     /// Swapped whole when the knowledge base changes (no restart).
     core: std::sync::RwLock<Arc<Core>>,
@@ -182,6 +210,66 @@ impl Bot {
 
     pub fn core(&self) -> Arc<Core> {
         self.core.read().expect("core lock").clone()
+    }
+
+    /// Knowledge entries for an agent taking over a conversation: for the customer's
+    /// latest messages, the entry retrieval would answer with, or the ones it would
+    /// offer as a choice (each message's first before any second, newest first). Messages of fewer than three words, and those
+    /// the intent rules claim (greetings, requests for a person, complaints, …), are
+    /// not questions to look up. CPU-heavy: call it off the async executor.
+    pub fn suggestions_for(&self, said: &[String], limit: usize) -> Vec<Suggestion> {
+        let core = self.core();
+        let kb = core.retriever.knowledge();
+        let mut per_message: Vec<Vec<(usize, f32)>> = Vec::new();
+        for text in said.iter().rev().take(SUGGESTION_MESSAGES) {
+            if text.split_whitespace().count() < 3 || self.rules.read(text).is_some() {
+                continue;
+            }
+            let Ok(r) = core.retrieve(text, Mode::Hybrid) else {
+                continue;
+            };
+            let picked: Vec<(usize, f32)> = match r.decision {
+                Decision::Answer => r.best().map(|c| (c.index, c.score)).into_iter().collect(),
+                Decision::Clarify => r
+                    .offer
+                    .iter()
+                    .filter_map(|&i| r.candidates.iter().find(|c| c.index == i))
+                    .map(|c| (c.index, c.score))
+                    .collect(),
+                Decision::Handoff => Vec::new(),
+            };
+            per_message.push(picked);
+        }
+        // Round robin (each question's best entry before any question's second), so
+        // one vague message offered three choices does not crowd out the others.
+        let mut out: Vec<Suggestion> = Vec::new();
+        let depth = per_message.iter().map(Vec::len).max().unwrap_or(0);
+        for rank in 0..depth {
+            for &(i, score) in per_message.iter().filter_map(|p| p.get(rank)) {
+                let e = &kb.entries[i];
+                if out.len() < limit && !out.iter().any(|s| s.id == e.id) {
+                    out.push(Suggestion::of(e, score));
+                }
+            }
+        }
+        out
+    }
+
+    /// An agent's search of the knowledge base: the first `limit` candidates, whatever
+    /// retrieval would decide (the agent judges). CPU-heavy.
+    pub fn search_knowledge(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Suggestion>, crate::search::SearchError> {
+        let core = self.core();
+        let kb = core.retriever.knowledge();
+        let r = core.retrieve(query, Mode::Hybrid)?;
+        Ok(r.candidates
+            .iter()
+            .take(limit)
+            .map(|c| Suggestion::of(&kb.entries[c.index], c.score))
+            .collect())
     }
 
     /// Replaces the answering core (a reloaded knowledge base); turns in flight

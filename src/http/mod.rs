@@ -75,6 +75,14 @@ impl From<ServiceError> for ApiError {
                     "internal error, please retry",
                 )
             }
+            ServiceError::Retrieval(err) => {
+                tracing::error!(error = %err, "retrieval failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error, please retry",
+                )
+            }
         }
     }
 }
@@ -135,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/nps", post(send_nps))
         .route("/api/v1/knowledge", get(knowledge_status))
+        .route("/api/v1/knowledge/search", get(search_knowledge))
         .route("/api/v1/knowledge/reload", post(reload_knowledge))
         .route("/api/v1/knowledge/gaps", get(list_gaps))
         .route("/api/v1/knowledge/gaps/{id}/accept", post(accept_gap))
@@ -415,6 +424,20 @@ async fn list_handoffs(
 
 async fn get_handoff(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(s.svc.ticket(&id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+/// An agent's search of the knowledge base (the console's "Tìm trong kho kiến thức").
+async fn search_knowledge(s: SignedIn, Query(q): Query<SearchQuery>) -> Result<Response, ApiError> {
+    let found = s
+        .svc
+        .search_knowledge(q.q.as_deref().unwrap_or_default())
+        .await?;
+    Ok(Json(found).into_response())
 }
 
 async fn claim(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -30,6 +30,7 @@ try {
       before, { timeout: 20000 });
   }
   await say("shop có bán vé xem bóng đá không");
+  await say("phí ship ra hà nội bao nhiêu vậy");
   await say("cho mình gặp nhân viên tư vấn");
   const handedOffAt = Date.now();
   const notice = (await customer.locator(".msg.out").last().textContent()) || "";
@@ -52,6 +53,21 @@ try {
 
   await agent.getByRole("button", { name: "Nhận xử lý" }).click();
   await agent.locator("#detail .meta", { hasText: "Đang xử lý" }).waitFor({ timeout: 5000 });
+
+  // The knowledge base's entry for the customer's question is offered; using it puts
+  // its text in the reply box; a search finds other entries.
+  const suggested = agent.locator("#detail .kb-item").first();
+  await suggested.waitFor({ timeout: 5000 });
+  const question = (await suggested.locator(".kb-q").textContent()) || "";
+  expect(question.includes("Hà Nội"), "the ship-fee entry is suggested: " + question);
+  const entry = (await suggested.locator(".kb-a").textContent()) || "";
+  await suggested.getByRole("button", { name: "Dùng câu trả lời này" }).click();
+  expect((await agent.getByLabel("Trả lời khách hàng").inputValue()) === entry, "the entry's answer is in the reply box");
+  await agent.getByLabel("Tìm trong kho kiến thức").fill("đổi size áo");
+  await agent.getByLabel("Tìm trong kho kiến thức").press("Enter");
+  await agent.locator("#detail .kb-item .kb-q", { hasText: /size/i }).first().waitFor({ timeout: 5000 });
+  expect((await agent.locator("#detail .kb-item").count()) === 5, "five search results");
+
   const reply = "Dạ chào anh/chị, em là Lan bên CSKH. Bên em chưa bán vé bóng đá ạ.";
   await agent.getByLabel("Trả lời khách hàng").fill(reply);
   await agent.getByRole("button", { name: "Gửi trả lời" }).click();

@@ -326,3 +326,96 @@ fn tickets_agents_csat_and_release() {
     );
     assert_eq!(s, 404);
 }
+
+#[test]
+fn an_agent_is_offered_the_knowledge_entries_for_the_customers_questions_and_can_search() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
+    let mut chat = Chat::new(&server, "khach-goi-y");
+    // Answered, then a vague one met with a choice, then a request for a person.
+    let r = chat.say("phí ship ra hà nội bao nhiêu vậy");
+    assert_eq!(r["decision"]["faq_id"], "phi-ship-ha-noi", "{r}");
+    let r = chat.say("mình muốn hỏi về đổi trả");
+    let offered: Vec<String> = r["decision"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(r["decision"]["decision"], "clarify", "{r}");
+    assert_eq!(chat.say("cho mình gặp nhân viên")["handoff"], true);
+
+    let token = crate::server::agent_login(&server, "lan", "mat-khau-an-toan");
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    // The full queue listing does not look anything up; one ticket's view does.
+    assert!(list[0].get("suggestions").is_none(), "{}", list[0]);
+    let (s, t) = call(
+        &server,
+        "GET",
+        &format!("/api/v1/handoffs/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{t}");
+    let ids: Vec<&str> = t["suggestions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no suggestions: {t}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    // Each question's first entry before any second, newest first: the bot's first
+    // offer for "đổi trả", the ship fee, then its second offer; the request for a
+    // person is not looked up. At most three.
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[0], offered[0], "{ids:?} vs {offered:?}");
+    assert_eq!(ids[1], "phi-ship-ha-noi", "{ids:?}");
+    assert_eq!(ids[2], offered[1], "{ids:?} vs {offered:?}");
+    let first = &t["suggestions"][0];
+    assert!(
+        first["answer"].as_str().unwrap().starts_with("Dạ") && first["question"].is_string(),
+        "{first}"
+    );
+
+    // Search: agents only; a clear error for an empty or oversized query.
+    let (s, _) = call(
+        &server,
+        "GET",
+        "/api/v1/knowledge/search?q=ship",
+        None,
+        None,
+    );
+    assert_eq!(s, 401);
+    for q in ["", "%20%20"] {
+        let (s, v) = call(
+            &server,
+            "GET",
+            &format!("/api/v1/knowledge/search?q={q}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_field", "{v}");
+    }
+    let long = "a".repeat(501);
+    let (s, _) = call(
+        &server,
+        "GET",
+        &format!("/api/v1/knowledge/search?q={long}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 400);
+    let (s, found) = call(
+        &server,
+        "GET",
+        "/api/v1/knowledge/search?q=ship%20ra%20ha%20noi%20het%20bao%20nhieu",
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{found}");
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert_eq!(found[0]["id"], "phi-ship-ha-noi", "{found:?}");
+}
