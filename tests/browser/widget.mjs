@@ -46,6 +46,21 @@ try {
   reply = await ask("phi ship ra ha noi bao nhieu");
   expect(reply.includes("25.000đ"), "answer without diacritics mentions 25.000đ, got: " + reply);
 
+  // Addresses, e-mails and phone numbers in answers are links; amounts and a bare
+  // "đầu số 1900" are not, and the text reads exactly as the knowledge base wrote it.
+  expect((await botMessages.last().locator("a").count()) === 0, "no links in a fee answer");
+  reply = await ask("hotline bên mình làm việc mấy giờ vậy");
+  const hours = botMessages.last();
+  expect(reply.includes("hotline 1900 6868 hoạt động") && reply.includes("cskh@mayxanh.vn"), "hotline answer: " + reply);
+  const hrefs = await hours.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+  expect(JSON.stringify(hrefs) === JSON.stringify(["tel:19006868", "mailto:cskh@mayxanh.vn"]),
+    "phone and e-mail links: " + hrefs);
+  reply = await ask("làm sao tra cứu hạn bảo hành sản phẩm");
+  const web = botMessages.last().locator("a");
+  expect((await web.count()) === 1 && (await web.getAttribute("href")) === "https://mayxanh.vn/bao-hanh"
+    && (await web.getAttribute("target")) === "_blank" && (await web.getAttribute("rel")) === "noopener noreferrer",
+    "web address link: " + reply);
+
   // A vague question gets quick replies; clicking one answers it.
   reply = await ask("bảo hành");
   const quick = page.locator(".quick button");
@@ -69,7 +84,8 @@ try {
   await page.locator(".msg.in", { hasText: "Phí ship ra Hà Nội bao nhiêu vậy shop?" }).waitFor({ timeout: 10000 });
   await page.locator(".msg.in", { hasText: label }).waitFor();
   const inCount = await page.locator(".msg.in").count();
-  expect(inCount === 4, "4 customer messages after reload, got " + inCount);
+  expect(inCount === 6, "6 customer messages after reload, got " + inCount);
+  expect((await page.locator('.msg.out a[href="tel:19006868"]').count()) === 1, "links are kept in the history");
 
   // Phone-sized screen: the open panel fills the screen.
   const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });

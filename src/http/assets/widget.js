@@ -34,6 +34,7 @@
     ".msg.in{align-self:flex-end;background:#0f766e;color:#fff;border-bottom-right-radius:4px}",
     ".msg.out{align-self:flex-start;background:#fff;color:#1f2937;border-bottom-left-radius:4px;box-shadow:0 1px 2px rgba(0,0,0,.06)}",
     ".msg.agent{border-left:3px solid #f59e0b}",
+    ".msg a{color:#0f766e;text-decoration:underline;word-break:break-all}",
     ".quick{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start;max-width:92%}",
     ".quick button{border:1px solid #0f766e;background:#fff;color:#0f766e;border-radius:16px;padding:6px 10px;font-size:13px;cursor:pointer;text-align:left}",
     ".typing{align-self:flex-start;color:#64748b;font-size:13px;padding:4px 8px}",
@@ -87,13 +88,47 @@
     for (var i = 0; i < q.length; i++) q[i].remove();
   }
 
+  // Web addresses, e-mails and phone numbers in the shop's answers become links (as
+  // Messenger and Zalo show them); everything else stays text, never HTML.
+  var LINKS = new RegExp([
+    "([\\w.+-]+@[\\w-]+(?:\\.[\\w-]+)+)",
+    "((?:https?:\\/\\/|www\\.)[^\\s<>\"']+|[a-z0-9][a-z0-9-]*(?:\\.[a-z0-9-]+)*\\.(?:vn|com|net|org|io|me|info|shop|store)(?:\\/[^\\s<>\"']*)?)",
+    "((?:\\+84|0)(?:[ .]?\\d){9,10}|1[89]00(?:[ .]?\\d){4,6})"
+  ].join("|"), "gi");
+  function linkify(el, text) {
+    var at = 0, m;
+    LINKS.lastIndex = 0;
+    while ((m = LINKS.exec(text))) {
+      var found = m[0], start = m.index;
+      var before = start > 0 ? text[start - 1] : "";
+      // Part of a longer word or number (an amount like 1.900.000đ): not a link.
+      if (/[\w@\/.]/.test(before)) continue;
+      while (/[.,;:!?)]$/.test(found) && !(found.slice(-1) === ")" && found.indexOf("(") >= 0)) found = found.slice(0, -1);
+      var after = text.slice(start + found.length, start + found.length + 4);
+      var href;
+      if (m[1]) href = "mailto:" + found;
+      else if (m[2]) href = (/^https?:/i.test(found) ? "" : "https://") + found;
+      else if (/^[.,]?\d|^\s?(?:đ|vn[dđ]|k\b)/i.test(after)) continue;
+      else href = "tel:" + found.replace(/[ .]/g, "");
+      if (start > at) el.appendChild(document.createTextNode(text.slice(at, start)));
+      var a = document.createElement("a");
+      a.href = href;
+      a.textContent = found;
+      if (!m[3]) { a.target = "_blank"; a.rel = "noopener noreferrer"; }
+      el.appendChild(a);
+      at = start + found.length;
+      LINKS.lastIndex = at;
+    }
+    if (at < text.length) el.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function addMessage(m) {
     if (m.id && shown[m.id]) return;
     if (m.id) shown[m.id] = true;
     var incoming = m.direction === "in";
     var el = document.createElement("div");
     el.className = "msg " + (incoming ? "in" : "out") + (m.author === "agent" ? " agent" : "");
-    el.textContent = m.text;
+    if (incoming) el.textContent = m.text; else linkify(el, m.text);
     if (typing && !incoming) log.insertBefore(el, typing); else log.appendChild(el);
     if (!incoming) {
       clearQuick();
