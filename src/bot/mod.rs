@@ -64,6 +64,22 @@ pub struct DialogueState {
     pub offered: Vec<String>,
     pub verified_phone: Option<String>,
     pub verified_orders: Vec<String>,
+    /// The last question answered from the knowledge base, for follow-ups like "còn
+    /// Đà Nẵng thì sao?".
+    pub last_answered: Option<Answered>,
+}
+
+/// A question the bot answered, and the entry it answered with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answered {
+    /// Self-contained: for a follow-up answered in context, the question it followed.
+    pub question: String,
+    /// The entry the last answer gave.
+    pub entry: String,
+    /// The entry `question` itself was answered with (equal to `entry` unless the
+    /// last answer was a follow-up's).
+    #[serde(default)]
+    pub question_entry: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +163,7 @@ pub struct Bot {
     config: DialogueConfig,
     /// Rewrites retrieval's choice into a natural reply (checked; optional).
     llm: Option<Arc<crate::llm::Llm>>,
+    followups: crate::text::Followups,
 }
 
 impl Bot {
@@ -162,6 +179,7 @@ impl Bot {
             orders,
             config,
             llm: None,
+            followups: crate::text::Followups::default(),
         })
     }
 
@@ -320,6 +338,11 @@ impl Bot {
                 state.offered.clear();
                 state.fallbacks = 0;
                 if let Some(r) = self.answer_entry(&id) {
+                    state.last_answered = self.entry_label(&id).map(|question| Answered {
+                        question,
+                        entry: id.clone(),
+                        question_entry: id.clone(),
+                    });
                     return outcome(vec![r], Intent::Faq, None, None, &ents);
                 }
             }
@@ -370,16 +393,42 @@ impl Bot {
             return outcome(vec![Reply::text(text)], small, None, None, &ents);
         }
 
-        // Retrieval.
+        // Retrieval; a follow-up ("còn Đà Nẵng thì sao?") that is not answerable on
+        // its own is read again after the question it follows. That reading is taken
+        // only when it answers, and with another entry than last time: the previous
+        // question's words must not simply win again. (Reading it without that entry
+        // instead answered 3 more follow-ups but also a question about gold prices.)
         let me = Arc::clone(self);
         let owned = text.to_string();
+        let previous = state.last_answered.clone().filter(|_| {
+            self.followups
+                .continues(self.core().retriever.normalizer(), text)
+        });
         let result = tokio::task::spawn_blocking(move || {
             let core = me.core();
-            core.retrieve(&owned, Mode::Hybrid)
-                .map(|r| (core.to_result(&r), r.offer.clone()))
+            let alone = core.retrieve(&owned, Mode::Hybrid)?;
+            if alone.decision != Decision::Answer {
+                if let Some(prev) = &previous {
+                    let joined =
+                        core.retrieve(&format!("{} {owned}", prev.question), Mode::Hybrid)?;
+                    let entry = joined.best().map(|c| c.id.as_str());
+                    let again = [prev.entry.as_str(), prev.question_entry.as_str()];
+                    if joined.decision == Decision::Answer
+                        && entry.is_some_and(|e| !again.contains(&e))
+                    {
+                        tracing::debug!(entry = ?entry, "follow-up answered in context");
+                        return Ok((
+                            core.to_result(&joined),
+                            joined.offer.clone(),
+                            Some(prev.clone()),
+                        ));
+                    }
+                }
+            }
+            Ok::<_, crate::search::SearchError>((core.to_result(&alone), alone.offer.clone(), None))
         })
         .await;
-        let (ask, offer) = match result {
+        let (ask, offer, context) = match result {
             Ok(Ok(x)) => x,
             other => {
                 tracing::error!(error = ?other.err(), "retrieval failed");
@@ -398,6 +447,19 @@ impl Bot {
         match ask.decision {
             Decision::Answer => {
                 state.fallbacks = 0;
+                state.last_answered = ask.faq_id.clone().map(|entry| match context {
+                    // A follow-up: the next one still reads after the first question.
+                    Some(prev) => Answered {
+                        question: prev.question,
+                        question_entry: prev.question_entry,
+                        entry,
+                    },
+                    None => Answered {
+                        question: text.to_string(),
+                        question_entry: entry.clone(),
+                        entry,
+                    },
+                });
                 let text = match self.rewrite(text, &ask).await {
                     Some(t) => t,
                     None => ask.answer.clone().unwrap_or_default(),

@@ -4,6 +4,7 @@
 //! Everything here is pure and deterministic: the same function is applied to knowledge
 //! entries and to customer messages so both sides meet on one normalized form.
 
+mod followup;
 mod places;
 mod restore;
 
@@ -13,6 +14,7 @@ use thiserror::Error;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
+pub use followup::Followups;
 pub use places::Gazetteer;
 pub use restore::DiacriticRestorer;
 

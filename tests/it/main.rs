@@ -5,6 +5,7 @@ mod architecture;
 mod browser;
 mod channels;
 mod core_cli;
+mod followups;
 mod gaps;
 mod handoff;
 mod llm;
