@@ -400,28 +400,39 @@ impl Bot {
         // instead answered 3 more follow-ups but also a question about gold prices.)
         let me = Arc::clone(self);
         let owned = text.to_string();
-        let previous = state.last_answered.clone().filter(|_| {
-            self.followups
-                .continues(self.core().retriever.normalizer(), text)
+        let previous = state.last_answered.clone().and_then(|prev| {
+            let content = self
+                .followups
+                .content(self.core().retriever.normalizer(), text)?;
+            Some((prev, content))
         });
         let result = tokio::task::spawn_blocking(move || {
             let core = me.core();
             let alone = core.retrieve(&owned, Mode::Hybrid)?;
             if alone.decision != Decision::Answer {
-                if let Some(prev) = &previous {
-                    let joined =
-                        core.retrieve(&format!("{} {owned}", prev.question), Mode::Hybrid)?;
-                    let entry = joined.best().map(|c| c.id.as_str());
+                if let Some((prev, content)) = &previous {
                     let again = [prev.entry.as_str(), prev.question_entry.as_str()];
-                    if joined.decision == Decision::Answer
-                        && entry.is_some_and(|e| !again.contains(&e))
-                    {
-                        tracing::debug!(entry = ?entry, "follow-up answered in context");
-                        return Ok((
-                            core.to_result(&joined),
-                            joined.offer.clone(),
-                            Some(prev.clone()),
-                        ));
+                    let readings = [
+                        core.retriever.substitute(
+                            &prev.question,
+                            content,
+                            crate::text::has_diacritics(&owned),
+                            &|s| me.followups.is_frame(s),
+                        ),
+                        Some(format!("{} {owned}", prev.question)),
+                    ];
+                    for reading in readings.iter().flatten() {
+                        let r = core.retrieve(reading, Mode::Hybrid)?;
+                        let best = r.best();
+                        let entry = best.map(|c| c.id.as_str());
+                        // The entry must be about what the follow-up adds.
+                        if r.decision == Decision::Answer
+                            && entry.is_some_and(|e| !again.contains(&e))
+                            && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content))
+                        {
+                            tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
+                            return Ok((core.to_result(&r), r.offer.clone(), Some(prev.clone())));
+                        }
                     }
                 }
             }

@@ -532,6 +532,62 @@ impl Retriever {
         self.read(text).1
     }
 
+    /// Whether entry `index` holds every word of `words` that the knowledge base
+    /// knows, and `words` has at least one such word (diacritics ignored).
+    pub fn entry_has_words(&self, index: usize, words: &[String]) -> bool {
+        let known: Vec<String> = words
+            .iter()
+            .map(|w| fold(w))
+            .filter(|w| self.idf.contains_key(w))
+            .collect();
+        !known.is_empty() && known.iter().all(|w| self.entry_words[index].contains(w))
+    }
+
+    /// `previous` with its most specific words replaced by `content`: "phí ship ra
+    /// Hà Nội bao nhiêu" + "đà nẵng" → "phí ship ra đà nẵng bao nhiêu". The replaced
+    /// span is as long as `content` (at most two syllables), holds no word that only
+    /// frames the question (`is_frame`: "bao nhiêu", "không", …) and has the highest
+    /// IDF in the knowledge base; words the knowledge base does not know weigh 0.
+    /// `content_marked`: the follow-up was typed with diacritics (its marks are
+    /// restored otherwise, as retrieval does for any message).
+    pub fn substitute(
+        &self,
+        previous: &str,
+        content: &[String],
+        content_marked: bool,
+        is_frame: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        let marks = |syl: &[String], marked: bool| {
+            if marked {
+                self.restorer.respell(syl)
+            } else {
+                self.restorer.restore(syl)
+            }
+        };
+        let prev = marks(
+            &self.normalizer.syllables(previous),
+            has_diacritics(previous),
+        );
+        let content = marks(content, content_marked);
+        let k = content.len().min(2);
+        if k == 0 || prev.len() < k {
+            return None;
+        }
+        let weight = |w: &[String]| -> f32 {
+            w.iter()
+                .map(|s| self.idf.get(&fold(s)).copied().unwrap_or(0.0))
+                .sum()
+        };
+        let at = (0..=prev.len() - k)
+            .rev()
+            .filter(|&a| prev[a..a + k].iter().all(|s| !is_frame(s)))
+            .max_by(|&a, &b| weight(&prev[a..a + k]).total_cmp(&weight(&prev[b..b + k])))?;
+        let mut out: Vec<String> = prev[..at].to_vec();
+        out.extend(content.iter().cloned());
+        out.extend(prev[at + k..].iter().cloned());
+        Some(out.join(" "))
+    }
+
     /// How well marks are restored on this message: its words as typed against the
     /// restorer's reading of the same words with every mark removed, as (restored
     /// exactly, words). `None` for a message typed without marks.
@@ -950,6 +1006,51 @@ mod tests {
         assert_eq!(&order[RERANK_DEPTH..], &[RERANK_DEPTH, RERANK_DEPTH + 1]);
         assert!(lead.abs() < 1e-6, "3 and 7 tie: {lead}");
         assert_eq!(list[0].score, 7.0, "scores stay the fused ones");
+    }
+
+    #[test]
+    fn a_follow_up_replaces_the_previous_question_s_most_specific_words() {
+        let kb = KnowledgeBase::new(vec![
+            entry("hn", "Phí ship ra Hà Nội bao nhiêu?", "Dạ, 25.000đ ạ."),
+            entry("dn", "Phí ship ra Đà Nẵng bao nhiêu?", "Dạ, 35.000đ ạ."),
+            entry("momo", "Thanh toán bằng MoMo được không?", "Dạ được ạ."),
+            entry("zalo", "Có thanh toán qua ZaloPay không?", "Dạ có ạ."),
+        ])
+        .unwrap();
+        let r =
+            Retriever::build(Arc::new(kb), None, None, None, RetrievalParams::default()).unwrap();
+        let frame = |s: &str| ["bao", "nhiêu", "được", "không", "ra", "bằng"].contains(&s);
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let cases = [
+            (
+                "phí ship ra Hà Nội bao nhiêu",
+                "đà nẵng",
+                true,
+                "phí giao hàng ra đà nẵng bao nhiêu",
+            ),
+            (
+                "phi ship ra ha noi bao nhieu",
+                "da nang",
+                false,
+                "phí giao hàng ra đà nẵng bao nhiêu",
+            ),
+            (
+                "Thanh toán bằng MoMo được không",
+                "zalopay",
+                true,
+                "thanh toán bằng zalopay được không",
+            ),
+        ];
+        for (prev, content, marked, want) in cases {
+            let got = r.substitute(prev, &words(content), marked, &frame);
+            assert_eq!(got.as_deref(), Some(want), "{prev} + {content}");
+        }
+        // Nothing to put in, or only frame words to replace: no reading.
+        assert_eq!(r.substitute("phí ship", &[], true, &frame), None);
+        assert_eq!(
+            r.substitute("bao nhiêu", &words("đà nẵng"), true, &frame),
+            None
+        );
     }
 
     #[test]
