@@ -31,8 +31,6 @@ pub enum Cause {
     Request,
     /// SIGHUP.
     Signal,
-    /// An accepted knowledge gap wrote a new entry.
-    Gap,
 }
 
 #[derive(Debug, Error)]

@@ -232,9 +232,10 @@ impl Bot {
 
     /// Knowledge entries for an agent taking over a conversation: for the customer's
     /// latest messages, the entry retrieval would answer with, or the ones it would
-    /// offer as a choice (each message's first before any second, newest first). Messages of fewer than three words, and those
-    /// the intent rules claim (greetings, requests for a person, complaints, …), are
-    /// not questions to look up. CPU-heavy: call it off the async executor.
+    /// offer as a choice (each message's first before any second, newest first).
+    /// Messages of fewer than three words, and those the intent rules claim
+    /// (greetings, requests for a person, complaints, …), are not questions to look
+    /// up. CPU-heavy: call it off the async executor.
     pub fn suggestions_for(&self, said: &[String], limit: usize) -> Vec<Suggestion> {
         let core = self.core();
         let kb = core.retriever.knowledge();
@@ -393,11 +394,13 @@ impl Bot {
             return outcome(vec![Reply::text(text)], small, None, None, &ents);
         }
 
-        // Retrieval; a follow-up ("còn Đà Nẵng thì sao?") that is not answerable on
-        // its own is read again after the question it follows. That reading is taken
-        // only when it answers, and with another entry than last time: the previous
-        // question's words must not simply win again. (Reading it without that entry
-        // instead answered 3 more follow-ups but also a question about gold prices.)
+        // Retrieval. A follow-up ("còn Đà Nẵng thì sao?") that is not answerable on its
+        // own is read again with the last answered question: that question with its
+        // most specific words replaced by the follow-up's, then both together. A
+        // reading is taken only when it answers, with an entry other than the ones
+        // that question and the last answer got (its own words must not simply win
+        // again), and with an entry that holds the words the follow-up adds (else
+        // "thế còn giá vàng thì sao" after a warranty question gets the warranty).
         let me = Arc::clone(self);
         let owned = text.to_string();
         let previous = state.last_answered.clone().and_then(|prev| {
