@@ -242,6 +242,9 @@ impl Config {
         if let Some(v) = env("CSKH_MODEL") {
             cfg.model = v.into();
         }
+        if let Some(v) = env_parse(env, "CSKH_FOLLOWUP_MINUTES")? {
+            cfg.dialogue.followup_minutes = v;
+        }
         if let Some(v) = env_parse(env, "CSKH_KNOWLEDGE_WATCH_SECS")? {
             cfg.knowledge_watch_secs = v;
         }

@@ -80,6 +80,18 @@ pub struct Answered {
     /// last answer was a follow-up's).
     #[serde(default)]
     pub question_entry: String,
+    /// When the last answer was given.
+    #[serde(default)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Answered {
+    /// Whether a follow-up now can still mean this question.
+    fn recent(&self, minutes: u32) -> bool {
+        self.at.is_some_and(|at| {
+            chrono::Utc::now() - at <= chrono::Duration::minutes(i64::from(minutes))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +126,9 @@ pub struct DialogueConfig {
     /// Failed verifications before a hand-off.
     pub verification_attempts: u32,
     pub order_code_pattern: String,
+    /// How long after an answer a follow-up ("còn Đà Nẵng thì sao?") is still read
+    /// with the question before it (0: never).
+    pub followup_minutes: u32,
 }
 
 impl Default for DialogueConfig {
@@ -122,6 +137,7 @@ impl Default for DialogueConfig {
             fallbacks_before_handoff: 2,
             verification_attempts: 3,
             order_code_pattern: entities::DEFAULT_ORDER_PATTERN.to_string(),
+            followup_minutes: 30,
         }
     }
 }
@@ -343,6 +359,7 @@ impl Bot {
                         question,
                         entry: id.clone(),
                         question_entry: id.clone(),
+                        at: Some(chrono::Utc::now()),
                     });
                     return outcome(vec![r], Intent::Faq, None, None, &ents);
                 }
@@ -403,12 +420,17 @@ impl Bot {
         // "thế còn giá vàng thì sao" after a warranty question gets the warranty).
         let me = Arc::clone(self);
         let owned = text.to_string();
-        let previous = state.last_answered.clone().and_then(|prev| {
-            let content = self
-                .followups
-                .content(self.core().retriever.normalizer(), text)?;
-            Some((prev, content))
-        });
+        let window = self.config.followup_minutes;
+        let previous = state
+            .last_answered
+            .clone()
+            .filter(|p| p.recent(window))
+            .and_then(|prev| {
+                let content = self
+                    .followups
+                    .content(self.core().retriever.normalizer(), text)?;
+                Some((prev, content))
+            });
         let result = tokio::task::spawn_blocking(move || {
             let core = me.core();
             let alone = core.retrieve(&owned, Mode::Hybrid)?;
@@ -467,11 +489,13 @@ impl Bot {
                         question: prev.question,
                         question_entry: prev.question_entry,
                         entry,
+                        at: Some(chrono::Utc::now()),
                     },
                     None => Answered {
                         question: text.to_string(),
                         question_entry: entry.clone(),
                         entry,
+                        at: Some(chrono::Utc::now()),
                     },
                 });
                 let text = match self.rewrite(text, &ask).await {

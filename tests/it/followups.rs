@@ -77,4 +77,16 @@ fn follow_up_questions_are_read_with_the_question_before_them() {
     assert!(right >= 22, "follow-ups answered right: {right}/{n}");
     assert!(wrong <= 3, "follow-ups answered wrong: {wrong}/{n}");
     assert_eq!(oos_answered, 0, "unanswerable follow-ups answered");
+    drop(server);
+
+    // Past the follow-up window (here: none at all) a follow-up is read alone.
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("CSKH_FOLLOWUP_MINUTES", "0")]);
+    let mut c = Chat::new(&server, "fu-late");
+    assert_eq!(
+        decision(&c.say("phí ship ra hà nội bao nhiêu vậy shop")).1,
+        Some("phi-ship-ha-noi")
+    );
+    let v = c.say("còn đà nẵng thì sao");
+    assert_ne!(decision(&v).0, Some("answer"), "{v}");
 }
