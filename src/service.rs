@@ -812,6 +812,46 @@ impl ConversationService {
         Ok(view)
     }
 
+    /// What retrieval decides for `query` on the knowledge base as it is now (the
+    /// operator's "try a question"; no conversation is created or stored).
+    pub async fn try_question(&self, query: &str) -> Result<serde_json::Value, ServiceError> {
+        let q = query.trim();
+        if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
+            return Err(ServiceError::Invalid {
+                field: "q",
+                message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
+            });
+        }
+        let bot = self.bot.clone();
+        let q = q.to_string();
+        tokio::task::spawn_blocking(move || {
+            let core = bot.core();
+            let r = core.ask(&q, crate::search::Mode::Hybrid)?;
+            let kb = core.retriever.knowledge();
+            let label = |id: &str| {
+                kb.get(id).map(|e| {
+                    e.question
+                        .clone()
+                        .or_else(|| e.title.clone())
+                        .unwrap_or_else(|| e.id.clone())
+                })
+            };
+            let mut v = serde_json::to_value(&r).expect("ask result");
+            v["question"] = serde_json::json!(r.faq_id.as_deref().and_then(label));
+            v["candidates"] = r
+                .candidates
+                .iter()
+                .map(
+                    |c| serde_json::json!({"id": c.id, "score": c.score, "question": label(&c.id)}),
+                )
+                .collect();
+            Ok(v)
+        })
+        .await
+        .map_err(|e| ServiceError::Retrieval(e.to_string()))?
+        .map_err(|e: crate::search::SearchError| ServiceError::Retrieval(e.to_string()))
+    }
+
     /// An agent's search of the knowledge base (to answer with the shop's own words).
     pub async fn search_knowledge(
         &self,

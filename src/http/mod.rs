@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/nps", post(send_nps))
         .route("/api/v1/knowledge", get(knowledge_status))
         .route("/api/v1/knowledge/search", get(search_knowledge))
+        .route("/api/v1/knowledge/try", get(try_question))
         .route("/api/v1/knowledge/reload", post(reload_knowledge))
         .route("/api/v1/knowledge/gaps", get(list_gaps))
         .route("/api/v1/knowledge/gaps/{id}/accept", post(accept_gap))
@@ -1109,6 +1110,18 @@ fn reloader(svc: &ConversationService) -> Result<Arc<crate::reload::Reloader>, A
             "this server cannot rebuild its knowledge index",
         )
     })
+}
+
+/// What the bot's retrieval decides for a question (the dashboard's "Thử câu hỏi").
+async fn try_question(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers)?;
+    let svc = service(&state)?;
+    let v = svc.try_question(q.q.as_deref().unwrap_or_default()).await?;
+    Ok(Json(v).into_response())
 }
 
 /// The knowledge base that answers now, and the last rebuild that failed.

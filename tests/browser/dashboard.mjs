@@ -57,6 +57,16 @@ try {
   expect((await page.locator("#kb-error").textContent()) === "", "no reload error");
   await page.click("#kb-reload");
   await page.locator("#kb-note").filter({ hasText: /^Đã nạp lại: \d+ mục, mất \d+ ms\.$/ }).waitFor({ timeout: 20000 });
+  // Trying a question shows what the bot would do, without a conversation.
+  await page.fill("#try-q", "ship ra ha noi het bao nhieu tien");
+  await page.click('#try button[type="submit"]');
+  await page.waitForSelector("#try-result[data-decision='answer']", { timeout: 20000 });
+  const tried = (await page.locator("#try-result").textContent()) || "";
+  expect(tried.startsWith("Bot trả lời bằng mục «Phí ship ra Hà Nội bao nhiêu?»") && tried.includes("25.000đ"),
+    "tried question: " + tried);
+  await page.fill("#try-q", "shop có bán vé máy bay không");
+  await page.click('#try button[type="submit"]');
+  await page.waitForSelector("#try-result[data-decision='handoff']", { timeout: 20000 });
   const gapRows = await page.locator("#gaps tr").count();
   expect(gapRows >= 1, "knowledge gaps listed");
   expect(external.length === 0, "no external requests: " + external);

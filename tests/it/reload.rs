@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::server::{call, Chat, Server};
+use crate::server::{call, db_count, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "reload-admin-token";
@@ -85,9 +85,33 @@ fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
     let entries = start["entries"].as_u64().unwrap();
     assert!(entries >= 80, "{start}");
 
-    // Not in the knowledge base yet: not answered.
+    // Not in the knowledge base yet: not answered, and the operator's "try a
+    // question" says so without storing a conversation.
     let v = Chat::new(&server, "before").say(QUESTION);
     assert_ne!(v["decision"]["decision"], "answer", "{v}");
+    let try_it = || {
+        let path = format!("/api/v1/knowledge/try?q={}", QUESTION.replace(' ', "%20"));
+        let (s, v) = call(&server, "GET", &path, Some(ADMIN), None);
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let conversations = || db_count(data.path(), "SELECT COUNT(*) FROM conversations");
+    let before = conversations();
+    assert_ne!(try_it()["decision"], "answer");
+    assert_eq!(conversations(), before);
+    let (s, _) = call(&server, "GET", "/api/v1/knowledge/try?q=ship", None, None);
+    assert_eq!(s, 401);
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/knowledge/try?q=",
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
 
     // The operator adds a file; the watcher picks it up.
     std::fs::write(kb.join("dich-vu-them.md"), ENGRAVING).unwrap();
@@ -97,6 +121,13 @@ fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
         after["files"].as_u64().unwrap(),
         start["files"].as_u64().unwrap() + 1
     );
+    let tried = try_it();
+    assert_eq!(
+        (tried["decision"].as_str(), tried["faq_id"].as_str()),
+        (Some("answer"), Some("khac-ten-vi-da")),
+        "{tried}"
+    );
+    assert_eq!(tried["question"], "Shop có khắc tên lên ví da không?");
     let v = Chat::new(&server, "after").say(QUESTION);
     assert_eq!(v["decision"]["decision"], "answer", "{v}");
     assert_eq!(v["decision"]["faq_id"], "khac-ten-vi-da", "{v}");
