@@ -133,6 +133,6 @@ impl Core {
     }
 }
 
-fn round3(x: f32) -> f32 {
+pub(crate) fn round3(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0
 }

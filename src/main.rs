@@ -331,22 +331,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: KnowledgeCommand::Check { knowledge },
         } => {
             let kb = KnowledgeBase::load(&knowledge)?;
-            let passages = kb.entries.iter().filter(|e| e.is_passage()).count();
+            let c = kb.contents();
             let variants: usize = kb.entries.iter().map(|e| e.variants.len()).sum();
-            let files = if knowledge.is_dir() {
-                cskh::knowledge::knowledge_files(&knowledge)?.len()
-            } else {
-                1
-            };
             println!(
                 "{}: {} entries ({} with questions, {} passages only), {} question variants, {} file{}",
                 knowledge.display(),
-                kb.len(),
-                kb.len() - passages,
-                passages,
+                c.entries,
+                c.entries - c.passages,
+                c.passages,
                 variants,
-                files,
-                if files == 1 { "" } else { "s" }
+                c.files,
+                if c.files == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
         }

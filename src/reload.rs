@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::answer::{Core, CoreError, CoreOptions};
 use crate::bot::Bot;
-use crate::knowledge::{knowledge_files, KnowledgeBase, KnowledgeError};
+use crate::knowledge::{knowledge_files, Contents, KnowledgeError};
 use crate::search::index_dir;
 
 /// What set a rebuild off.
@@ -55,9 +55,8 @@ impl From<CoreError> for ReloadError {
 /// last rebuild that failed since it was loaded.
 #[derive(Debug, Clone, Serialize)]
 pub struct KnowledgeStatus {
-    pub entries: usize,
-    pub passages: usize,
-    pub files: usize,
+    #[serde(flatten)]
+    pub contents: Contents,
     pub loaded_at: DateTime<Utc>,
     /// Successful rebuilds since the server started.
     pub reloads: u64,
@@ -74,9 +73,8 @@ pub struct ReloadFailure {
 /// One successful rebuild.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {
-    pub entries: usize,
-    pub passages: usize,
-    pub files: usize,
+    #[serde(flatten)]
+    pub contents: Contents,
     pub took_ms: u64,
 }
 
@@ -94,13 +92,6 @@ pub struct Reloader {
     opts: CoreOptions,
     attempt: tokio::sync::Mutex<Attempt>,
     status: RwLock<KnowledgeStatus>,
-}
-
-fn count(kb: &KnowledgeBase) -> (usize, usize) {
-    (
-        kb.len(),
-        kb.entries.iter().filter(|e| e.is_passage()).count(),
-    )
 }
 
 /// A fingerprint of the knowledge files: their paths, sizes and modification times
@@ -139,8 +130,6 @@ impl Reloader {
     /// `core` was loaded from `opts` after `fingerprint` was taken.
     pub fn new(opts: CoreOptions, core: &Core, fingerprint: u64) -> Self {
         let kb = core.retriever.knowledge();
-        let (entries, passages) = count(kb);
-        let files = file_count(&opts.knowledge);
         let index_dirs = opts
             .data
             .as_deref()
@@ -152,9 +141,7 @@ impl Reloader {
                 index_dirs,
             }),
             status: RwLock::new(KnowledgeStatus {
-                entries,
-                passages,
-                files,
+                contents: kb.contents(),
                 loaded_at: Utc::now(),
                 reloads: 0,
                 last_error: None,
@@ -212,8 +199,7 @@ impl Reloader {
         attempt.fingerprint = fp;
         let core = Arc::new(built?);
         let kb = core.retriever.knowledge();
-        let (entries, passages) = count(kb);
-        let files = file_count(&self.opts.knowledge);
+        let contents = kb.contents();
         if let Some(data) = &self.opts.data {
             let dir = index_dir(data, kb);
             if attempt.index_dirs.last() != Some(&dir) {
@@ -223,24 +209,20 @@ impl Reloader {
         }
         bot.swap_core(core);
         let report = ReloadReport {
-            entries,
-            passages,
-            files,
+            contents,
             took_ms: started.elapsed().as_millis() as u64,
         };
         {
             let mut s = self.status.write().expect("status lock");
-            s.entries = entries;
-            s.passages = passages;
-            s.files = files;
+            s.contents = contents;
             s.loaded_at = Utc::now();
             s.reloads += 1;
             s.last_error = None;
         }
         tracing::info!(
-            entries,
-            passages,
-            files,
+            entries = contents.entries,
+            passages = contents.passages,
+            files = contents.files,
             took_ms = report.took_ms,
             "knowledge reloaded"
         );
@@ -270,14 +252,6 @@ impl Reloader {
             pending = None;
             let _ = self.reload(&bot, Cause::FilesChanged).await;
         }
-    }
-}
-
-fn file_count(knowledge: &Path) -> usize {
-    if knowledge.is_dir() {
-        knowledge_files(knowledge).map(|f| f.len()).unwrap_or(0)
-    } else {
-        1
     }
 }
 

@@ -746,6 +746,19 @@ const SEARCH_RESULTS: usize = 5;
 /// The longest search an agent can type.
 const MAX_SEARCH_CHARS: usize = 500;
 
+/// A question typed into a knowledge search or "try a question", trimmed; empty or
+/// too long is the caller's error.
+fn search_text(query: &str) -> Result<String, ServiceError> {
+    let q = query.trim();
+    if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
+        return Err(ServiceError::Invalid {
+            field: "q",
+            message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
+        });
+    }
+    Ok(q.to_string())
+}
+
 /// Departments a ticket can be routed to.
 pub const DEPARTMENTS: [&str; 5] = ["kỹ thuật", "kho vận", "kế toán", "bán hàng", "CSKH"];
 
@@ -815,27 +828,13 @@ impl ConversationService {
     /// What retrieval decides for `query` on the knowledge base as it is now (the
     /// operator's "try a question"; no conversation is created or stored).
     pub async fn try_question(&self, query: &str) -> Result<serde_json::Value, ServiceError> {
-        let q = query.trim();
-        if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
-            return Err(ServiceError::Invalid {
-                field: "q",
-                message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
-            });
-        }
+        let q = search_text(query)?;
         let bot = self.bot.clone();
-        let q = q.to_string();
         tokio::task::spawn_blocking(move || {
             let core = bot.core();
             let r = core.ask(&q, crate::search::Mode::Hybrid)?;
             let kb = core.retriever.knowledge();
-            let label = |id: &str| {
-                kb.get(id).map(|e| {
-                    e.question
-                        .clone()
-                        .or_else(|| e.title.clone())
-                        .unwrap_or_else(|| e.id.clone())
-                })
-            };
+            let label = |id: &str| kb.get(id).map(|e| e.label().to_string());
             let mut v = serde_json::to_value(&r).expect("ask result");
             v["question"] = serde_json::json!(r.faq_id.as_deref().and_then(label));
             v["candidates"] = r
@@ -857,15 +856,8 @@ impl ConversationService {
         &self,
         query: &str,
     ) -> Result<Vec<crate::bot::Suggestion>, ServiceError> {
-        let q = query.trim();
-        if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
-            return Err(ServiceError::Invalid {
-                field: "q",
-                message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
-            });
-        }
+        let q = search_text(query)?;
         let bot = self.bot.clone();
-        let q = q.to_string();
         tokio::task::spawn_blocking(move || bot.search_knowledge(&q, SEARCH_RESULTS))
             .await
             .map_err(|e| ServiceError::Retrieval(e.to_string()))?

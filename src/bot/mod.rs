@@ -159,13 +159,9 @@ impl Suggestion {
     fn of(e: &crate::knowledge::Entry, score: f32) -> Self {
         Self {
             id: e.id.clone(),
-            question: e
-                .question
-                .clone()
-                .or_else(|| e.title.clone())
-                .unwrap_or_else(|| e.id.clone()),
+            question: e.label().to_string(),
             answer: e.answer.clone(),
-            score: (score * 1000.0).round() / 1000.0,
+            score: crate::answer::round3(score),
         }
     }
 }
@@ -315,13 +311,7 @@ impl Bot {
 
     fn entry_label(&self, id: &str) -> Option<String> {
         let core = self.core();
-        let e = core.retriever.knowledge().get(id)?;
-        Some(
-            e.question
-                .clone()
-                .or_else(|| e.title.clone())
-                .unwrap_or_else(|| e.id.clone()),
-        )
+        Some(core.retriever.knowledge().get(id)?.label().to_string())
     }
 
     fn answer_entry(&self, id: &str) -> Option<Reply> {

@@ -39,6 +39,14 @@ impl KnowledgeError {
     }
 }
 
+/// Counts of a knowledge base: entries, passage-only entries, files holding entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Contents {
+    pub entries: usize,
+    pub passages: usize,
+    pub files: usize,
+}
+
 /// Where an entry was written, for error messages and the operator's benefit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Origin {
@@ -65,6 +73,14 @@ pub struct Entry {
 impl Entry {
     pub fn is_passage(&self) -> bool {
         self.question.is_none()
+    }
+
+    /// How the entry is named to people: its question, a passage's title, or its id.
+    pub fn label(&self) -> &str {
+        self.question
+            .as_deref()
+            .or(self.title.as_deref())
+            .unwrap_or(&self.id)
     }
 
     /// All ways the entry is asked: question and variants.
@@ -148,6 +164,20 @@ impl KnowledgeBase {
             return Err(KnowledgeError::Empty(path.display().to_string()));
         }
         Self::new(entries)
+    }
+
+    /// What the knowledge base holds, as operators are told.
+    pub fn contents(&self) -> Contents {
+        let files: std::collections::HashSet<&Path> = self
+            .entries
+            .iter()
+            .map(|e| e.origin.file.as_path())
+            .collect();
+        Contents {
+            entries: self.entries.len(),
+            passages: self.entries.iter().filter(|e| e.is_passage()).count(),
+            files: files.len(),
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&Entry> {

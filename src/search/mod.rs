@@ -557,18 +557,11 @@ impl Retriever {
         content_marked: bool,
         is_frame: &dyn Fn(&str) -> bool,
     ) -> Option<String> {
-        let marks = |syl: &[String], marked: bool| {
-            if marked {
-                self.restorer.respell(syl)
-            } else {
-                self.restorer.restore(syl)
-            }
-        };
-        let prev = marks(
+        let prev = self.marks(
             &self.normalizer.syllables(previous),
             has_diacritics(previous),
         );
-        let content = marks(content, content_marked);
+        let content = self.marks(content, content_marked);
         let k = content.len().min(2);
         if k == 0 || prev.len() < k {
             return None;
@@ -610,13 +603,19 @@ impl Retriever {
     }
 
     /// The syllables as typed (normalized) and as understood ([`Self::understand`]).
+    /// Syllables with their marks as retrieval reads them: typed with marks, only
+    /// the two known slips respelled; typed without, the marks restored.
+    fn marks(&self, syl: &[String], typed_with_marks: bool) -> Vec<String> {
+        if typed_with_marks {
+            self.restorer.respell(syl)
+        } else {
+            self.restorer.restore(syl)
+        }
+    }
+
     fn read(&self, text: &str) -> (Vec<String>, Vec<String>) {
         let syl = self.normalizer.syllables(text);
-        let mut out = if has_diacritics(text) {
-            self.restorer.respell(&syl)
-        } else {
-            self.restorer.restore(&syl)
-        };
+        let mut out = self.marks(&syl, has_diacritics(text));
         // Places as typed ("dong anh") and, where that changed them, as respelled
         // ("an giag" → "an giang").
         let mut zones: Vec<&[String]> = self.gazetteer.zones(&syl);

@@ -52,32 +52,27 @@ impl Followups {
     /// ("còn Đà Nẵng thì sao ạ" → "đà nẵng"), as syllables; `None` if `text` is not a
     /// continuation.
     pub fn content(&self, normalizer: &Normalizer, text: &str) -> Option<Vec<String>> {
-        if !self.continues(normalizer, text) {
+        let mut syl = normalizer.syllables(text);
+        let mut folded: Vec<String> = syl.iter().map(|s| fold(&s.to_lowercase())).collect();
+        if folded.is_empty() || folded.len() > self.max_words {
             return None;
         }
-        let mut syl = normalizer.syllables(text);
-        let folded = |s: &[String]| -> Vec<String> { s.iter().flat_map(|x| words(x)).collect() };
-        if syl.len() != folded(&syl).len() {
-            return Some(Vec::new());
+        let longest = |cues: &[Vec<String>], hit: &dyn Fn(&[String]) -> bool| {
+            cues.iter().filter(|p| hit(p)).map(Vec::len).max()
+        };
+        let start = longest(&self.starts, &|p| folded.starts_with(p));
+        if let Some(n) = start {
+            syl.drain(..n);
+            folded.drain(..n);
         }
-        if let Some(p) = self
-            .starts
-            .iter()
-            .filter(|p| folded(&syl).starts_with(p))
-            .max_by_key(|p| p.len())
-        {
-            syl.drain(..p.len());
-        }
-        while syl.len() > 1 && self.particles.contains(&fold(&syl[syl.len() - 1])) {
+        while folded.len() > 1 && folded.last().is_some_and(|l| self.particles.contains(l)) {
             syl.pop();
+            folded.pop();
         }
-        if let Some(p) = self
-            .ends
-            .iter()
-            .filter(|p| folded(&syl).ends_with(p))
-            .max_by_key(|p| p.len())
-        {
-            syl.truncate(syl.len() - p.len());
+        match longest(&self.ends, &|p| folded.ends_with(p)) {
+            Some(n) => syl.truncate(syl.len() - n),
+            None if start.is_none() => return None,
+            None => {}
         }
         Some(syl)
     }
@@ -90,21 +85,7 @@ impl Followups {
 
     /// Whether `text` reads as a continuation of the question before it.
     pub fn continues(&self, normalizer: &Normalizer, text: &str) -> bool {
-        let mut w: Vec<String> = normalizer
-            .syllables(text)
-            .iter()
-            .flat_map(|s| words(s))
-            .collect();
-        if w.is_empty() || w.len() > self.max_words {
-            return false;
-        }
-        if self.starts.iter().any(|p| w.starts_with(p)) {
-            return true;
-        }
-        while w.len() > 1 && w.last().is_some_and(|l| self.particles.contains(l)) {
-            w.pop();
-        }
-        self.ends.iter().any(|p| w.ends_with(p))
+        self.content(normalizer, text).is_some()
     }
 }
 
