@@ -243,8 +243,10 @@ impl Bot {
     }
 
     /// Knowledge entries for an agent taking over a conversation: for the customer's
-    /// latest messages, the entry retrieval would answer with, or the ones it would
-    /// offer as a choice (each message's first before any second, newest first).
+    /// latest messages, the entry retrieval would answer with, the ones it would
+    /// offer as a choice, or, for a message it would hand off, its first two
+    /// candidates (the agent judges; a hand-off is where a lead helps most), each
+    /// message's first before any second, newest first.
     /// Messages of fewer than three words, and those the intent rules claim
     /// (greetings, requests for a person, complaints, …), are not questions to look
     /// up. CPU-heavy: call it off the async executor.
@@ -267,7 +269,12 @@ impl Bot {
                     .filter_map(|&i| r.candidates.iter().find(|c| c.index == i))
                     .map(|c| (c.index, c.score))
                     .collect(),
-                Decision::Handoff => Vec::new(),
+                Decision::Handoff => r
+                    .candidates
+                    .iter()
+                    .take(2)
+                    .map(|c| (c.index, c.score))
+                    .collect(),
             };
             per_message.push(picked);
         }

@@ -99,6 +99,73 @@ impl Entry {
             (None, None) => self.answer.clone(),
         }
     }
+
+    /// The passage text in pieces of at most `max_words` words each, for a model that
+    /// reads a bounded number of tokens: the whole text when it fits, else its
+    /// sentences packed into windows that overlap by one sentence, each led by the
+    /// title or question. A sentence longer than a window is cut into pieces.
+    pub fn passage_windows(&self, max_words: usize) -> Vec<String> {
+        let whole = self.passage_text();
+        if whole.split_whitespace().count() <= max_words {
+            return vec![whole];
+        }
+        let head = self.title.as_deref().or(self.question.as_deref());
+        let head_words = head.map_or(0, |h| h.split_whitespace().count());
+        let room = max_words
+            .saturating_sub(head_words)
+            .max(max_words / 2)
+            .max(1);
+        let mut pieces: Vec<Vec<&str>> = Vec::new();
+        for sentence in sentences(&self.answer) {
+            let words: Vec<&str> = sentence.split_whitespace().collect();
+            pieces.extend(words.chunks(room).map(<[&str]>::to_vec));
+        }
+        let mut windows = Vec::new();
+        let mut start = 0;
+        while start < pieces.len() {
+            let mut end = start;
+            let mut len = 0;
+            while end < pieces.len() && (end == start || len + pieces[end].len() <= room) {
+                len += pieces[end].len();
+                end += 1;
+            }
+            let body = pieces[start..end].concat().join(" ");
+            windows.push(match head {
+                Some(h) => format!("{h}. {body}"),
+                None => body,
+            });
+            if end == pieces.len() {
+                break;
+            }
+            // Overlap by the last sentence when the window holds more than it and it
+            // fits beside the next one.
+            let overlap = end - start > 1 && pieces[end - 1].len() + pieces[end].len() <= room;
+            start = if overlap { end - 1 } else { end };
+        }
+        windows
+    }
+}
+
+/// A text's sentences: split after `.`, `!`, `?` or `…` followed by white space, and at
+/// line breaks.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut from = 0;
+        let mut chars = line.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if matches!(c, '.' | '!' | '?' | '…')
+                && chars.peek().is_some_and(|(_, n)| n.is_whitespace())
+            {
+                let end = i + c.len_utf8();
+                out.push(&line[from..end]);
+                from = end;
+            }
+        }
+        out.push(&line[from..]);
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -310,10 +377,66 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     fn write(dir: &Path, name: &str, body: &str) {
         fs::write(dir.join(name), body).unwrap();
+    }
+
+    fn passage(title: Option<&str>, answer: &str) -> Entry {
+        Entry {
+            id: "p".into(),
+            question: None,
+            title: title.map(Into::into),
+            variants: Vec::new(),
+            answer: answer.into(),
+            category: None,
+            tags: Vec::new(),
+            origin: Origin {
+                file: "kb.md".into(),
+                line: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn long_passages_are_read_in_overlapping_windows() {
+        // Fits: one window, the text as before (its cached vector stays valid).
+        let short = passage(Some("Bảo hành"), "Bảo hành 12 tháng. Đổi mới 7 ngày.");
+        assert_eq!(short.passage_windows(10), [short.passage_text()]);
+        // Sentences packed up to the limit, the next window starting with the last
+        // sentence of the one before; every window led by the title.
+        let long = passage(
+            Some("Giao hàng"),
+            "Một hai ba bốn. Năm sáu bảy tám. Chín mười mười một.\nMười hai mười ba?",
+        );
+        assert_eq!(
+            long.passage_windows(10),
+            [
+                "Giao hàng. Một hai ba bốn. Năm sáu bảy tám.",
+                "Giao hàng. Năm sáu bảy tám. Chín mười mười một.",
+                "Giao hàng. Chín mười mười một. Mười hai mười ba?",
+            ]
+        );
+        // A sentence longer than a window is cut; no title, no lead.
+        let run_on = passage(None, "a b c d e f g h i j k");
+        assert_eq!(run_on.passage_windows(4), ["a b c d", "e f g h", "i j k"]);
+        // Every word is in some window.
+        for e in [&long, &run_on] {
+            let all: HashSet<String> = e
+                .passage_windows(4)
+                .iter()
+                .flat_map(|w| w.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .collect();
+            assert!(e.answer.split_whitespace().all(|w| all.contains(w)));
+        }
+        // Decimal points and amounts do not end a sentence.
+        assert_eq!(
+            sentences("Giá 1.500.000đ. Hết."),
+            ["Giá 1.500.000đ.", " Hết."]
+        );
     }
 
     #[test]

@@ -72,10 +72,10 @@ fn follow_up_questions_are_read_with_the_question_before_them() {
     println!(
         "FOLLOWUPS n={n} answered_right={right} answered_wrong={wrong} oos={oos} oos_answered={oos_answered}"
     );
-    // Measured: 23 right and 3 wrong of 42 (15 and 3 reading each message alone; the
-    // 3 wrong are answered alone too), none of the 7 unanswerable ones answered.
-    assert!(right >= 22, "follow-ups answered right: {right}/{n}");
-    assert!(wrong <= 3, "follow-ups answered wrong: {wrong}/{n}");
+    // Measured: 21 right and 1 wrong of 42 (14 and 1 reading each message alone; the
+    // wrong one is answered alone too), none of the 7 unanswerable ones answered.
+    assert!(right >= 20, "follow-ups answered right: {right}/{n}");
+    assert!(wrong <= 2, "follow-ups answered wrong: {wrong}/{n}");
     assert_eq!(oos_answered, 0, "unanswerable follow-ups answered");
     drop(server);
 
