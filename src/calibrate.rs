@@ -409,7 +409,7 @@ pub fn calibrate(
                 (true, false) => true,
                 (false, true) => false,
                 (true, true) => point.coverage > b.coverage + one_query,
-                (false, false) => point.precision > b.precision + 1e-9,
+                (false, false) => point.precision > b.precision,
             },
         };
         if better {

@@ -456,34 +456,34 @@ impl Retriever {
                 .collect();
             let answer = normalizer.syllables(&e.answer);
             let answer_folded = fold_all(&answer);
-            let mut words: HashSet<String> = answer_folded.iter().cloned().collect();
             let mut entry = EntryTerms {
                 question: Vec::new(),
                 question_folded: Vec::new(),
                 answer: index_terms(&answer),
                 answer_folded: index_terms(&answer_folded),
             };
+            let mut asked_words: HashSet<String> = HashSet::new();
             for s in &asked {
                 let f = fold_all(s);
                 entry.question.extend(index_terms(s));
                 entry.question_folded.extend(index_terms(&f));
-                words.extend(f);
+                asked_words.extend(f);
             }
             let windows = e.passage_windows(COVERAGE_WINDOW_WORDS);
-            let asked_words: HashSet<&String> = asked.iter().flatten().collect();
             window_words.push(if windows.len() > 1 {
                 windows
                     .iter()
                     .map(|w| {
-                        let mut set: HashSet<String> =
-                            fold_all(&normalizer.syllables(w)).into_iter().collect();
-                        set.extend(asked_words.iter().map(|s| fold(s)));
+                        let mut set = asked_words.clone();
+                        set.extend(fold_all(&normalizer.syllables(w)));
                         set
                     })
                     .collect()
             } else {
                 Vec::new()
             });
+            let mut words = asked_words;
+            words.extend(answer_folded);
             terms.push(entry);
             entry_words.push(words);
             all_sentences.extend(asked);
