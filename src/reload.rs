@@ -10,7 +10,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -94,8 +94,11 @@ pub struct Reloader {
     status: RwLock<KnowledgeStatus>,
 }
 
-/// A fingerprint of the knowledge files: their paths, sizes and modification times
-/// (nanoseconds). A listing error fingerprints as the error, so a vanished directory
+/// A fingerprint of the knowledge files: their paths and contents. Contents, not
+/// sizes and modification times: an edit that keeps both (a same-length change
+/// within the file system's clock resolution, a restored backup, `cp -p`) is still
+/// seen. A knowledge base is a few megabytes at most, read from the page cache each
+/// poll. A listing or read error fingerprints as the error, so a vanished directory
 /// counts as a change and its rebuild reports why.
 pub fn fingerprint(dir: &Path) -> u64 {
     let mut h = DefaultHasher::new();
@@ -108,15 +111,8 @@ pub fn fingerprint(dir: &Path) -> u64 {
         Ok(files) => {
             for f in files {
                 f.hash(&mut h);
-                match std::fs::metadata(&f) {
-                    Ok(m) => {
-                        m.len().hash(&mut h);
-                        m.modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                            .map(|d| d.as_nanos())
-                            .hash(&mut h);
-                    }
+                match std::fs::read(&f) {
+                    Ok(bytes) => bytes.hash(&mut h),
                     Err(e) => e.kind().hash(&mut h),
                 }
             }

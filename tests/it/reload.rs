@@ -128,6 +128,31 @@ fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
         "{tried}"
     );
     assert_eq!(tried["question"], "Shop có khắc tên lên ví da không?");
+    // An edit that keeps the file's size and modification time is seen too.
+    let file = kb.join("dich-vu-them.md");
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let edited = ENGRAVING.replace("tối đa 12 ký tự", "tối đa 15 ký tự");
+    assert_eq!(edited.len(), ENGRAVING.len());
+    std::fs::write(&file, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+    let after = wait_for(&server, "the same-size edit is loaded", |v| {
+        v["reloads"] == 2
+    });
+    assert_eq!(after["entries"].as_u64().unwrap(), entries + 1, "{after}");
+    assert!(
+        try_it()["answer"]
+            .as_str()
+            .unwrap()
+            .contains("tối đa 15 ký tự"),
+        "{}",
+        try_it()
+    );
     let v = Chat::new(&server, "after").say(QUESTION);
     assert_eq!(v["decision"]["decision"], "answer", "{v}");
     assert_eq!(v["decision"]["faq_id"], "khac-ten-vi-da", "{v}");
@@ -162,7 +187,7 @@ fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let broken = status(&server);
-    assert_eq!(broken["reloads"], 1, "{broken}");
+    assert_eq!(broken["reloads"], 2, "{broken}");
     assert_eq!(broken["entries"], after["entries"], "{broken}");
     assert!(
         broken["last_error"]["message"]
@@ -188,7 +213,7 @@ fn knowledge_edits_go_live_without_a_restart_and_broken_ones_change_nothing() {
 
     // Fixed: the watcher reloads and the error is gone.
     std::fs::remove_file(kb.join("nhap.jsonl")).unwrap();
-    let fixed = wait_for(&server, "the fix is loaded", |v| v["reloads"] == 2);
+    let fixed = wait_for(&server, "the fix is loaded", |v| v["reloads"] == 3);
     assert_eq!(fixed["last_error"], Value::Null, "{fixed}");
 
     // The entry is taken out again; SIGHUP rereads too (watcher or signal, whichever
