@@ -237,6 +237,20 @@ struct CalibrateArgs {
     /// Write the parameters to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Another knowledge base and its labelled queries, `DIR=FILE`, pooled with
+    /// `--knowledge` and `--queries` (repeatable): parameters fitted on several
+    /// knowledge bases carry over better to one they were not fitted on.
+    #[arg(long = "also", value_name = "DIR=FILE", value_parser = parse_set)]
+    also: Vec<(PathBuf, PathBuf)>,
+}
+
+fn parse_set(s: &str) -> Result<(PathBuf, PathBuf), String> {
+    match s.split_once('=') {
+        Some((dir, file)) if !dir.is_empty() && !file.is_empty() => {
+            Ok((PathBuf::from(dir), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected KNOWLEDGE_DIR=QUERIES_FILE, got {s:?}")),
+    }
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -474,24 +488,45 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--mode dense is an evaluation baseline and has no calibration");
     }
     let lexical = a.mode == Mode::Bm25;
-    let queries = eval::load_queries(&a.queries)?;
     let opts = a.core.options()?;
-    let mut core = Core::load(&opts)?;
-    check_query_ids(&core, &queries)?;
+    let mut sets: Vec<(Core, Vec<eval::Query>)> = Vec::new();
+    let mut named = vec![a.queries.display().to_string()];
+    for (knowledge, queries) in
+        std::iter::once((opts.knowledge.clone(), a.queries.clone())).chain(a.also.clone())
+    {
+        let queries = eval::load_queries(&queries)?;
+        let core = Core::load(&CoreOptions {
+            knowledge,
+            ..opts.clone()
+        })?;
+        check_query_ids(&core, &queries)?;
+        sets.push((core, queries));
+    }
+    for (k, q) in &a.also {
+        named.push(format!("{}={}", k.display(), q.display()));
+    }
     // Hybrid: first the reranker, on the fused order; the decision models are then
     // fitted on what the reranked retrieval gives.
     let mut ranker_note = String::new();
     if !lexical {
-        let configured = core.retriever.params.rank_weights;
+        let configured = sets[0].0.retriever.params.rank_weights;
         // The reranker is fitted on (and `--no-rerank` keeps) the fused order.
-        core.retriever.params.rank_weights = [0.0; cskh::search::RANK_FEATURE_COUNT];
+        let set_weights = |sets: &mut Vec<(Core, Vec<eval::Query>)>, w| {
+            for (core, _) in sets.iter_mut() {
+                core.retriever.params.rank_weights = w;
+            }
+        };
+        set_weights(&mut sets, [0.0; cskh::search::RANK_FEATURE_COUNT]);
         ranker_note = if a.no_rerank {
             "# Reranker: off (--no-rerank), fused order.\n".into()
         } else {
-            let lists = calibrate::rank_lists(&core, &queries)?;
+            let mut lists = Vec::new();
+            for (core, queries) in &sets {
+                lists.extend(calibrate::rank_lists(core, queries)?);
+            }
             match calibrate::fit_ranker(&lists, a.folds) {
                 Ok(fit) => {
-                    core.retriever.params.rank_weights = fit.weights;
+                    set_weights(&mut sets, fit.weights);
                     format!(
                         "# Reranker: of {} queries with their entry among the first {}, \
                          {:.3} have it first in fused order, {:.3} after reranking \
@@ -504,7 +539,7 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
                     )
                 }
                 Err(calibrate::CalibrateError::TooFew { n, .. }) => {
-                    core.retriever.params.rank_weights = configured;
+                    set_weights(&mut sets, configured);
                     format!(
                         "# Reranker: {n} queries with their entry among the first {}: too \
                          few, or none placed below the first, to fit one; the configured \
@@ -516,23 +551,26 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
             }
         };
     }
-    let samples = calibrate::samples(&core, &queries, lexical)?;
+    let mut samples = Vec::new();
+    for (core, queries) in &sets {
+        samples.extend(calibrate::samples(core, queries, lexical)?);
+    }
     let out = calibrate::calibrate(
         &samples,
-        &core.retriever.params,
+        &sets[0].0.retriever.params,
         a.target_precision,
         a.folds,
         lexical,
     )?;
     let op = out.at_answer;
     let header = format!(
-        "# cskh calibrate --mode {} --queries {}: {} queries, {}-fold cross-validated.\n\
+        "# cskh calibrate --mode {} on {}: {} queries, {}-fold cross-validated.\n\
          # At answer threshold {:.2}: answer precision {:.3}, coverage {:.3}, \
          out-of-scope rejection {:.3}{}.\n\
          # Of the customers offered a choice, {:.0}% find the right entry in it. \
          L2 penalty {}.\n",
         if lexical { "bm25" } else { "hybrid" },
-        a.queries.display(),
+        named.join(", "),
         out.samples,
         out.folds,
         op.threshold,

@@ -446,6 +446,44 @@ fn calibrate_fits_parameters_that_eval_accepts() {
         "{text}"
     );
 
+    // Pooled with another knowledge base and its queries: both named, both counted.
+    let other_kb = root().join("eval/other/knowledge");
+    let other_set = format!(
+        "{}={}",
+        other_kb.display(),
+        root().join("eval/other/queries.jsonl").display()
+    );
+    let pooled = data.path().join("pooled.toml");
+    let o = calibrate(&["--mode", "bm25", "--also", &other_set], &dev, &pooled);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = fs::read_to_string(&pooled).unwrap();
+    let head = text.lines().next().unwrap();
+    assert!(head.contains(&other_set), "{head}");
+    let n: usize = head
+        .split(": ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    let dev_lines = fs::read_to_string(&dev).unwrap().lines().count();
+    assert!(n > dev_lines + 100, "{head}");
+    // The other set's queries checked against its own knowledge base: dev's queries
+    // against it name entries it does not have.
+    let crossed = format!("{}={}", other_kb.display(), dev.display());
+    let none = data.path().join("crossed.toml");
+    let o = calibrate(&["--also", &crossed], &dev, &none);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("names unknown entry"), "{}", stderr(&o));
+    assert!(!none.exists());
+    let o = calibrate(&["--also", "eval/other/knowledge"], &dev, &none);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("KNOWLEDGE_DIR=QUERIES_FILE"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!none.exists());
+
     // A query naming an entry the knowledge base does not have: an error, no file.
     let bad = data.path().join("bad.jsonl");
     fs::write(&bad, "{\"text\": \"phí ship\", \"faq_id\": \"khong-co\"}\n").unwrap();
