@@ -2,7 +2,8 @@
 //! candidate is the right entry" over a retrieval's [`Signals`] — on labelled queries,
 //! and picks the answer and clarify thresholds from cross-validated predictions, so a
 //! shop can calibrate the bot on its own knowledge base and its own customers' words.
-//! The shipped defaults are this command's output on `eval/dev.jsonl`.
+//! The shipped defaults are this command's output: hybrid on `eval/dev.jsonl`, lexical on
+//! it pooled with `eval/clinic` and `eval/bank` (`--also`).
 
 use thiserror::Error;
 
