@@ -281,8 +281,7 @@ impl ChannelAdapter for Messenger {
         let (kind, tag) =
             Self::messaging_type(&d.author, d.since_customer).map_err(SendError::Permanent)?;
         let page = d.account.as_deref().unwrap_or("me");
-        let chars: Vec<char> = d.text.chars().collect();
-        let chunks: Vec<String> = chars.chunks(MAX_TEXT).map(|c| c.iter().collect()).collect();
+        let chunks = super::split_text(&d.text, MAX_TEXT);
         let mut last_id = None;
         for (i, chunk) in chunks.iter().enumerate() {
             let mut message = json!({ "text": chunk });

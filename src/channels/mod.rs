@@ -171,6 +171,66 @@ fn transport_error(e: reqwest::Error) -> SendError {
     })
 }
 
+/// Splits a reply into messages of at most `max_chars` characters for a platform
+/// that caps a message's length, so a long answer arrives whole, in order, in several
+/// messages. Each cut falls at the last paragraph break within the limit, else the
+/// last sentence end, else the last space; only a single word longer than the limit
+/// is cut inside. Whitespace at the cuts is dropped. Empty text gives no message.
+pub(crate) fn split_text(text: &str, max_chars: usize) -> Vec<String> {
+    let max_chars = max_chars.max(1);
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while rest.chars().count() > max_chars {
+        let limit = rest
+            .char_indices()
+            .nth(max_chars)
+            .map_or(rest.len(), |(i, _)| i);
+        let cut = cut_point(rest, limit);
+        let (piece, tail) = rest.split_at(cut);
+        out.push(piece.trim_end().to_string());
+        rest = tail.trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+/// Where to cut `text` at or before byte `limit` (see [`split_text`]): the end of
+/// the last paragraph, sentence or word that fits, preferring the larger unit when
+/// it keeps at least half of the room used.
+fn cut_point(text: &str, limit: usize) -> usize {
+    let head = &text[..limit];
+    // A boundary at the limit itself: the next character is a space.
+    let at_limit = text[limit..].starts_with(char::is_whitespace);
+    let min = limit / 2;
+    if let Some(i) = head.rfind("\n\n").filter(|&i| i >= min) {
+        return i;
+    }
+    let mut sentence = None;
+    let mut word = None;
+    let mut prev = None;
+    for (i, c) in head.char_indices() {
+        if c.is_whitespace() && i > 0 {
+            word = Some(i);
+            if c == '\n' || matches!(prev, Some('.' | '!' | '?' | '…' | ':' | ';')) {
+                sentence = Some(i);
+            }
+        }
+        prev = Some(c);
+    }
+    if at_limit && matches!(prev, Some('.' | '!' | '?' | '…' | ':' | ';')) {
+        sentence = Some(limit);
+    }
+    if let Some(i) = sentence.filter(|&i| i >= min) {
+        return i;
+    }
+    if at_limit {
+        return limit;
+    }
+    word.filter(|&i| i > 0).unwrap_or(limit)
+}
+
 /// Shortens a quick-reply label to a platform's limit, on a character boundary.
 fn clip(label: &str, max_chars: usize) -> String {
     if label.chars().count() <= max_chars {
@@ -192,6 +252,50 @@ mod tests {
         }
         assert_eq!(Channel::parse("sms"), None);
         assert!(Channel::Zalo.pushes() && !Channel::Web.pushes());
+    }
+
+    #[test]
+    fn long_replies_split_at_paragraphs_sentences_or_words() {
+        let norm = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let para = "Dạ, phí giao hàng nội thành là 25.000đ ạ. Đơn từ 500.000đ được miễn phí.";
+        let cases: Vec<(String, usize, Vec<&str>)> = vec![
+            // Fits: one message, trimmed; empty: none.
+            ("  Dạ, được ạ.  ".into(), 20, vec!["Dạ, được ạ."]),
+            ("   ".into(), 20, vec![]),
+            // Paragraph break first.
+            (format!("{para}\n\n{para}"), 100, vec![para, para]),
+            // Else a sentence end.
+            (
+                para.into(),
+                60,
+                vec![
+                    "Dạ, phí giao hàng nội thành là 25.000đ ạ.",
+                    "Đơn từ 500.000đ được miễn phí.",
+                ],
+            ),
+            // Else a space; a word longer than the limit is cut inside.
+            (
+                "một hai ba bốn năm".into(),
+                9,
+                vec!["một hai", "ba bốn", "năm"],
+            ),
+            ("aaaaaaaaaaaa bb".into(), 5, vec!["aaaaa", "aaaaa", "aa bb"]),
+            // A boundary exactly at the limit.
+            ("abcd efgh".into(), 4, vec!["abcd", "efgh"]),
+        ];
+        for (text, max, want) in cases {
+            let got = split_text(&text, max);
+            assert_eq!(got, want, "{text:?} at {max}");
+            assert!(got.iter().all(|m| m.chars().count() <= max), "{got:?}");
+        }
+        // A long answer: nothing lost, nothing reordered, no word cut.
+        let long = [para; 60].join(" ");
+        let parts = split_text(&long, 2000);
+        assert_eq!(parts.len(), 3);
+        assert!(parts
+            .iter()
+            .all(|m| m.chars().count() <= 2000 && m.ends_with('.')));
+        assert_eq!(norm(&parts.join(" ")), norm(&long));
     }
 
     #[test]

@@ -106,23 +106,30 @@ impl Zalo {
     /// The reply as plain text, choices appended as a numbered list: the customer
     /// answers with the number or the label. A plain 1-5 rating scale is already
     /// explained in the question.
-    fn render(d: &Delivery) -> String {
-        let mut text = d.text.clone();
-        let numeric = d.quick_replies.iter().all(|q| q.parse::<u32>().is_ok());
-        if !d.quick_replies.is_empty() && !numeric {
-            for (i, q) in d.quick_replies.iter().enumerate() {
+    fn render(text: &str, choices: &[String]) -> String {
+        let mut text = text.to_string();
+        let numeric = choices.iter().all(|q| q.parse::<u32>().is_ok());
+        if !choices.is_empty() && !numeric {
+            for (i, q) in choices.iter().enumerate() {
                 text.push_str(&format!("\n{}. {}", i + 1, q));
             }
         }
-        text.chars().take(MAX_TEXT).collect()
+        text
     }
 
-    /// The `message` of a customer-service send: the text, with the choices as
-    /// buttons when there are few enough. A button's payload is the whole choice,
-    /// so a tap reads exactly as if the customer had typed it.
-    fn message(d: &Delivery) -> serde_json::Value {
+    /// The `message`s of a customer-service send, in order: the text in as many
+    /// messages as Zalo's length limit needs, with the choices as buttons on the
+    /// last when there are few enough (else as a numbered list). A button's payload
+    /// is the whole choice, so a tap reads exactly as if the customer had typed it.
+    fn messages(d: &Delivery) -> Vec<serde_json::Value> {
+        let plain = |text: &str| -> Vec<serde_json::Value> {
+            super::split_text(text, MAX_TEXT)
+                .into_iter()
+                .map(|t| json!({ "text": t }))
+                .collect()
+        };
         if d.quick_replies.is_empty() || d.quick_replies.len() > MAX_BUTTONS {
-            return json!({"text": Self::render(d)});
+            return plain(&Self::render(&d.text, &d.quick_replies));
         }
         let buttons: Vec<serde_json::Value> = d
             .quick_replies
@@ -135,11 +142,13 @@ impl Zalo {
                 })
             })
             .collect();
-        let text: String = d.text.chars().take(MAX_TEXT).collect();
-        json!({
-            "text": text,
+        let mut out = plain(&d.text);
+        let last = out.pop().map(|m| m["text"].clone()).unwrap_or(json!(""));
+        out.push(json!({
+            "text": last,
             "attachment": {"type": "template", "payload": {"buttons": buttons}},
-        })
+        }));
+        out
     }
 
     async fn post(
@@ -352,38 +361,50 @@ impl ChannelAdapter for Zalo {
     async fn send(&self, d: &Delivery) -> Result<Option<String>, SendError> {
         self.window(&d.author, d.since_customer)
             .map_err(SendError::Permanent)?;
-        let mut message = Self::message(d);
+        let mut queue: std::collections::VecDeque<serde_json::Value> = Self::messages(d).into();
         let mut refreshed = false;
-        loop {
-            let body = json!({"recipient": {"user_id": d.recipient}, "message": message});
-            let token = self.tokens.read().await.access.clone();
-            let v = self.post(&token, &body).await?;
-            let code = v["error"].as_i64().unwrap_or(i64::MIN);
-            if code == 0 {
-                return Ok(v["data"]["message_id"].as_str().map(String::from));
+        let mut last_id = None;
+        while let Some(message) = queue.pop_front() {
+            loop {
+                let body = json!({"recipient": {"user_id": d.recipient}, "message": message});
+                let token = self.tokens.read().await.access.clone();
+                let v = self.post(&token, &body).await?;
+                let code = v["error"].as_i64().unwrap_or(i64::MIN);
+                if code == 0 {
+                    last_id = v["data"]["message_id"].as_str().map(String::from);
+                    break;
+                }
+                if code == TOKEN_EXPIRED && !refreshed {
+                    self.refresh(&token).await?;
+                    refreshed = true;
+                    continue;
+                }
+                let detail = format!(
+                    "Zalo error {code}: {}",
+                    v["message"].as_str().unwrap_or("no message")
+                );
+                // -32: rate limit exceeded.
+                if code == -32 {
+                    return Err(SendError::Transient(detail));
+                }
+                if message.get("attachment").is_some() {
+                    // An OA or API version that refuses the button template still gets
+                    // the reply: its last part once more, with the choices as a
+                    // numbered list.
+                    tracing::warn!(%detail, "Zalo refused the choice buttons; sending them as a numbered list");
+                    let text = Self::render(
+                        message["text"].as_str().unwrap_or_default(),
+                        &d.quick_replies,
+                    );
+                    for part in super::split_text(&text, MAX_TEXT).into_iter().rev() {
+                        queue.push_front(json!({ "text": part }));
+                    }
+                    break;
+                }
+                return Err(SendError::Permanent(detail));
             }
-            if code == TOKEN_EXPIRED && !refreshed {
-                self.refresh(&token).await?;
-                refreshed = true;
-                continue;
-            }
-            let detail = format!(
-                "Zalo error {code}: {}",
-                v["message"].as_str().unwrap_or("no message")
-            );
-            // -32: rate limit exceeded.
-            if code == -32 {
-                return Err(SendError::Transient(detail));
-            }
-            if message.get("attachment").is_some() {
-                // An OA or API version that refuses the button template still gets
-                // the reply: once more, with the choices as numbered text.
-                tracing::warn!(%detail, "Zalo refused the choice buttons; sending them as a numbered list");
-                message = json!({"text": Self::render(d)});
-                continue;
-            }
-            return Err(SendError::Permanent(detail));
         }
+        Ok(last_id)
     }
 }
 
@@ -496,14 +517,17 @@ mod tests {
             since_customer: Some(chrono::Duration::minutes(1)),
         };
         assert_eq!(
-            Zalo::render(&d),
+            Zalo::render(&d.text, &d.quick_replies),
             "Anh/chị hỏi câu nào ạ?\n1. Phí ship\n2. Đổi trả"
         );
         let rating = Delivery {
             quick_replies: (1..=5).map(|i| i.to_string()).collect(),
             ..d
         };
-        assert_eq!(Zalo::render(&rating), "Anh/chị hỏi câu nào ạ?");
+        assert_eq!(
+            Zalo::render(&rating.text, &rating.quick_replies),
+            "Anh/chị hỏi câu nào ạ?"
+        );
         let a = adapter();
         assert!(a.window("agent", Some(chrono::Duration::hours(47))).is_ok());
         assert!(a
@@ -522,7 +546,7 @@ mod tests {
             author: "bot".into(),
             since_customer: Some(chrono::Duration::minutes(1)),
         };
-        let m = Zalo::message(&d);
+        let m = one(&d);
         assert_eq!(m["text"], "Dạ anh/chị muốn hỏi về mục nào ạ?");
         assert_eq!(m["attachment"]["type"], "template");
         let buttons = m["attachment"]["payload"]["buttons"].as_array().unwrap();
@@ -544,7 +568,7 @@ mod tests {
             quick_replies: (1..=5).map(|i| i.to_string()).collect(),
             ..d.clone()
         };
-        let m = Zalo::message(&rating);
+        let m = one(&rating);
         let titles: Vec<&str> = m["attachment"]["payload"]["buttons"]
             .as_array()
             .unwrap()
@@ -557,16 +581,46 @@ mod tests {
             quick_replies: (1..=6).map(|i| format!("Mục {i}")).collect(),
             ..d.clone()
         };
-        let m = Zalo::message(&many);
+        let m = one(&many);
         assert!(m.get("attachment").is_none());
         assert!(m["text"].as_str().unwrap().ends_with("\n6. Mục 6"));
         let plain = Delivery {
             quick_replies: Vec::new(),
-            ..d
+            ..d.clone()
         };
         assert_eq!(
-            Zalo::message(&plain),
+            one(&plain),
             json!({"text": "Dạ anh/chị muốn hỏi về mục nào ạ?"})
         );
+
+        // Longer than Zalo's 2,000 characters: several messages, the buttons on the
+        // last; without buttons, the numbered list ends the last.
+        let sentence = "Dạ, sản phẩm được đổi trong 7 ngày nếu còn nguyên tem mác ạ. ";
+        let long = Delivery {
+            text: sentence.repeat(70),
+            ..d.clone()
+        };
+        let ms = Zalo::messages(&long);
+        assert_eq!(ms.len(), 3);
+        for m in &ms[..2] {
+            assert!(m.get("attachment").is_none());
+        }
+        assert!(ms[2]["attachment"]["payload"]["buttons"].is_array());
+        let texts: Vec<&str> = ms.iter().map(|m| m["text"].as_str().unwrap()).collect();
+        assert!(texts.iter().all(|t| t.chars().count() <= MAX_TEXT));
+        assert_eq!(texts.join(" "), long.text.trim());
+        let ms = Zalo::messages(&Delivery {
+            quick_replies: (1..=6).map(|i| format!("Mục {i}")).collect(),
+            ..long
+        });
+        assert_eq!(ms.len(), 3);
+        assert!(ms[2]["text"].as_str().unwrap().ends_with("\n6. Mục 6"));
+    }
+
+    /// The one message of a short reply.
+    fn one(d: &Delivery) -> serde_json::Value {
+        let mut ms = Zalo::messages(d);
+        assert_eq!(ms.len(), 1, "{ms:?}");
+        ms.remove(0)
     }
 }

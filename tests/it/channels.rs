@@ -21,6 +21,8 @@ const PAGE: &str = "page-1";
 const ZALO_APP: &str = "4321987650";
 const OA_SECRET: &str = "oa-secret-key";
 const ZALO_APP_SECRET: &str = "zalo-app-secret";
+/// Both platforms refuse a text message over 2,000 characters.
+const MAX_TEXT: usize = 2000;
 
 /// One message the stand-in platform accepted.
 #[derive(Debug, Clone)]
@@ -115,6 +117,10 @@ impl Platform {
                             return (StatusCode::BAD_REQUEST, Json(e));
                         }
                         let to = body["recipient"]["id"].as_str().unwrap_or_default().to_string();
+                        if body["message"]["text"].as_str().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+                            let e = json!({"error": {"message": "(#100) Param message[text] must be UTF-8 encoded if it's a string and at most 2000 characters", "type": "OAuthException", "code": 100}});
+                            return (StatusCode::BAD_REQUEST, Json(e));
+                        }
                         if to.starts_with("blocked") {
                             let e = json!({"error": {"message": "This person isn't available right now.", "type": "OAuthException", "code": 551, "error_subcode": 1545041}});
                             return (StatusCode::BAD_REQUEST, Json(e));
@@ -142,6 +148,9 @@ impl Platform {
                         .map(String::from);
                     if token.as_deref() != Some(p.zalo_token.lock().unwrap().as_str()) {
                         return Json(json!({"error": -216, "message": "Access token is invalid"}));
+                    }
+                    if body["message"]["text"].as_str().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+                        return Json(json!({"error": -201, "message": "Parameters are invalid"}));
                     }
                     let attachment = &body["message"]["attachment"];
                     if !attachment.is_null() {
@@ -843,4 +852,76 @@ fn zalo_choices_are_buttons_and_a_tap_is_the_customers_answer() {
         ),
         3
     );
+}
+
+/// An answer longer than a platform's 2,000-character message limit reaches the
+/// customer whole, in order, in several messages cut between sentences.
+#[test]
+fn a_long_answer_arrives_whole_in_several_messages() {
+    let p = Platform::start();
+    let data = tempfile::tempdir().unwrap();
+    let kb = data.path().join("knowledge");
+    copy_dir(&root().join("knowledge"), &kb);
+    let paragraph = |topic: &str| {
+        format!(
+            "Với {topic}, anh/chị lau sạch bụi bằng khăn mềm hơi ẩm sau mỗi lần dùng, \
+             để khô tự nhiên ở nơi thoáng mát, tránh ánh nắng trực tiếp và máy sấy. \
+             Mỗi tháng một lần, anh/chị thoa một lớp kem dưỡng da không màu, để \
+             khoảng mười lăm phút rồi lau lại bằng khăn khô cho da mềm và không nứt. \
+             Khi cất lâu ngày, anh/chị nhồi giấy mềm vào bên trong để giữ dáng, cho \
+             vào túi vải đi kèm và đặt thêm gói hút ẩm, không bọc kín trong túi nilon \
+             vì da cần thoáng khí. Nếu bị dính nước mưa, anh/chị thấm khô ngay bằng \
+             khăn, không hơ lửa hay phơi nắng gắt vì da sẽ co và bong màu. Vết bẩn dầu \
+             mỡ nên mang đến cửa hàng Mây Xanh để được làm sạch miễn phí trong thời \
+             gian bảo hành ạ."
+        )
+    };
+    let answer = [
+        "túi xách da",
+        "giày da",
+        "ví da",
+        "thắt lưng da",
+        "áo khoác da",
+        "dây đồng hồ da",
+    ]
+    .map(paragraph)
+    .join("\n\n");
+    let n = answer.chars().count();
+    assert!(n > MAX_TEXT * 3 / 2, "{n}");
+    std::fs::write(
+        kb.join("bao-quan-do-da.md"),
+        format!(
+            "# Bảo quản\n\n## Hướng dẫn bảo quản đồ da như thế nào? {{#bao-quan-do-da}}\n\
+             ? cách giữ túi da giày da bền đẹp\n\n{answer}\n"
+        ),
+    )
+    .unwrap();
+    let mut env = p.env();
+    env.push(("CSKH_KNOWLEDGE", kb.to_str().unwrap().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start(data.path(), &env);
+
+    let question = "hướng dẫn bảo quản đồ da như thế nào ạ";
+    let norm = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let check = |got: &[Sent]| {
+        assert!(got.len() >= 2, "{got:?}");
+        let texts: Vec<String> = got.iter().map(Sent::text).collect();
+        for t in &texts {
+            assert!(t.chars().count() <= MAX_TEXT, "{t}");
+            assert!(t.ends_with('.'), "cut inside a sentence: {t}");
+        }
+        assert_eq!(norm(&texts.join(" ")), norm(&answer));
+    };
+    assert_eq!(send_zalo(&server, "zalo-long", "zl-1", question), 200);
+    p.wait_for("zalo-long", 2);
+    std::thread::sleep(Duration::from_millis(500));
+    check(&p.sent_to("zalo-long"));
+    assert_eq!(
+        send_messenger(&server, &messenger_body("fb-long", "fl-1", question)),
+        200
+    );
+    p.wait_for("fb-long", 2);
+    std::thread::sleep(Duration::from_millis(500));
+    check(&p.sent_to("fb-long"));
+    assert!(server.stop().success());
 }

@@ -49,15 +49,6 @@ fn wait_for(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        if e.path().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn index_dirs(data: &Path) -> usize {
     std::fs::read_dir(data.join("index"))
         .unwrap()

@@ -106,3 +106,13 @@ pub fn create_agent(data: &Path, username: &str, password: &str) {
         .arg(data));
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Copies the files of a directory (not its subdirectories) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
