@@ -18,8 +18,12 @@ use crate::store::{
     TurnRecord,
 };
 
-/// Longest customer message accepted, in characters.
+/// Longest customer message accepted through our own API and widget, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
+/// Longest message accepted from a messaging platform. Its limits are not ours to
+/// enforce: a signed message refused here would be lost (the platform does not
+/// resend it), so only an absurd size is refused.
+pub const MAX_PLATFORM_TEXT_CHARS: usize = 20_000;
 
 pub use crate::channels::Channel;
 
@@ -386,7 +390,11 @@ impl ConversationService {
         if msg.text.trim().is_empty() {
             return invalid("text", "must not be empty");
         }
-        if msg.text.chars().count() > MAX_TEXT_CHARS {
+        if msg.channel.pushes() {
+            if msg.text.chars().count() > MAX_PLATFORM_TEXT_CHARS {
+                return invalid("text", "is longer than 20000 characters");
+            }
+        } else if msg.text.chars().count() > MAX_TEXT_CHARS {
             return invalid("text", "is longer than 2000 characters");
         }
         Ok(())

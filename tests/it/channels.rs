@@ -855,7 +855,8 @@ fn zalo_choices_are_buttons_and_a_tap_is_the_customers_answer() {
 }
 
 /// An answer longer than a platform's 2,000-character message limit reaches the
-/// customer whole, in order, in several messages cut between sentences.
+/// customer whole, in order, in several messages cut between sentences; a customer's
+/// message over that length is kept and answered.
 #[test]
 fn a_long_answer_arrives_whole_in_several_messages() {
     let p = Platform::start();
@@ -923,5 +924,27 @@ fn a_long_answer_arrives_whole_in_several_messages() {
     p.wait_for("fb-long", 2);
     std::thread::sleep(Duration::from_millis(500));
     check(&p.sent_to("fb-long"));
+
+    // A customer's own long message (a complaint with the whole story) is kept
+    // whole and answered: the platforms' limits are theirs to enforce, and a signed
+    // message refused here would be lost.
+    let story = format!(
+        "{} Vậy shop hướng dẫn em bảo quản đồ da như thế nào ạ?",
+        "Em mua túi da ở shop tháng trước, dùng được ít hôm thì bị mưa ướt. ".repeat(40)
+    );
+    assert!(story.chars().count() > 2000);
+    assert_eq!(send_zalo(&server, "zalo-story", "zs-1", &story), 200);
+    p.wait_for("zalo-story", 1);
+    assert_eq!(
+        db_count(
+            data.path(),
+            &format!(
+                "SELECT COUNT(*) FROM messages WHERE channel_message_id = 'zs-1' \
+                 AND length(text) = {}",
+                story.chars().count()
+            )
+        ),
+        1
+    );
     assert!(server.stop().success());
 }
