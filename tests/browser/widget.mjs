@@ -77,6 +77,19 @@ try {
     { timeout: 20000 },
   );
   expect((await page.locator(".quick button").count()) === 0, "quick replies cleared after a choice");
+
+  // Longer than the server takes: not sent, not cut, still in the box, and the
+  // customer is told why in Vietnamese.
+  const long = "Em mua áo ở shop, mặc một lần đã bị xù lông. ".repeat(50).trim();
+  const inBefore = await page.locator(".msg.in").count();
+  await input.fill(long);
+  expect((await input.inputValue()) === long, "the box takes the whole long message");
+  await input.press("Enter");
+  const notice = page.locator(".msg.out", { hasText: "dài hơn 2.000 ký tự" });
+  await notice.waitFor({ timeout: 5000 });
+  expect((await input.inputValue()) === long, "the long message stays in the box");
+  expect((await page.locator(".msg.in").count()) === inBefore, "the long message was not sent");
+  await input.fill("");
   await page.screenshot({ path: shots + "/widget-desktop.png" });
 
   // Reload: the conversation is still there.

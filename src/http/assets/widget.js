@@ -9,6 +9,8 @@
   var script = document.currentScript;
   var base = script && script.src ? new URL(script.src).origin : location.origin;
   var title = (script && script.getAttribute("data-title")) || "Chăm sóc khách hàng";
+  // Longest message the server takes, in characters.
+  var MAX_CHARS = 2000;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -66,7 +68,7 @@
     '<button class="close" aria-label="Đóng khung chat">×</button></div>' +
     '<div class="status" role="status"></div>' +
     '<div class="log" aria-live="polite"></div>' +
-    '<form><input type="text" maxlength="2000" placeholder="Nhập tin nhắn…" aria-label="Tin nhắn">' +
+    '<form><input type="text" placeholder="Nhập tin nhắn…" aria-label="Tin nhắn">' +
     '<button type="submit">Gửi</button></form></div>';
 
   var bubble = root.querySelector(".bubble");
@@ -200,7 +202,10 @@
       pending--;
       if (!pending) setTyping(false);
       if (!r.ok) {
-        addMessage({ direction: "out", text: "Dạ, tin nhắn chưa gửi được: " + ((r.body.error && r.body.error.message) || "lỗi không xác định") });
+        // The server's reason is for developers; the customer gets their words back
+        // in the box, to send again.
+        addMessage({ direction: "out", text: "Dạ, tin nhắn vừa rồi em chưa nhận được ạ. Em đã để lại nội dung trong ô nhập, anh/chị bấm Gửi lại giúp em nhé." });
+        if (!input.value) input.value = text;
         return;
       }
       (r.body.replies || []).forEach(function (m) {
@@ -247,6 +252,12 @@
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var t = input.value;
+    // The server takes up to 2,000 characters (code points, as counted here); a
+    // longer message stays in the box instead of being cut or lost.
+    if (Array.from(t.trim()).length > MAX_CHARS) {
+      addMessage({ direction: "out", text: "Dạ, tin nhắn dài hơn 2.000 ký tự nên em chưa gửi được ạ. Anh/chị rút gọn hoặc chia thành vài tin giúp em nhé." });
+      return;
+    }
     input.value = "";
     send(t);
   });
