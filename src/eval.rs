@@ -26,8 +26,26 @@ pub enum EvalError {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Query {
     pub text: String,
-    #[serde(default)]
+    /// The expected entry; null (or absent, or empty) for an out-of-scope query. A
+    /// number is read as the id it names, as knowledge files' numeric ids are.
+    #[serde(default, deserialize_with = "entry_id")]
     pub faq_id: Option<String>,
+}
+
+/// An entry id as knowledge files accept it: a string (trimmed) or a number.
+fn entry_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => {
+            let s = s.trim();
+            Ok((!s.is_empty()).then(|| s.to_string()))
+        }
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "`faq_id` must be a string, a number or null, not {other}"
+        ))),
+    }
 }
 
 pub fn load_queries(path: &Path) -> Result<Vec<Query>, EvalError> {
@@ -266,5 +284,41 @@ pub fn intent_report(
         n: pairs.len(),
         accuracy: ratio(correct, pairs.len()),
         per_intent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_ids_are_read_as_knowledge_files_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.jsonl");
+        let lines = [
+            r#"{"text": "phí ship", "faq_id": 17}"#,
+            r#"{"text": "đổi trả", "faq_id": " doi-tra "}"#,
+            r#"{"text": "giá vàng", "faq_id": null}"#,
+            r#"{"text": "thời tiết"}"#,
+            "",
+            r#"{"text": "bóng đá", "faq_id": "", "extra": 1}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let ids: Vec<Option<String>> = load_queries(&path)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.faq_id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![Some("17".into()), Some("doi-tra".into()), None, None, None]
+        );
+        std::fs::write(
+            &path,
+            "{\"text\": \"a\"}\n{\"text\": \"b\", \"faq_id\": [1]}\n",
+        )
+        .unwrap();
+        let e = load_queries(&path).unwrap_err().to_string();
+        assert!(e.contains(":2") && e.contains("faq_id"), "{e}");
     }
 }
