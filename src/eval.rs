@@ -50,7 +50,7 @@ fn entry_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 
 pub fn load_queries(path: &Path) -> Result<Vec<Query>, EvalError> {
     let src =
-        std::fs::read_to_string(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+        crate::text::read_text(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
     let mut out = Vec::new();
     for (i, line) in src.lines().enumerate() {
         if line.trim().is_empty() {
@@ -215,7 +215,7 @@ pub fn run(core: &Core, queries: &[Query], mode: Mode) -> Result<(Report, Vec<Tr
 /// Reads `{"text": "...", "intent": "..."}` lines.
 pub fn load_intents(path: &Path) -> Result<Vec<(String, crate::bot::intents::Intent)>, EvalError> {
     let src =
-        std::fs::read_to_string(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
+        crate::text::read_text(path).map_err(|e| EvalError::Io(path.display().to_string(), e))?;
     #[derive(Deserialize)]
     struct Row {
         text: String,
@@ -292,7 +292,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_ids_are_read_as_knowledge_files_read_them() {
+    fn query_files_and_ids_are_read_as_knowledge_files_are() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.jsonl");
         let lines = [
@@ -303,7 +303,8 @@ mod tests {
             "",
             r#"{"text": "bóng đá", "faq_id": "", "extra": 1}"#,
         ];
-        std::fs::write(&path, lines.join("\n")).unwrap();
+        // Saved by a Windows tool: a byte-order mark and CRLF line ends.
+        std::fs::write(&path, format!("\u{feff}{}", lines.join("\r\n"))).unwrap();
         let ids: Vec<Option<String>> = load_queries(&path)
             .unwrap()
             .into_iter()

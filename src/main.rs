@@ -328,7 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders {
             command: OrdersCommand::Import { file, data },
         } => {
-            let src = std::fs::read_to_string(&file)
+            let src = cskh::text::read_text(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let n = runtime()?.block_on(async {
                 let store = Store::open(&data).await?;

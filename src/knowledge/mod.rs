@@ -211,7 +211,7 @@ impl KnowledgeBase {
         };
         let mut entries = Vec::new();
         for file in &files {
-            let text = fs::read_to_string(file).map_err(|source| KnowledgeError::Io {
+            let text = crate::text::read_text(file).map_err(|source| KnowledgeError::Io {
                 path: file.display().to_string(),
                 source,
             })?;
@@ -383,6 +383,37 @@ mod tests {
 
     fn write(dir: &Path, name: &str, body: &str) {
         fs::write(dir.join(name), body).unwrap();
+    }
+
+    #[test]
+    fn files_saved_with_a_byte_order_mark_and_crlf_load_like_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "a.jsonl",
+            "\u{feff}{\"id\": 7, \"question\": \"Phí ship bao nhiêu?\", \"answer\": \"Dạ 30.000đ ạ.\"}\r\n\
+             {\"id\": \"gio\", \"answer\": \"Cửa hàng mở cửa từ 8h đến 22h.\"}\r\n",
+        );
+        write(
+            dir.path(),
+            "b.md",
+            "\u{feff}# Thanh toán\r\n\r\n## Có COD không? {#cod}\r\n? ship cod dc ko\r\n\r\nDạ có ạ.\r\n",
+        );
+        let kb = KnowledgeBase::load(dir.path()).unwrap();
+        let got: Vec<(&str, Option<&str>, &str)> = kb
+            .entries
+            .iter()
+            .map(|e| (e.id.as_str(), e.question.as_deref(), e.answer.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("7", Some("Phí ship bao nhiêu?"), "Dạ 30.000đ ạ."),
+                ("gio", None, "Cửa hàng mở cửa từ 8h đến 22h."),
+                ("cod", Some("Có COD không?"), "Dạ có ạ."),
+            ]
+        );
+        assert_eq!(kb.get("cod").unwrap().variants, vec!["ship cod dc ko"]);
     }
 
     fn passage(title: Option<&str>, answer: &str) -> Entry {

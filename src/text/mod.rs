@@ -30,6 +30,17 @@ pub enum TextError {
     },
 }
 
+/// Reads a UTF-8 text file a person may have saved from Windows tools (Notepad,
+/// Excel's "CSV UTF-8"): a leading byte-order mark is dropped, so the first line
+/// reads like the others. Line ends (`\r\n` or `\n`) are left to `str::lines`.
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// NFC-normalizes `text` (customers' keyboards and copy-paste often send NFD).
 pub fn nfc(text: &str) -> String {
     text.nfc().collect()
