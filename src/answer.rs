@@ -36,6 +36,7 @@ pub struct CoreOptions {
 /// Loads the embedding model if present. A missing model is not an error: the core
 /// runs on BM25 alone and says so once; a broken model directory is an error.
 pub fn load_model(dir: &Path) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+    let dir = &model_dir(dir);
     match CandleEmbedder::load(dir) {
         // Concurrent customers' queries share forward passes.
         Ok(m) => Ok(Some(Arc::new(Batching::new(Arc::new(m))))),
@@ -47,6 +48,33 @@ pub fn load_model(dir: &Path) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
             Ok(None)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Where a model directory given relative to the working directory is: there, or,
+/// when the program runs from elsewhere (`/path/to/cskh/target/release/cskh eval` in
+/// another directory), the same path under the program's own install (the first of
+/// its executable's three nearest ancestors that holds it), so the model that
+/// `scripts/setup.sh` installed is not silently left out.
+pub fn model_dir(dir: &Path) -> PathBuf {
+    let installed = |d: &Path| d.join("config.json").is_file();
+    if dir.is_absolute() || installed(dir) {
+        return dir.to_path_buf();
+    }
+    let exe = std::env::current_exe().and_then(|e| e.canonicalize());
+    let found = exe.ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .map(|a| a.join(dir))
+            .find(|d| installed(d))
+    });
+    match found {
+        Some(d) => {
+            tracing::info!(model = %d.display(), "using the model installed with the program");
+            d
+        }
+        None => dir.to_path_buf(),
     }
 }
 

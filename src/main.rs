@@ -388,7 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     text,
                 },
         } => {
-            let m = CandleEmbedder::load_with(&model, precision)?;
+            let m = CandleEmbedder::load_with(&cskh::answer::model_dir(&model), precision)?;
             let kind = if passage {
                 TextKind::Passage
             } else {

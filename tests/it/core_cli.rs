@@ -35,6 +35,31 @@ fn ask_answers_with_and_without_diacritics() {
     }
 }
 
+/// Run from another directory, the program still finds the model installed with it
+/// (not silently BM25 alone).
+#[test]
+fn the_installed_model_is_found_from_any_working_directory() {
+    require_model();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = run(cskh()
+        .current_dir(elsewhere.path())
+        .env_remove("CSKH_MODEL")
+        .args(["ask", "--json", "--knowledge"])
+        .arg(root().join("knowledge"))
+        .arg("phí ship ra Hà Nội bao nhiêu"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("no embedding model"), "{err}");
+    assert!(
+        err.contains("using the model installed with the program"),
+        "{err}"
+    );
+    let r: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["faq_id"], "phi-ship-ha-noi", "{r}");
+    // The index and caches went to the working directory's `data`, as asked.
+    assert!(elsewhere.path().join("data").is_dir());
+}
+
 #[test]
 fn ask_hands_off_what_the_knowledge_base_cannot_answer() {
     let data = tempfile::tempdir().unwrap();
