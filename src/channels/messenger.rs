@@ -283,9 +283,10 @@ impl ChannelAdapter for Messenger {
         let page = d.account.as_deref().unwrap_or("me");
         let chunks = super::split_text(&d.text, MAX_TEXT);
         let mut last_id = None;
-        for (i, chunk) in chunks.iter().enumerate() {
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate().skip(d.skip_parts) {
             let mut message = json!({ "text": chunk });
-            if i + 1 == chunks.len() && !d.quick_replies.is_empty() {
+            if i == last && !d.quick_replies.is_empty() {
                 message["quick_replies"] = d
                     .quick_replies
                     .iter()
@@ -303,7 +304,10 @@ impl ChannelAdapter for Messenger {
             if let Some(tag) = tag {
                 body["tag"] = json!(tag);
             }
-            last_id = self.post(page, body).await?;
+            last_id = self
+                .post(page, body)
+                .await
+                .map_err(|e| e.after(i - d.skip_parts))?;
         }
         Ok(last_id)
     }

@@ -106,6 +106,9 @@ pub struct Delivery {
     pub author: String,
     /// How long ago the customer last wrote (`None`: never).
     pub since_customer: Option<chrono::Duration>,
+    /// Leading parts of a long reply ([`split_text`]) an earlier attempt delivered:
+    /// not sent again.
+    pub skip_parts: usize,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -116,6 +119,27 @@ pub enum SendError {
     /// Retrying will not help (outside the messaging window, blocked, bad request).
     #[error("{0}")]
     Permanent(String),
+    /// A long reply failed after `sent` of its parts (after those skipped) were
+    /// delivered.
+    #[error("{error} (after {sent} parts were delivered)")]
+    Partial { sent: usize, error: Box<SendError> },
+}
+
+impl SendError {
+    /// `self`, as the failure of a send that had delivered `sent` parts first.
+    pub(crate) fn after(self, sent: usize) -> Self {
+        match self {
+            _ if sent == 0 => self,
+            SendError::Partial { sent: more, error } => SendError::Partial {
+                sent: sent + more,
+                error,
+            },
+            e => SendError::Partial {
+                sent,
+                error: Box::new(e),
+            },
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -140,8 +140,20 @@ impl Outbox {
             quick_replies: item.quick_replies.clone(),
             author: item.author.clone(),
             since_customer,
+            skip_parts: item.parts_sent,
         };
-        match adapter.send(&delivery).await {
+        let result = match adapter.send(&delivery).await {
+            // Parts delivered before the failure are kept, so a retry sends only
+            // the rest and the customer does not read them twice.
+            Err(SendError::Partial { sent, error }) => {
+                self.store
+                    .outbox_parts_sent(&item.message_id, item.parts_sent + sent)
+                    .await?;
+                Err(*error)
+            }
+            other => other,
+        };
+        match result {
             Ok(platform_id) => {
                 tracing::info!(conversation_id = %item.conversation_id, channel = %item.channel, attempts = item.attempts + 1, "delivered");
                 self.store
@@ -149,6 +161,7 @@ impl Outbox {
                     .await
             }
             Err(SendError::Permanent(e)) => self.fail(&item, &e).await,
+            Err(e @ SendError::Partial { .. }) => self.fail(&item, &e.to_string()).await,
             Err(SendError::Transient(e)) => {
                 let failures = item.attempts as u32 + 1;
                 if failures >= self.policy.max_attempts {

@@ -361,21 +361,30 @@ impl ChannelAdapter for Zalo {
     async fn send(&self, d: &Delivery) -> Result<Option<String>, SendError> {
         self.window(&d.author, d.since_customer)
             .map_err(SendError::Permanent)?;
-        let mut queue: std::collections::VecDeque<serde_json::Value> = Self::messages(d).into();
+        // Each queued message with whether delivering it completes one of the
+        // reply's parts (a part resent as a numbered list completes with its last
+        // piece).
+        let mut queue: std::collections::VecDeque<(serde_json::Value, bool)> = Self::messages(d)
+            .into_iter()
+            .skip(d.skip_parts)
+            .map(|m| (m, true))
+            .collect();
         let mut refreshed = false;
         let mut last_id = None;
-        while let Some(message) = queue.pop_front() {
+        let mut done = 0;
+        while let Some((message, completes)) = queue.pop_front() {
             loop {
                 let body = json!({"recipient": {"user_id": d.recipient}, "message": message});
                 let token = self.tokens.read().await.access.clone();
-                let v = self.post(&token, &body).await?;
+                let v = self.post(&token, &body).await.map_err(|e| e.after(done))?;
                 let code = v["error"].as_i64().unwrap_or(i64::MIN);
                 if code == 0 {
                     last_id = v["data"]["message_id"].as_str().map(String::from);
+                    done += usize::from(completes);
                     break;
                 }
                 if code == TOKEN_EXPIRED && !refreshed {
-                    self.refresh(&token).await?;
+                    self.refresh(&token).await.map_err(|e| e.after(done))?;
                     refreshed = true;
                     continue;
                 }
@@ -385,7 +394,7 @@ impl ChannelAdapter for Zalo {
                 );
                 // -32: rate limit exceeded.
                 if code == -32 {
-                    return Err(SendError::Transient(detail));
+                    return Err(SendError::Transient(detail).after(done));
                 }
                 if message.get("attachment").is_some() {
                     // An OA or API version that refuses the button template still gets
@@ -396,12 +405,14 @@ impl ChannelAdapter for Zalo {
                         message["text"].as_str().unwrap_or_default(),
                         &d.quick_replies,
                     );
-                    for part in super::split_text(&text, MAX_TEXT).into_iter().rev() {
-                        queue.push_front(json!({ "text": part }));
+                    let pieces = super::split_text(&text, MAX_TEXT);
+                    let n = pieces.len();
+                    for (i, piece) in pieces.into_iter().enumerate().rev() {
+                        queue.push_front((json!({ "text": piece }), completes && i + 1 == n));
                     }
                     break;
                 }
-                return Err(SendError::Permanent(detail));
+                return Err(SendError::Permanent(detail).after(done));
             }
         }
         Ok(last_id)
@@ -515,6 +526,7 @@ mod tests {
             quick_replies: vec!["Phí ship".into(), "Đổi trả".into()],
             author: "bot".into(),
             since_customer: Some(chrono::Duration::minutes(1)),
+            skip_parts: 0,
         };
         assert_eq!(
             Zalo::render(&d.text, &d.quick_replies),
@@ -545,6 +557,7 @@ mod tests {
             quick_replies: vec!["Phí ship".into(), long.trim().to_string()],
             author: "bot".into(),
             since_customer: Some(chrono::Duration::minutes(1)),
+            skip_parts: 0,
         };
         let m = one(&d);
         assert_eq!(m["text"], "Dạ anh/chị muốn hỏi về mục nào ạ?");

@@ -930,6 +930,8 @@ pub struct OutboxItem {
     pub quick_replies: Vec<String>,
     /// When the customer last wrote in this conversation.
     pub last_inbound_at: Option<String>,
+    /// Leading parts of a long reply already delivered by an earlier attempt.
+    pub parts_sent: usize,
 }
 
 /// The outbox, platform tokens, cross-channel customers.
@@ -938,7 +940,8 @@ impl Store {
     /// conversation's messages arrive in order).
     pub async fn outbox_due(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.message_id, o.conversation_id, o.channel, o.attempts, i.channel_user_id,
+            "SELECT o.message_id, o.conversation_id, o.channel, o.attempts, o.parts_sent,
+                    i.channel_user_id,
                     i.account, m.author, m.text, m.quick_replies,
                     (SELECT MAX(created_at) FROM messages WHERE conversation_id = o.conversation_id
                      AND direction = 'in') AS last_in
@@ -962,6 +965,7 @@ impl Store {
                 conversation_id: r.get("conversation_id"),
                 channel: r.get("channel"),
                 attempts: r.get("attempts"),
+                parts_sent: r.get::<i64, _>("parts_sent").max(0) as usize,
                 recipient: r.get("channel_user_id"),
                 account: r.get("account"),
                 author: r.get("author"),
@@ -1012,6 +1016,21 @@ impl Store {
         .bind(message_id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Records that the first `parts` parts of a long outbound message are delivered.
+    pub async fn outbox_parts_sent(
+        &self,
+        message_id: &str,
+        parts: usize,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query("UPDATE outbox SET parts_sent = MAX(parts_sent, ?) WHERE message_id = ?")
+            .bind(parts as i64)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

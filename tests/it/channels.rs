@@ -74,6 +74,9 @@ pub struct Platform {
     pub attempts: AtomicUsize,
     /// While set, the Graph Send API answers 500.
     pub graph_down: AtomicBool,
+    /// While set to `Some(n)`, both send APIs accept `n` more messages, then answer
+    /// 500 (an outage in the middle of a long reply).
+    pub accept_then_fail: Mutex<Option<usize>>,
     zalo_token: Mutex<String>,
     zalo_refresh: Mutex<String>,
     pub refreshes: AtomicUsize,
@@ -83,6 +86,18 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// Whether this send falls in a set outage (see `accept_then_fail`).
+    fn outage(&self) -> bool {
+        match self.accept_then_fail.lock().unwrap().as_mut() {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+
     pub fn start() -> Arc<Platform> {
         use axum::extract::{Form, Path as UrlPath, Query, State};
         use axum::http::{HeaderMap, StatusCode};
@@ -108,7 +123,7 @@ impl Platform {
                      Query(q): Query<HashMap<String, String>>,
                      Json(body): Json<Value>| async move {
                         p.attempts.fetch_add(1, Ordering::SeqCst);
-                        if p.graph_down.load(Ordering::SeqCst) {
+                        if p.graph_down.load(Ordering::SeqCst) || p.outage() {
                             let e = json!({"error": {"message": "An unexpected error has occurred.", "type": "OAuthException", "code": 2, "fbtrace_id": "x"}});
                             return (StatusCode::INTERNAL_SERVER_ERROR, Json(e));
                         }
@@ -142,6 +157,9 @@ impl Platform {
                 "/v3.0/oa/message/cs",
                 post(|State(p): S, headers: HeaderMap, Json(body): Json<Value>| async move {
                     p.attempts.fetch_add(1, Ordering::SeqCst);
+                    if p.outage() {
+                        return Json(json!({"error": -32, "message": "The request exceeded the rate limit"}));
+                    }
                     let token = headers
                         .get("access_token")
                         .and_then(|v| v.to_str().ok())
@@ -924,6 +942,37 @@ fn a_long_answer_arrives_whole_in_several_messages() {
     p.wait_for("fb-long", 2);
     std::thread::sleep(Duration::from_millis(500));
     check(&p.sent_to("fb-long"));
+
+    // An outage after the first part: the retries send only the parts not yet
+    // delivered, so the customer reads each part once.
+    let parts = p.sent_to("fb-long").len();
+    for (user, send) in [
+        (
+            "fb-cut",
+            Box::new(|| send_messenger(&server, &messenger_body("fb-cut", "fc-1", question)))
+                as Box<dyn Fn() -> u16>,
+        ),
+        (
+            "zalo-cut",
+            Box::new(|| send_zalo(&server, "zalo-cut", "zc-1", question)),
+        ),
+    ] {
+        *p.accept_then_fail.lock().unwrap() = Some(1);
+        let before = p.attempts.load(Ordering::SeqCst);
+        assert_eq!(send(), 200);
+        p.wait_for(user, 1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.attempts.load(Ordering::SeqCst) < before + 4 {
+            assert!(Instant::now() < deadline, "no retries seen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        *p.accept_then_fail.lock().unwrap() = None;
+        p.wait_for(user, parts);
+        std::thread::sleep(Duration::from_millis(800));
+        let got = p.sent_to(user);
+        assert_eq!(got.len(), parts, "{user}: {got:?}");
+        check(&got);
+    }
 
     // A customer's own long message (a complaint with the whole story) is kept
     // whole and answered: the platforms' limits are theirs to enforce, and a signed
