@@ -218,7 +218,7 @@ impl Config {
         };
         let mut cfg = match path {
             Some(p) => {
-                let src = std::fs::read_to_string(p)
+                let src = crate::text::read_text(p)
                     .map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
                 toml::from_str::<Config>(&src).map_err(|e| ConfigError::Parse {
                     file: p.display().to_string(),

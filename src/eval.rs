@@ -32,19 +32,18 @@ pub struct Query {
     pub faq_id: Option<String>,
 }
 
-/// An entry id as knowledge files accept it: a string (trimmed) or a number.
+/// An entry id as knowledge files accept it ([`crate::knowledge::entry_id`]); null,
+/// absent or an empty string: out of scope.
 fn entry_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => {
-            let s = s.trim();
-            Ok((!s.is_empty()).then(|| s.to_string()))
-        }
-        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(D::Error::custom(format!(
-            "`faq_id` must be a string, a number or null, not {other}"
-        ))),
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(v) => crate::knowledge::entry_id(&v).map(Some).ok_or_else(|| {
+            D::Error::custom(format!(
+                "`faq_id` must be a string, a number or null, not {v}"
+            ))
+        }),
     }
 }
 

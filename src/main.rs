@@ -165,7 +165,7 @@ impl CoreArgs {
     fn options(&self) -> anyhow::Result<CoreOptions> {
         let params = match &self.params {
             Some(p) => {
-                let src = std::fs::read_to_string(p)
+                let src = cskh::text::read_text(p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
                 toml::from_str::<RetrievalParams>(&src)
                     .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?

@@ -390,12 +390,13 @@ impl ConversationService {
         if msg.text.trim().is_empty() {
             return invalid("text", "must not be empty");
         }
-        if msg.channel.pushes() {
-            if msg.text.chars().count() > MAX_PLATFORM_TEXT_CHARS {
-                return invalid("text", "is longer than 20000 characters");
-            }
-        } else if msg.text.chars().count() > MAX_TEXT_CHARS {
-            return invalid("text", "is longer than 2000 characters");
+        let max = if msg.channel.pushes() {
+            MAX_PLATFORM_TEXT_CHARS
+        } else {
+            MAX_TEXT_CHARS
+        };
+        if msg.text.chars().count() > max {
+            return invalid("text", &format!("is longer than {max} characters"));
         }
         Ok(())
     }

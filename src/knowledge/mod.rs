@@ -321,6 +321,15 @@ struct JsonEntry {
     tags: Option<Vec<String>>,
 }
 
+/// An entry id as a JSON value names it: a non-empty string (trimmed) or a number.
+pub(crate) fn entry_id(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
     let mut out = Vec::new();
     for (idx, line) in text.lines().enumerate() {
@@ -330,16 +339,12 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
         }
         let raw: JsonEntry = serde_json::from_str(line)
             .map_err(|e| KnowledgeError::invalid(file, line_no, format!("invalid JSON: {e}")))?;
-        let id = match raw.id {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(KnowledgeError::invalid(
-                    file,
-                    line_no,
-                    "missing `id` (a non-empty string)",
-                ))
-            }
+        let Some(id) = raw.id.as_ref().and_then(entry_id) else {
+            return Err(KnowledgeError::invalid(
+                file,
+                line_no,
+                "missing `id` (a non-empty string)",
+            ));
         };
         let answer = raw
             .answer

@@ -48,7 +48,7 @@ impl Prompts {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, builtin) in BUILTIN {
             let src = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
-                Some(p) => std::fs::read_to_string(&p)
+                Some(p) => crate::text::read_text(&p)
                     .map_err(|e| PromptError::Read(p.display().to_string(), e))?,
                 None => builtin.to_string(),
             };

@@ -30,7 +30,8 @@ pub enum TextError {
     },
 }
 
-/// Reads a UTF-8 text file a person may have saved from Windows tools (Notepad,
+/// Reads a hand-written UTF-8 input file (knowledge, queries, orders, config,
+/// prompts), which a person may have saved from Windows tools (Notepad,
 /// Excel's "CSV UTF-8"): a leading byte-order mark is dropped, so the first line
 /// reads like the others. Line ends (`\r\n` or `\n`) are left to `str::lines`.
 pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
