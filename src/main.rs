@@ -140,7 +140,7 @@ enum ModelCommand {
 
 #[derive(Args, Clone)]
 struct CoreArgs {
-    /// Knowledge directory (or a single .md / .jsonl file).
+    /// Knowledge directory (or a single .md / .csv / .jsonl file).
     #[arg(long, env = "CSKH_KNOWLEDGE", default_value = "knowledge")]
     knowledge: PathBuf,
     /// Where the index and caches live.

@@ -1,7 +1,9 @@
-//! The knowledge base: hand-written Markdown files and machine-imported JSONL, loaded
-//! and validated into [`Entry`] values. Errors always name the file and line.
+//! The knowledge base: hand-written Markdown files, spreadsheets exported as CSV and
+//! machine-imported JSONL, loaded and validated into [`Entry`] values. Errors always
+//! name the file and line.
 
 mod markdown;
+mod sheet;
 
 use std::collections::HashMap;
 use std::fs;
@@ -25,7 +27,7 @@ pub enum KnowledgeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}: no knowledge files (*.md, *.jsonl) found")]
+    #[error("{0}: no knowledge files (*.md, *.csv, *.jsonl) found")]
     Empty(String),
 }
 
@@ -197,7 +199,7 @@ impl KnowledgeBase {
     }
 
     /// Loads a directory (recursively; `README.md` files are documentation and skipped)
-    /// or a single `.md` / `.jsonl` file.
+    /// or a single `.md` / `.csv` / `.jsonl` file.
     pub fn load(path: &Path) -> Result<Self, KnowledgeError> {
         let io = |source| KnowledgeError::Io {
             path: path.display().to_string(),
@@ -215,14 +217,19 @@ impl KnowledgeBase {
                 path: file.display().to_string(),
                 source,
             })?;
-            match file.extension().and_then(|e| e.to_str()) {
+            let ext = file
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            match ext.as_deref() {
                 Some("md") => entries.extend(markdown::parse(file, &text)?),
                 Some("jsonl") => entries.extend(parse_jsonl(file, &text)?),
+                Some("csv") => entries.extend(sheet::parse(file, &text)?),
                 _ => {
                     return Err(KnowledgeError::invalid(
                         file,
                         1,
-                        "unsupported file type (use .md or .jsonl)",
+                        "unsupported file type (use .md, .csv or .jsonl)",
                     ))
                 }
             }
@@ -302,7 +309,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeErro
             collect_files(&path, out)?;
         } else if name.eq_ignore_ascii_case("README.md") {
             continue;
-        } else if name.ends_with(".md") || name.ends_with(".jsonl") {
+        } else if [".md", ".csv", ".jsonl"]
+            .iter()
+            .any(|x| name.to_ascii_lowercase().ends_with(x))
+        {
             out.push(path);
         }
     }

@@ -124,14 +124,55 @@ fn without_a_model_bm25_still_answers_and_says_so_once() {
     assert_eq!(stderr(&o).matches("BM25 only").count(), 1, "{}", stderr(&o));
 }
 
+/// A knowledge base kept in a spreadsheet: Excel's "CSV UTF-8" export in a Vietnamese
+/// locale (byte-order mark, semicolons, CRLF, a cell of several lines) is checked and
+/// answered from like the other formats.
+#[test]
+fn a_spreadsheet_exported_as_csv_is_a_knowledge_base() {
+    let kb = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let rows = [
+        "\u{feff}Mã;Câu hỏi;Cách hỏi khác;Trả lời;Danh mục;Ghi chú",
+        "gio-mo-cua;Tiệm mở cửa mấy giờ?;\"mấy giờ mở cửa\nchủ nhật có mở không\";Dạ, tiệm mở cửa từ 7h đến 21h tất cả các ngày trong tuần, kể cả chủ nhật ạ.;Cửa hàng;",
+        "phi-ship;Phí ship bao nhiêu?;ship bn;\"Dạ, phí giao hàng nội thành là 20.000đ; ngoại thành 35.000đ ạ.\";Giao hàng;chưa duyệt",
+        "dat-banh;Đặt bánh sinh nhật trước bao lâu?;;Dạ, anh/chị đặt bánh kem sinh nhật trước ít nhất 24 giờ để tiệm kịp làm ạ.;Đặt hàng;",
+        "thanh-toan;Thanh toán bằng cách nào?;;Dạ, tiệm nhận tiền mặt, chuyển khoản và ví MoMo ạ.;Thanh toán;",
+        "bao-quan;;;Bánh kem bảo quản trong ngăn mát tủ lạnh từ 2 đến 5 độ C và nên dùng trong vòng 2 ngày kể từ khi nhận bánh.;Sản phẩm;",
+    ];
+    fs::write(kb.path().join("Hỏi đáp.csv"), rows.join("\r\n") + "\r\n").unwrap();
+    let o = run(cskh()
+        .args(["knowledge", "check", "--knowledge"])
+        .arg(kb.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .contains("5 entries (4 with questions, 1 passages only), 3 question variants, 1 file"),
+        "{}",
+        stdout(&o)
+    );
+    require_model();
+    let o = run(cskh()
+        .args(["ask", "--json", "--knowledge"])
+        .arg(kb.path())
+        .arg("--data")
+        .arg(data.path())
+        .arg("dat banh sinh nhat truoc may ngay"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["candidates"][0]["id"], "dat-banh", "{r}");
+    assert_ne!(r["decision"], "handoff", "{r}");
+}
+
 #[test]
 fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 7] = [
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": }\n", "kb.jsonl:2: invalid JSON"),
         ("kb.jsonl", "{\"id\": \"a\", \"question\": \"Hỏi?\"}\n", "kb.jsonl:1: entry `a` has no `answer`"),
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n\n{\"id\": \"a\", \"answer\": \"y\"}\n", "kb.jsonl:3: duplicate id `a`"),
         ("faq.md", "# Giao hàng\n\n## Phí ship bao nhiêu? {#phi-ship}\n? ship bn\n\n## Có COD không? {#cod}\nDạ có ạ.\n", "faq.md:3: entry `phi-ship` has no answer text"),
         ("faq.md", "## Hỏi {#Sai ID}\nĐáp.\n", "faq.md:1: bad id `Sai`"),
+        ("faq.csv", "id,question,answer\nphi-ship,Phí ship?,Dạ, 30.000đ ạ\n", "faq.csv:2: this row has 4 cells but the header row has 3"),
+        ("faq.csv", "question,answer\nPhí ship?,30.000đ\n", "faq.csv:1: the header row has no `id` column"),
     ];
     for (name, body, want) in cases {
         let kb = tempfile::tempdir().unwrap();

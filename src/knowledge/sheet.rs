@@ -1,0 +1,247 @@
+//! Knowledge kept in a spreadsheet: a CSV export (Excel, Google Sheets, LibreOffice),
+//! one entry per row under a header row. Columns are found by name, in English or
+//! Vietnamese, in any order; unknown columns are ignored. The separator is the
+//! header row's: comma, semicolon (Excel in a Vietnamese locale) or tab.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{Entry, KnowledgeError, Origin};
+use crate::text::nfc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Column {
+    Id,
+    Question,
+    Variants,
+    Answer,
+    Category,
+    Tags,
+}
+
+/// Header names (compared lowercased, diacritics and inner spaces ignored).
+const NAMES: &[(Column, &[&str])] = &[
+    (Column::Id, &["id", "ma", "makhoa"]),
+    (Column::Question, &["question", "cauhoi", "tieude", "title"]),
+    (
+        Column::Variants,
+        &[
+            "variants",
+            "cachhoikhac",
+            "cauhoikhac",
+            "cauhoituongtu",
+            "bienthe",
+        ],
+    ),
+    (
+        Column::Answer,
+        &["answer", "traloi", "cautraloi", "noidung", "passage"],
+    ),
+    (Column::Category, &["category", "danhmuc", "nhom", "chude"]),
+    (Column::Tags, &["tags", "tag", "the", "tukhoa"]),
+];
+
+fn column_of(header: &str) -> Option<Column> {
+    let key: String = crate::text::fold(&header.trim().to_lowercase())
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .collect();
+    NAMES
+        .iter()
+        .find(|(_, names)| names.contains(&key.as_str()))
+        .map(|(c, _)| *c)
+}
+
+/// The separator the header row uses most (outside quotes).
+fn sniff_delimiter(text: &str) -> u8 {
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for c in text.bytes() {
+        match c {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                if let Some(slot) = counts.iter_mut().find(|(d, _)| *d == c) {
+                    slot.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|(d, n)| (*n, *d == b','))
+        .map_or(b',', |(d, _)| *d)
+}
+
+/// One cell split into items: variants on line breaks (Alt+Enter in a cell) or `|`
+/// (a question may hold commas); tags also on commas and semicolons.
+fn items(cell: &str, column: Column) -> Vec<String> {
+    let seps: &[char] = match column {
+        Column::Tags => &['\n', '|', ',', ';'],
+        _ => &['\n', '|'],
+    };
+    cell.split(seps)
+        .map(|s| nfc(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sniff_delimiter(text))
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map_or(1, |p| p.line() as usize);
+        KnowledgeError::invalid(file, line, format!("unreadable CSV: {e}"))
+    };
+    let headers = reader.headers().map_err(csv_error)?.clone();
+    let mut columns: HashMap<Column, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(c) = column_of(h) {
+            if columns.insert(c, i).is_some() {
+                return Err(KnowledgeError::invalid(
+                    file,
+                    1,
+                    format!("two columns name the same field (`{}`)", h.trim()),
+                ));
+            }
+        }
+    }
+    for (needed, name) in [(Column::Id, "id"), (Column::Answer, "answer")] {
+        if !columns.contains_key(&needed) {
+            return Err(KnowledgeError::invalid(
+                file,
+                1,
+                format!(
+                    "the header row has no `{name}` column (found: {}); columns: id, \
+                     question, variants, answer, category, tags",
+                    headers.iter().map(str::trim).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map_or(1, |p| p.line() as usize);
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if record.len() > headers.len() {
+            return Err(KnowledgeError::invalid(
+                file,
+                line,
+                format!(
+                    "this row has {} cells but the header row has {}: a cell holding the \
+                     separator must be in double quotes",
+                    record.len(),
+                    headers.len()
+                ),
+            ));
+        }
+        let cell = |c: Column| -> &str {
+            columns
+                .get(&c)
+                .and_then(|&i| record.get(i))
+                .map_or("", str::trim)
+        };
+        let id = cell(Column::Id);
+        if id.is_empty() {
+            return Err(KnowledgeError::invalid(file, line, "this row has no `id`"));
+        }
+        let answer = nfc(cell(Column::Answer));
+        if answer.is_empty() {
+            return Err(KnowledgeError::invalid(
+                file,
+                line,
+                format!("entry `{id}` has no `answer`"),
+            ));
+        }
+        let optional = |c: Column| Some(nfc(cell(c))).filter(|s| !s.is_empty());
+        out.push(Entry {
+            id: id.to_string(),
+            question: optional(Column::Question),
+            title: None,
+            variants: items(cell(Column::Variants), Column::Variants),
+            answer,
+            category: optional(Column::Category),
+            tags: items(cell(Column::Tags), Column::Tags),
+            origin: Origin {
+                file: file.to_path_buf(),
+                line,
+            },
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+        parse(Path::new("faq.csv"), text)
+    }
+
+    #[test]
+    fn reads_rows_by_column_name_in_any_order() {
+        let text = "Câu hỏi,ID,Trả lời,Cách hỏi khác,Danh mục,Từ khóa,Ghi chú\n\
+            Phí ship bao nhiêu?,phi-ship,\"Dạ, phí ship 30.000đ ạ.\",\"ship bn\nphí giao hàng\",Giao hàng,\"ship, phí\",nội bộ\n\
+            ,chinh-sach,Chính sách đổi trả trong 7 ngày.,,,,\n";
+        let entries = parse_str(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        let e = &entries[0];
+        assert_eq!(e.id, "phi-ship");
+        assert_eq!(e.question.as_deref(), Some("Phí ship bao nhiêu?"));
+        assert_eq!(e.answer, "Dạ, phí ship 30.000đ ạ.");
+        assert_eq!(e.variants, ["ship bn", "phí giao hàng"]);
+        assert_eq!(e.category.as_deref(), Some("Giao hàng"));
+        assert_eq!(e.tags, ["ship", "phí"]);
+        assert_eq!(e.origin.line, 2);
+        // No question: a passage. The multi-line cell above moves this row to line 4.
+        assert!(entries[1].is_passage());
+        assert_eq!(entries[1].origin.line, 4);
+    }
+
+    #[test]
+    fn semicolons_and_tabs_separate_as_the_header_does() {
+        for sep in [";", "\t"] {
+            let text =
+                format!("id{sep}question{sep}answer\na{sep}Giờ mở cửa?{sep}Dạ, 8h đến 22h ạ.\n");
+            let entries = parse_str(&text).unwrap();
+            assert_eq!(entries[0].answer, "Dạ, 8h đến 22h ạ.", "{sep:?}");
+        }
+    }
+
+    #[test]
+    fn short_rows_and_blank_rows_are_fine() {
+        let text = "id,answer,question,tags\na,Trả lời A\n,,,\nb,Trả lời B,Hỏi B?\n";
+        let entries = parse_str(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].question.as_deref(), Some("Hỏi B?"));
+        assert!(entries[0].tags.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_what_to_fix() {
+        let cases = [
+            ("question,answer\nHỏi?,Đáp\n", 1, "no `id` column"),
+            ("id,question\na,Hỏi?\n", 1, "no `answer` column"),
+            ("id,answer\na,\n", 2, "entry `a` has no `answer`"),
+            ("id,answer\na,ok\n,Đáp\n", 3, "has no `id`"),
+            ("id,answer\na,Dạ, được ạ\n", 2, "double quotes"),
+            ("id,answer,ID\na,b,c\n", 1, "same field"),
+        ];
+        for (text, line, needle) in cases {
+            let err = parse_str(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("faq.csv:{line}:")),
+                "{text:?}: {err}"
+            );
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}
