@@ -324,11 +324,47 @@ struct JsonEntry {
     id: Option<serde_json::Value>,
     question: Option<String>,
     #[serde(default)]
-    variants: Option<Vec<String>>,
+    variants: Option<OneOrMany>,
     answer: Option<String>,
     category: Option<String>,
     #[serde(default)]
-    tags: Option<Vec<String>>,
+    tags: Option<OneOrMany>,
+}
+
+/// `variants` and `tags` as a list, or as one string (exports from other tools often
+/// flatten lists), split as a spreadsheet cell is.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl OneOrMany {
+    fn items(self, tags: bool) -> Vec<String> {
+        match self {
+            OneOrMany::Many(v) => v
+                .into_iter()
+                .map(|s| crate::text::nfc(s.trim()))
+                .filter(|s| !s.is_empty())
+                .collect(),
+            OneOrMany::One(s) => split_items(&s, tags),
+        }
+    }
+}
+
+/// Items written in one string: variants on line breaks or `|` (a question may hold
+/// commas), tags also on commas and semicolons.
+fn split_items(cell: &str, tags: bool) -> Vec<String> {
+    let seps: &[char] = if tags {
+        &['\n', '|', ',', ';']
+    } else {
+        &['\n', '|']
+    };
+    cell.split(seps)
+        .map(|s| crate::text::nfc(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// An entry id as a JSON value names it: a non-empty string (trimmed) or a number.
@@ -363,13 +399,6 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
             .ok_or_else(|| {
                 KnowledgeError::invalid(file, line_no, format!("entry `{id}` has no `answer`"))
             })?;
-        let clean = |v: Option<Vec<String>>| -> Vec<String> {
-            v.unwrap_or_default()
-                .into_iter()
-                .map(|s| crate::text::nfc(s.trim()))
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
         out.push(Entry {
             id,
             question: raw
@@ -377,10 +406,10 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
                 .map(|q| crate::text::nfc(q.trim()))
                 .filter(|q| !q.is_empty()),
             title: None,
-            variants: clean(raw.variants),
+            variants: raw.variants.map_or_else(Vec::new, |v| v.items(false)),
             answer,
             category: raw.category.map(|c| crate::text::nfc(c.trim())),
-            tags: clean(raw.tags),
+            tags: raw.tags.map_or_else(Vec::new, |v| v.items(true)),
             origin: Origin {
                 file: file.to_path_buf(),
                 line: line_no,
@@ -507,6 +536,20 @@ mod tests {
         assert!(kb.get("p1").unwrap().is_passage());
         assert!(kb.get("p2").unwrap().is_passage());
         assert_eq!(kb.get("p2").unwrap().origin.line, 4);
+    }
+
+    #[test]
+    fn jsonl_variants_and_tags_may_be_one_string() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "kb.jsonl",
+            "{\"id\": \"a\", \"question\": \"Phí ship?\", \"variants\": \"ship bn | phí giao, hàng\", \"answer\": \"x\", \"tags\": \"ship, phí\"}\n",
+        );
+        let kb = KnowledgeBase::load(dir.path()).unwrap();
+        let a = kb.get("a").unwrap();
+        assert_eq!(a.variants, ["ship bn", "phí giao, hàng"]);
+        assert_eq!(a.tags, ["ship", "phí"]);
     }
 
     #[test]

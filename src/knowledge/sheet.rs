@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{Entry, KnowledgeError, Origin};
+use super::{split_items, Entry, KnowledgeError, Origin};
 use crate::text::nfc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,19 +72,6 @@ fn sniff_delimiter(text: &str) -> u8 {
         .iter()
         .max_by_key(|(d, n)| (*n, *d == b','))
         .map_or(b',', |(d, _)| *d)
-}
-
-/// One cell split into items: variants on line breaks (Alt+Enter in a cell) or `|`
-/// (a question may hold commas); tags also on commas and semicolons.
-fn items(cell: &str, column: Column) -> Vec<String> {
-    let seps: &[char] = match column {
-        Column::Tags => &['\n', '|', ',', ';'],
-        _ => &['\n', '|'],
-    };
-    cell.split(seps)
-        .map(|s| nfc(s.trim()))
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
@@ -165,10 +152,10 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
             id: id.to_string(),
             question: optional(Column::Question),
             title: None,
-            variants: items(cell(Column::Variants), Column::Variants),
+            variants: split_items(cell(Column::Variants), false),
             answer,
             category: optional(Column::Category),
-            tags: items(cell(Column::Tags), Column::Tags),
+            tags: split_items(cell(Column::Tags), true),
             origin: Origin {
                 file: file.to_path_buf(),
                 line,
