@@ -667,7 +667,16 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
             let mut pairs = Vec::with_capacity(rows.len());
             for (text, want) in rows {
                 let r = core.ask(&text, Mode::Hybrid)?;
-                pairs.push((want, classifier.intent_of(&text, &r)));
+                let got = classifier.intent_of(&text, &r);
+                if got != want {
+                    tracing::debug!(
+                        text,
+                        expected = want.as_str(),
+                        got = got.as_str(),
+                        "intent missed"
+                    );
+                }
+                pairs.push((want, got));
             }
             Some(eval::intent_report(&pairs))
         }

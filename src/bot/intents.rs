@@ -62,6 +62,14 @@ pub enum IntentError {
 #[derive(Deserialize)]
 struct RuleFile {
     priority: Vec<String>,
+    /// Words that say nothing on their own ("shop", "ạ", "nhé"): a small-talk rule
+    /// (`alone`) claims a message made of its phrases and these only.
+    #[serde(default)]
+    filler: Vec<String>,
+    /// Cues that a message asks something ("thì sao", "được không", "thế nào"): a
+    /// rule's `soft` phrases do not claim such a message.
+    #[serde(default)]
+    asking: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -73,6 +81,20 @@ struct RuleSpec {
     #[serde(default)]
     waiting: Vec<String>,
     max_words: Option<usize>,
+    /// Small talk: the rule claims a message only when nothing is left of it but
+    /// small-talk phrases and filler words ("chào shop ạ"), never one that also asks
+    /// something ("shop ơi có cod ko", "em cảm ơn, đổi size được không").
+    #[serde(default)]
+    alone: bool,
+    /// Phrases that claim the intent only in a message that does not ask anything:
+    /// "hàng nhận về bị vỡ hết" is a complaint, "nhận hàng bị vỡ thì sao shop" a
+    /// question the knowledge base answers.
+    #[serde(default)]
+    soft: Vec<String>,
+    /// Phrases that keep the rule from claiming a message at all ("hóa đơn" holds
+    /// "đơn" but is not an order).
+    #[serde(default)]
+    unless: Vec<String>,
 }
 
 struct Phrase {
@@ -93,6 +115,7 @@ pub struct Prepared {
     words: usize,
     exact: String,
     folded: Option<String>,
+    syllables: Vec<String>,
 }
 
 impl Prepared {
@@ -104,23 +127,58 @@ impl Prepared {
             words: syl.len(),
             exact,
             folded,
+            syllables: syl,
         }
     }
 }
 
 impl PhraseSet {
     pub fn new<S: AsRef<str>>(normalizer: &Normalizer, phrases: &[S]) -> Self {
+        Self::build(normalizer, phrases, 2)
+    }
+
+    /// Phrases of `fold_from` syllables or more also match their folded form.
+    fn build<S: AsRef<str>>(normalizer: &Normalizer, phrases: &[S], fold_from: usize) -> Self {
         let phrases = phrases
             .iter()
             .map(|p| {
                 let syl = normalizer.syllables(p.as_ref());
                 let exact = syl.join(" ");
-                let folded = (syl.len() >= 2).then(|| fold(&exact));
+                let folded = (syl.len() >= fold_from).then(|| fold(&exact));
                 Phrase { exact, folded }
             })
             .filter(|p| !p.exact.is_empty())
             .collect();
         Self { phrases }
+    }
+
+    /// Marks the message's syllables that some phrase of the set covers (as
+    /// [`PhraseSet::matches`] matches them).
+    fn cover(&self, msg: &Prepared, covered: &mut [bool]) {
+        let unmarked = msg.folded.is_some();
+        let syl: Vec<String> = if unmarked {
+            msg.syllables.iter().map(|s| fold(s)).collect()
+        } else {
+            msg.syllables.clone()
+        };
+        for p in &self.phrases {
+            let words: Vec<&str> = match (&p.folded, unmarked) {
+                (Some(f), true) => f.split(' ').collect(),
+                _ => p.exact.split(' ').collect(),
+            };
+            if words.is_empty() || words.len() > syl.len() {
+                continue;
+            }
+            for start in 0..=syl.len() - words.len() {
+                let hit = words
+                    .iter()
+                    .enumerate()
+                    .all(|(k, w)| msg.syllables[start + k] == *w || syl[start + k] == *w);
+                if hit {
+                    covered[start..start + words.len()].fill(true);
+                }
+            }
+        }
     }
 
     pub fn matches(&self, msg: &Prepared) -> bool {
@@ -140,6 +198,9 @@ struct Rule {
     /// Phrases that also claim the intent and say the customer has been kept waiting.
     waiting: PhraseSet,
     max_words: Option<usize>,
+    alone: bool,
+    soft: PhraseSet,
+    unless: PhraseSet,
 }
 
 /// What the rules read in a message: its intent, and whether the customer says they
@@ -152,6 +213,8 @@ pub struct RuleMatch {
 
 pub struct IntentRules {
     rules: Vec<Rule>,
+    filler: PhraseSet,
+    asking: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -176,6 +239,9 @@ impl IntentRules {
                 phrases: PhraseSet::new(&normalizer, &spec.phrases),
                 waiting: PhraseSet::new(&normalizer, &spec.waiting),
                 max_words: spec.max_words,
+                alone: spec.alone,
+                soft: PhraseSet::new(&normalizer, &spec.soft),
+                unless: PhraseSet::new(&normalizer, &spec.unless),
             });
         }
         for name in file.rules.keys() {
@@ -183,7 +249,15 @@ impl IntentRules {
                 return Err(IntentError::Parse(format!("[{name}] is not in `priority`")));
             }
         }
-        Ok(Self { rules, normalizer })
+        // Filler says nothing whichever word it is: "a" typed for "ạ" is filler too.
+        let filler = PhraseSet::build(&normalizer, &file.filler, 1);
+        let asking = PhraseSet::new(&normalizer, &file.asking);
+        Ok(Self {
+            rules,
+            filler,
+            asking,
+            normalizer,
+        })
     }
 
     /// The first rule-based intent that claims `text`, if any.
@@ -197,16 +271,41 @@ impl IntentRules {
         if msg.words == 0 {
             return None;
         }
+        let asks = |m: &Prepared| text.contains('?') || self.asking.matches(m);
         self.rules
             .iter()
             .filter(|r| r.max_words.is_none_or(|m| msg.words <= m))
+            .filter(|r| !r.alone || self.only_small_talk(&msg))
+            .filter(|r| !r.unless.matches(&msg))
             .find_map(|r| {
                 let waiting = r.waiting.matches(&msg);
-                (waiting || r.phrases.matches(&msg)).then_some(RuleMatch {
+                let soft = || r.soft.matches(&msg) && !asks(&msg);
+                (waiting || r.phrases.matches(&msg) || soft()).then_some(RuleMatch {
                     intent: r.intent,
                     waiting,
                 })
             })
+            .or_else(|| {
+                // Filler alone ("ok", "dạ vâng", "ừ"): an acknowledgement.
+                let mut covered = vec![false; msg.syllables.len()];
+                self.filler.cover(&msg, &mut covered);
+                covered.iter().all(|&c| c).then_some(RuleMatch {
+                    intent: Intent::Thanks,
+                    waiting: false,
+                })
+            })
+    }
+}
+
+impl IntentRules {
+    /// Whether the message holds nothing but small-talk phrases and filler words.
+    fn only_small_talk(&self, msg: &Prepared) -> bool {
+        let mut covered = vec![false; msg.syllables.len()];
+        for r in self.rules.iter().filter(|r| r.alone) {
+            r.phrases.cover(msg, &mut covered);
+        }
+        self.filler.cover(msg, &mut covered);
+        covered.iter().all(|&c| c)
     }
 }
 
@@ -237,6 +336,38 @@ mod tests {
             ("ok vậy thôi", Some(Intent::Goodbye)),
             ("thoi khoi, cam on", Some(Intent::Thanks)),
             ("chào shop, cho em hỏi phí ship ra Hà Nội bao nhiêu", None),
+            // Small talk before a question: the question is what the message is.
+            ("shop ơi có cod ko", None),
+            ("chào shop có cod không ạ", None),
+            ("hi shop đổi size dc ko", None),
+            ("alo shop có trả góp ko", None),
+            ("ad ơi freeship từ bn", None),
+            ("em cảm ơn. đổi size được không", None),
+            ("em cam on, cho em hoi doi size duoc khong", None),
+            ("dạ em chào shop ạ", Some(Intent::Greeting)),
+            ("hi ad", Some(Intent::Greeting)),
+            ("ok em cảm ơn shop nhiều nha", Some(Intent::Thanks)),
+            ("dạ vâng", Some(Intent::Thanks)),
+            ("ok", Some(Intent::Thanks)),
+            // Words inside other words, and questions about damage or fakes, are not
+            // complaints; a report of them is.
+            ("đổi trả cần điều kiện gì", None),
+            (
+                "đơn hàng tách nhiều kiện có tính phí ship nhiều lần ko",
+                None,
+            ),
+            ("máy xay sinh tố bị hư còn bảo hành ko", None),
+            ("nhận hàng bị vỡ thì sao shop", None),
+            ("hàng ở shop có phải hàng giả không", None),
+            ("muốn hợp tác làm ăn lấy sỉ về bán", None),
+            ("cach chua mat ngu", None),
+            ("tôi muốn khiếu nại", Some(Intent::Complaint)),
+            ("shop bán hàng giả, tôi sẽ kiện", Some(Intent::Complaint)),
+            ("bot ngu quá", Some(Intent::Complaint)),
+            // "đơn" of "hóa đơn", and how-to questions about orders, are not lookups.
+            ("hóa đơn vat gửi đâu rồi shop", None),
+            ("hủy đơn thế nào", None),
+            ("sao đơn của mình không chọn được COD", None),
             ("so dien thoai cua shop la gi", None),
             ("phí ship ra Hà Nội bao nhiêu", None),
             ("em buồn ngủ quá", None),
