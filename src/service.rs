@@ -604,6 +604,7 @@ impl ConversationService {
                         crate::bot::replies::Wait::AfterHours {
                             open: self.hours.open.clone(),
                             close: self.hours.close.clone(),
+                            today: self.hours.opens_later_today(chrono::Utc::now()),
                         }
                     };
                     if let Some(last) = replies.last_mut() {

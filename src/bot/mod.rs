@@ -347,6 +347,12 @@ impl Bot {
                         .entry_label(id)
                         .is_some_and(|l| self.core().retriever.normalizer().normalize(&l) == norm)
             });
+            let picked = picked.or_else(|| match menu_reply(text) {
+                Some(MenuReply::Pick(n)) => n
+                    .checked_sub(1)
+                    .and_then(|i| state.offered.get(i).map(|id| (i, id))),
+                _ => None,
+            });
             if let Some((_, id)) = picked {
                 let id = id.clone();
                 state.offered.clear();
@@ -360,6 +366,35 @@ impl Bot {
                     });
                     return outcome(vec![r], Intent::Faq, None, None, &ents);
                 }
+            }
+        }
+
+        // Not a pick, but about the menu: a number it does not have, or a bare "ok"
+        // shows it again; "không" (none of these) asks the question again in other
+        // words. Neither is a question retrieval failed on.
+        if !state.offered.is_empty() {
+            let menu = |text: &str, offered: &[String]| Reply {
+                text: text.into(),
+                quick_replies: offered
+                    .iter()
+                    .filter_map(|id| self.entry_label(id))
+                    .collect(),
+            };
+            match menu_reply(text) {
+                Some(MenuReply::Pick(_) | MenuReply::Ack) => {
+                    let reply = menu(replies::CLARIFY_AGAIN, &state.offered);
+                    return outcome(vec![reply], Intent::Faq, None, None, &ents);
+                }
+                Some(MenuReply::NoneOfThese) => {
+                    state.offered.clear();
+                    state.fallbacks += 1;
+                    let reply = Reply {
+                        text: replies::CLARIFY_NONE.into(),
+                        quick_replies: vec![replies::QUICK_HUMAN.into()],
+                    };
+                    return outcome(vec![reply], Intent::OutOfScope, None, None, &ents);
+                }
+                None => {}
             }
         }
 
@@ -592,7 +627,13 @@ impl Bot {
         if already {
             state.pending = Pending::Nothing;
             let o = order.expect("checked");
-            return (vec![Reply::text(replies::order_details(&o))], None);
+            return (
+                vec![Reply::text(replies::order_details(
+                    &o,
+                    chrono::Utc::now().date_naive(),
+                ))],
+                None,
+            );
         }
         if !proof {
             state.pending = Pending::Verification { code };
@@ -605,7 +646,13 @@ impl Bot {
                 state.verify_failures = 0;
                 state.verified_orders.push(o.code.to_uppercase());
                 state.verified_phone = o.phone.as_deref().and_then(entities::normalize_phone);
-                (vec![Reply::text(replies::order_details(&o))], None)
+                (
+                    vec![Reply::text(replies::order_details(
+                        &o,
+                        chrono::Utc::now().date_naive(),
+                    ))],
+                    None,
+                )
             }
             None => {
                 state.verify_failures += 1;
@@ -661,9 +708,100 @@ impl MessageClassifier {
     }
 }
 
+/// What a customer's message says about a menu of choices they were offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MenuReply {
+    /// The n-th choice (1-based): "2", "số 3", "câu 1", "cái đầu tiên", "thứ hai".
+    Pick(usize),
+    /// "ok", "dạ", "vâng": neither a choice nor a question.
+    Ack,
+    /// "không", "không phải": none of the choices.
+    NoneOfThese,
+}
+
+fn menu_reply(text: &str) -> Option<MenuReply> {
+    let folded = crate::text::fold(&text.to_lowercase());
+    let words: Vec<&str> = folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .filter(|w| {
+            !matches!(
+                *w,
+                "a" | "nhe" | "nha" | "oi" | "em" | "shop" | "ad" | "voi"
+            )
+        })
+        .collect();
+    let mut rest: &[&str] = &words;
+    if let [first, tail @ ..] = rest {
+        if matches!(*first, "so" | "cau" | "cai" | "y" | "muc" | "chon" | "lay") {
+            rest = tail;
+        }
+    }
+    if let [first, tail @ ..] = rest {
+        if matches!(*first, "so" | "cau" | "cai" | "y" | "thu") && !tail.is_empty() {
+            rest = tail;
+        }
+    }
+    let n = match rest {
+        [n] if n.chars().all(|c| c.is_ascii_digit()) && n.len() <= 2 => n.parse().ok(),
+        ["dau"] | ["dau", "tien"] | ["nhat"] | ["mot"] => Some(1),
+        ["hai"] => Some(2),
+        ["ba"] => Some(3),
+        ["bon"] | ["tu"] => Some(4),
+        ["nam"] => Some(5),
+        _ => None,
+    };
+    if let Some(n) = n {
+        return Some(MenuReply::Pick(n));
+    }
+    match words.join(" ").as_str() {
+        "ok" | "oke" | "okie" | "da" | "vang" | "da vang" | "u" | "uh" | "um" | "vay a" => {
+            Some(MenuReply::Ack)
+        }
+        "khong" | "ko" | "k" | "khong phai" | "ko phai" | "khong co" | "khong dung"
+        | "chua dung" | "khong co cau nao" | "khong phai cau nao" | "khong cau nao" => {
+            Some(MenuReply::NoneOfThese)
+        }
+        _ => None,
+    }
+}
+
 /// The verified phone a turn established, for the customer profile.
 pub fn verified_phone(before: &DialogueState, after: &DialogueState) -> Option<String> {
     (after.verified_phone != before.verified_phone)
         .then(|| after.verified_phone.clone())
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{menu_reply, MenuReply::*};
+
+    #[test]
+    fn replies_to_a_menu() {
+        let cases = [
+            ("2", Some(Pick(2))),
+            ("số 3", Some(Pick(3))),
+            ("so 3 a", Some(Pick(3))),
+            ("câu 1 nhé", Some(Pick(1))),
+            ("cái đầu tiên", Some(Pick(1))),
+            ("câu thứ hai", Some(Pick(2))),
+            ("thứ ba", Some(Pick(3))),
+            ("chọn số 2", Some(Pick(2))),
+            ("4", Some(Pick(4))),
+            ("0", Some(Pick(0))),
+            ("ok", Some(Ack)),
+            ("dạ", Some(Ack)),
+            ("dạ vâng ạ", Some(Ack)),
+            ("không", Some(NoneOfThese)),
+            ("ko phải", Some(NoneOfThese)),
+            ("không phải câu nào", Some(NoneOfThese)),
+            ("phí ship 2 ngày", None),
+            ("bảo hành điện thoại", None),
+            ("không có cod à", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(menu_reply(text), want, "{text}");
+        }
+    }
 }

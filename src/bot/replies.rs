@@ -11,12 +11,17 @@ pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hà
 pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
 pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
 pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu đơn hàng đang tạm thời gián đoạn nên em chưa kiểm tra được ngay ạ. Anh/chị có muốn em chuyển sang nhân viên hỗ trợ không ạ?";
-pub const HANDOFF_REQUESTED: &str = "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng. Anh/chị vui lòng chờ trong giây lát, nhân viên sẽ phản hồi mình sớm nhất ạ.";
-pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý, anh/chị vui lòng chờ trong giây lát ạ.";
-pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng, nhân viên sẽ phản hồi mình sớm nhất ạ.";
+// The hand-off sentences promise no time: the ticket notice that follows them says
+// honestly when a person will answer (within working hours, or when they reopen).
+pub const HANDOFF_REQUESTED: &str =
+    "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
+pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý ạ.";
+pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
 pub const FALLBACK: &str =
     "Dạ, em chưa hiểu rõ ý anh/chị lắm. Anh/chị có thể nói cụ thể hơn giúp em được không ạ?";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
+pub const CLARIFY_AGAIN: &str = "Dạ, anh/chị chọn giúp em một câu bên dưới (bấm vào câu hoặc nhắn số thứ tự của câu), hoặc nhắn câu hỏi khác ạ.";
+pub const CLARIFY_NONE: &str = "Dạ vâng, vậy anh/chị nói rõ hơn giúp em câu hỏi của mình nhé, hoặc bấm “Gặp nhân viên” để em chuyển nhân viên hỗ trợ ạ.";
 pub const GREETING: &str =
     "Dạ, em chào anh/chị ạ! Em là trợ lý chăm sóc khách hàng, anh/chị cần em hỗ trợ gì ạ?";
 pub const THANKS: &str = "Dạ, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
@@ -50,8 +55,29 @@ pub const HANDED_BACK: &str =
 pub enum Wait {
     /// Inside working hours: the SLA of the ticket's priority and the queue ahead.
     Within { hours: u32, queue: i64 },
-    /// Outside working hours: a call-back once the team is back.
-    AfterHours { open: String, close: String },
+    /// Outside working hours: a call-back once the team is back, later today (before
+    /// opening time) or tomorrow.
+    AfterHours {
+        open: String,
+        close: String,
+        today: bool,
+    },
+}
+
+/// "08:00" → "8 giờ sáng", "13:30" → "13 giờ 30 chiều".
+fn clock(hhmm: &str) -> String {
+    let (h, m) = hhmm.split_once(':').unwrap_or((hhmm, "00"));
+    let hour: u32 = h.parse().unwrap_or(8);
+    let part = match hour {
+        0..=10 => "sáng",
+        11..=12 => "trưa",
+        13..=17 => "chiều",
+        _ => "tối",
+    };
+    match m {
+        "00" => format!("{hour} giờ {part}"),
+        m => format!("{hour} giờ {m} {part}"),
+    }
 }
 
 /// Tells the customer the ticket code and what to expect.
@@ -68,12 +94,19 @@ pub fn ticket_notice(code: &str, wait: &Wait) -> String {
             } else {
                 format!("trong vòng {hours} giờ làm việc")
             };
-            let lead = if ahead.is_empty() { "Nhân viên" } else { "nhân viên" };
+            let lead = if ahead.is_empty() {
+                "Nhân viên"
+            } else {
+                "nhân viên"
+            };
             format!("Mã yêu cầu của anh/chị là {code}. {ahead}{lead} sẽ phản hồi {within} ạ.")
         }
-        Wait::AfterHours { open, close } => format!(
-            "Mã yêu cầu của anh/chị là {code}. Hiện đã ngoài giờ làm việc ({open}–{close}), nhân viên sẽ liên hệ lại với anh/chị ngay khi bắt đầu giờ làm việc ạ."
-        ),
+        Wait::AfterHours { open, close, today } => {
+            let when = format!("{} {}", clock(open), if *today { "nay" } else { "mai" });
+            format!(
+                "Mã yêu cầu của anh/chị là {code}. Hiện đã ngoài giờ làm việc ({open}–{close}), nhân viên sẽ phản hồi anh/chị từ {when} ạ."
+            )
+        }
     }
 }
 
@@ -102,19 +135,25 @@ pub fn date(iso: &str) -> String {
     }
 }
 
-/// The status reply for a verified customer.
-pub fn order_details(o: &Order) -> String {
+/// The status reply for a verified customer, on `today` (the date an estimate in
+/// the past is read against: such an order is late, and the customer is told so).
+pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
+    use crate::orders::OrderStatus::*;
     let mut s = format!(
-        "Dạ, đơn hàng {} của anh/chị {}",
+        "Dạ, đơn hàng {} của anh/chị {}.",
         o.code,
         o.status.vietnamese()
     );
+    let moving = matches!(o.status, Shipping | Delivered);
+    let ahead = matches!(o.status, Pending | Confirmed | Packing);
     match (&o.carrier, &o.tracking_code) {
-        (Some(c), Some(t)) => s.push_str(&format!(" qua đơn vị vận chuyển {c}, mã vận đơn {t}")),
-        (Some(c), None) => s.push_str(&format!(", đơn vị vận chuyển {c}")),
+        (Some(c), Some(t)) if moving || ahead => {
+            s.push_str(&format!(" Đơn được giao qua {c}, mã vận đơn {t}."))
+        }
+        (Some(c), None) if moving => s.push_str(&format!(" Đơn được giao qua {c}.")),
+        (Some(c), None) if ahead => s.push_str(&format!(" Đơn sẽ được giao qua {c}.")),
         _ => {}
     }
-    s.push('.');
     if !o.items.is_empty() {
         let items: Vec<String> = o
             .items
@@ -126,10 +165,16 @@ pub fn order_details(o: &Order) -> String {
     if o.total > 0 {
         s.push_str(&format!(" Tổng tiền: {}.", money(o.total)));
     }
-    if let Some(eta) = &o.eta {
-        s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(eta)));
-    } else {
-        s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ.");
+    let eta = o.eta.as_deref().filter(|_| o.status == Shipping || ahead);
+    let eta_day =
+        eta.and_then(|e| chrono::NaiveDate::parse_from_str(e.get(..10)?, "%Y-%m-%d").ok());
+    match (eta, eta_day) {
+        (Some(e), Some(day)) if day < today => s.push_str(&format!(
+            " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ. Anh/chị cần em chuyển nhân viên kiểm tra với đơn vị vận chuyển thì nhắn em nhé.",
+            date(e)
+        )),
+        (Some(e), _) => s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(e))),
+        (None, _) => s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ."),
     }
     s
 }
@@ -160,14 +205,64 @@ mod tests {
         assert_eq!(within, "Mã yêu cầu của anh/chị là YCABC234. Nhân viên sẽ phản hồi trong vòng 24 giờ làm việc ạ.");
         let queued = ticket_notice("YCABC234", &Wait::Within { hours: 1, queue: 3 });
         assert_eq!(queued, "Mã yêu cầu của anh/chị là YCABC234. Hiện có 3 yêu cầu đang chờ, nhân viên sẽ phản hồi trong vòng 1 giờ ạ.");
-        let late = ticket_notice(
-            "YCABC234",
-            &Wait::AfterHours {
-                open: "08:00".into(),
-                close: "21:00".into(),
-            },
+        let late = |today| {
+            ticket_notice(
+                "YCABC234",
+                &Wait::AfterHours {
+                    open: "08:00".into(),
+                    close: "21:00".into(),
+                    today,
+                },
+            )
+        };
+        assert_eq!(late(true), "Mã yêu cầu của anh/chị là YCABC234. Hiện đã ngoài giờ làm việc (08:00–21:00), nhân viên sẽ phản hồi anh/chị từ 8 giờ sáng nay ạ.");
+        assert!(late(false).ends_with("từ 8 giờ sáng mai ạ."));
+        // No sentence of a hand-off promises an answer "in a moment" the notice may
+        // contradict.
+        for s in [HANDOFF_REQUESTED, HANDOFF_COMPLAINT, HANDOFF_FALLBACK] {
+            assert!(!s.contains("giây lát") && !s.contains("sớm nhất"), "{s}");
+        }
+        assert_eq!(clock("13:30"), "13 giờ 30 chiều");
+    }
+
+    #[test]
+    fn order_replies_read_naturally_and_say_when_late() {
+        use crate::orders::{OrderItem, OrderStatus};
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let order = |status, eta: &str| Order {
+            code: "DH240976".into(),
+            status,
+            carrier: Some("Viettel Post".into()),
+            tracking_code: None,
+            eta: Some(eta.into()),
+            items: vec![OrderItem {
+                name: "Áo sơ mi linen trắng".into(),
+                qty: 1,
+                price: 375000,
+            }],
+            total: 375000,
+            customer_name: None,
+            phone: None,
+            email: None,
+            created_at: None,
+        };
+        let packing = order_details(&order(OrderStatus::Packing, "2026-11-30"), today);
+        assert_eq!(packing, "Dạ, đơn hàng DH240976 của anh/chị đang được đóng gói. Đơn sẽ được giao qua Viettel Post. Sản phẩm: 1 x Áo sơ mi linen trắng. Tổng tiền: 375.000đ. Dự kiến giao ngày 30/11/2026 ạ.");
+        let cancelled = order_details(&order(OrderStatus::Cancelled, "2026-11-30"), today);
+        assert!(
+            !cancelled.contains("Viettel") && !cancelled.contains("Dự kiến"),
+            "{cancelled}"
         );
-        assert!(late.contains("ngoài giờ làm việc (08:00–21:00)") && late.contains("liên hệ lại"));
+        let late = order_details(&order(OrderStatus::Shipping, "2026-11-26"), today);
+        assert!(
+            late.contains("dự kiến giao ngày 26/11/2026 nhưng đang chậm hơn dự kiến"),
+            "{late}"
+        );
+        let on_time = order_details(&order(OrderStatus::Shipping, "2026-11-28"), today);
+        assert!(
+            on_time.ends_with("Dự kiến giao ngày 28/11/2026 ạ."),
+            "{on_time}"
+        );
     }
 
     #[test]

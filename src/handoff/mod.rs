@@ -394,6 +394,12 @@ impl BusinessHours {
         t >= open && t < close
     }
 
+    /// Outside working hours, whether they open later the same local day (before
+    /// opening time) rather than the next (after closing time).
+    pub fn opens_later_today(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        parse_hhmm(&self.open).is_some_and(|open| at.with_timezone(&self.offset()).time() < open)
+    }
+
     /// The SLA deadline: `hours` of working time counted from `start`.
     pub fn due(
         &self,

@@ -331,6 +331,25 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert_eq!(r["decision"]["decision"], "clarify", "{r}");
     let options = r["replies"][0]["quick_replies"].as_array().unwrap().clone();
     assert!((2..=3).contains(&options.len()), "{r}");
+    // "ok" and a number the menu does not have are not questions: the menu comes
+    // again (no hand-off); "số 2" picks the second choice, as its label does.
+    for text in ["ok", "7"] {
+        let again = chat.say(text);
+        assert_eq!(again["handoff"], false, "{again}");
+        assert_eq!(
+            again["replies"][0]["quick_replies"], r["replies"][0]["quick_replies"],
+            "{again}"
+        );
+    }
+    let by_number = chat.say("số 2");
+    assert_eq!(by_number["intent"], "faq", "{by_number}");
+    assert!(by_number["replies"][0]["quick_replies"]
+        .as_array()
+        .is_none_or(|q| q.is_empty()));
+    chat.say("bảo hành");
+    let by_label = chat.say(options[1].as_str().unwrap());
+    assert_eq!(reply_text(&by_number), reply_text(&by_label));
+    chat.say("bảo hành");
     let pick = options[0].as_str().unwrap();
     let picked = chat.say(pick);
     assert_eq!(picked["intent"], "faq");
