@@ -68,6 +68,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("retrieval failed: {0}")]
     Retrieval(String),
+    /// The sender already sent another text under this message id.
+    #[error("message_id was already used for a different text")]
+    DuplicateMessageId,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -263,7 +266,13 @@ impl ConversationService {
         let (text, _turn, conv) = self.intake(msg).await?;
         Ok(matches!(
             self.store
-                .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
+                .insert_inbound(
+                    &conv.id,
+                    msg.channel.as_str(),
+                    &msg.user_id,
+                    &msg.message_id,
+                    &text
+                )
                 .await?,
             Inbound::New(_)
         ))
@@ -461,10 +470,21 @@ impl ConversationService {
     ) -> Result<TurnResponse, ServiceError> {
         let message_id = match self
             .store
-            .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
+            .insert_inbound(
+                &conv.id,
+                msg.channel.as_str(),
+                &msg.user_id,
+                &msg.message_id,
+                &text,
+            )
             .await?
         {
-            Inbound::Duplicate(id) => {
+            Inbound::Duplicate { id, text: stored } => {
+                if stored != text {
+                    // A retry repeats the message; another text under the same id is
+                    // a client bug that would silently lose the new question.
+                    return Err(ServiceError::DuplicateMessageId);
+                }
                 if let Some(stored) = self.store.turn_response(&id).await? {
                     tracing::info!("duplicate delivery answered from the stored turn");
                     return Ok(serde_json::from_str(&stored).expect("stored response is valid"));

@@ -67,6 +67,12 @@ impl From<ServiceError> for ApiError {
                 "invalid_field",
                 format!("{field} {message}"),
             ),
+            ServiceError::DuplicateMessageId => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_message_id",
+                "this message_id was already used for a different text; \
+                 a new message needs a new message_id (a retry repeats the same text)",
+            ),
             ServiceError::Store(err) => {
                 tracing::error!(error = %err, "storage failure");
                 ApiError::new(

@@ -60,7 +60,11 @@ pub struct StoredMessage {
 
 pub enum Inbound {
     New(String),
-    Duplicate(String),
+    /// Already stored: its id and the text stored under the message id.
+    Duplicate {
+        id: String,
+        text: String,
+    },
 }
 
 pub struct Outbound {
@@ -267,12 +271,15 @@ impl Store {
         Ok(row.as_ref().map(conversation_from_row))
     }
 
-    /// Stores an inbound message before anything answers it; a platform retry of the
-    /// same message id is reported as a duplicate and stores nothing.
+    /// Stores an inbound message before anything answers it; a repeated message id
+    /// from the same sender on the same channel is reported as a duplicate (with the
+    /// text stored under it) and stores nothing. Ids are per sender: another sender's
+    /// message with the same id is a new message.
     pub async fn insert_inbound(
         &self,
         conversation_id: &str,
         channel: &str,
+        sender: &str,
         channel_message_id: &str,
         text: &str,
     ) -> Result<Inbound, StoreError> {
@@ -280,13 +287,15 @@ impl Store {
         let id = new_id();
         let done = sqlx::query(
             "INSERT INTO messages (id, conversation_id, direction, author, text, channel,
-             channel_message_id, created_at) VALUES (?, ?, 'in', 'customer', ?, ?, ?, ?)
+             sender, channel_message_id, created_at)
+             VALUES (?, ?, 'in', 'customer', ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(conversation_id)
         .bind(text)
         .bind(channel)
+        .bind(sender)
         .bind(channel_message_id)
         .bind(now())
         .execute(&self.pool)
@@ -294,14 +303,16 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(Inbound::New(id));
         }
-        let (existing,): (String,) = sqlx::query_as(
-            "SELECT id FROM messages WHERE channel = ? AND channel_message_id = ? AND direction = 'in'",
+        let (id, text): (String, String) = sqlx::query_as(
+            "SELECT id, text FROM messages WHERE channel = ? AND sender = ?
+             AND channel_message_id = ? AND direction = 'in'",
         )
         .bind(channel)
+        .bind(sender)
         .bind(channel_message_id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(Inbound::Duplicate(existing))
+        Ok(Inbound::Duplicate { id, text })
     }
 
     /// The stored response of an answered inbound message.

@@ -567,3 +567,69 @@ fn shopify_style_order_api_and_its_failures() {
     assert_eq!(r["replies"][0]["quick_replies"][0], "Gặp nhân viên");
     assert!(!reply_text(&r).contains("GHN55X"));
 }
+
+/// `POST /api/v1/messages` with a body: (status, JSON).
+fn send(server: &Server, user: &str, id: &str, text: &str) -> (u16, Value) {
+    let body = json!({"channel": "api", "user_id": user, "text": text, "message_id": id});
+    post_raw(
+        &server.url("/api/v1/messages"),
+        body.to_string().into_bytes(),
+    )
+}
+
+#[test]
+fn a_message_id_is_per_sender_another_senders_same_id_is_a_new_message() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    let (s, _) = send(&server, "apiA", "a91e-1", "tra đơn DH240517");
+    assert_eq!(s, 200);
+    let (s, a) = send(&server, "apiA", "a91e-2", "0912345678");
+    assert_eq!(s, 200, "{a}");
+    assert!(reply_text(&a).contains("GHN8K2M4Q7"), "{a}");
+
+    // Another customer happens to use the same message id: a new message, stored and
+    // answered in their own conversation, with nothing of A's.
+    let (s, b) = send(&server, "apiB", "a91e-2", "chào shop");
+    assert_eq!(s, 200, "{b}");
+    assert_ne!(b["conversation_id"], a["conversation_id"], "{b}");
+    assert_eq!(b["intent"], "greeting", "{b}");
+    let text = reply_text(&b);
+    assert!(
+        !text.contains("GHN8K2M4Q7") && !text.contains("DH240517"),
+        "{b}"
+    );
+    assert_eq!(
+        db_count(
+            data.path(),
+            "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND text = 'chào shop'"
+        ),
+        1
+    );
+    // Each sender's retry is still answered from its own stored turn.
+    assert_eq!(send(&server, "apiA", "a91e-2", "0912345678").1, a);
+    assert_eq!(send(&server, "apiB", "a91e-2", "chào shop").1, b);
+}
+
+#[test]
+fn reusing_a_message_id_for_another_text_is_a_conflict_and_stores_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (s, first) = send(&server, "u-reuse", "M", "phí ship ra hà nội");
+    assert_eq!(s, 200, "{first}");
+    let count = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    let (s, v) = send(&server, "u-reuse", "M", "có cod không");
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "duplicate_message_id", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        count,
+        "nothing stored"
+    );
+    // An exact retry is still idempotent.
+    let (s, again) = send(&server, "u-reuse", "M", "phí ship ra hà nội");
+    assert_eq!((s, &again), (200, &first));
+}
