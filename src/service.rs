@@ -396,8 +396,11 @@ impl ConversationService {
         if msg.message_id.trim().is_empty() || msg.message_id.len() > 200 {
             return invalid("message_id", "must be 1-200 characters");
         }
-        if msg.text.trim().is_empty() {
-            return invalid("text", "must not be empty");
+        if !has_visible_text(&msg.text) {
+            return invalid(
+                "text",
+                "must not be empty or made only of invisible characters",
+            );
         }
         let max = if msg.channel.pushes() {
             MAX_PLATFORM_TEXT_CHARS
@@ -769,6 +772,26 @@ pub struct TicketView {
     pub suggestions: Vec<crate::bot::Suggestion>,
 }
 
+/// Whether a text has something to read: not only white space and invisible
+/// characters (zero-width spaces, byte-order marks, bidirectional and other format
+/// marks, variation selectors, fillers), which some clients send as "empty" messages.
+pub fn has_visible_text(text: &str) -> bool {
+    text.chars().any(|c| !c.is_whitespace() && !invisible(c))
+}
+
+/// Unicode's default-ignorable code points, the other format characters (Cf), and
+/// blank-looking fillers (Hangul fillers, the braille blank).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{0600}'..='\u{0605}' | '\u{06DD}'
+        | '\u{070F}' | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{110BD}' | '\u{110CD}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
 /// How many entries an agent is offered for a ticket, and finds per search.
 const TICKET_SUGGESTIONS: usize = 3;
 const SEARCH_RESULTS: usize = 5;
@@ -1059,7 +1082,7 @@ impl ConversationService {
 
     pub async fn reply(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
         let text = crate::text::nfc(text.trim());
-        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid("text must be 1-2000 characters"));
         }
         let t = self.find_ticket(id).await?;
@@ -1094,7 +1117,7 @@ impl ConversationService {
     /// An internal note: visible to agents only.
     pub async fn note(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
         let text = crate::text::nfc(text.trim());
-        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid("text must be 1-2000 characters"));
         }
         let t = self.find_ticket(id).await?;
@@ -1173,5 +1196,28 @@ impl ConversationService {
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
         self.ticket(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_visible_text;
+
+    #[test]
+    fn invisible_only_text_is_not_a_message() {
+        for blank in [
+            "",
+            "   ",
+            "\u{200b}",
+            "\u{feff}",
+            " \u{200b}\u{200c}\u{200d}\u{2060} ",
+            "\u{00a0}\u{3000}\u{2800}",
+            "\u{202e}\u{fe0f}\u{e0020}",
+        ] {
+            assert!(!has_visible_text(blank), "{blank:?}");
+        }
+        for text in ["a", "\u{200b}chào", "5", "👍", "đ\u{fe0f}"] {
+            assert!(has_visible_text(text), "{text:?}");
+        }
     }
 }

@@ -633,3 +633,31 @@ fn reusing_a_message_id_for_another_text_is_a_conflict_and_stores_nothing() {
     let (s, again) = send(&server, "u-reuse", "M", "phí ship ra hà nội");
     assert_eq!((s, &again), (200, &first));
 }
+
+#[test]
+fn text_of_only_invisible_characters_is_refused_like_white_space() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    for (i, text) in [
+        "\u{200b}",
+        "\u{feff}",
+        " \u{200b}\u{2060}\u{200d} ",
+        "\u{00a0}\u{2800}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (s, v) = send(&server, "u-blank", &format!("b-{i}"), text);
+        assert_eq!(s, 400, "{text:?}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_field", "{v}");
+    }
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before,
+        "nothing stored, nothing counted toward a hand-off"
+    );
+    // Visible text around a zero-width space is an ordinary message.
+    let (s, v) = send(&server, "u-blank", "b-ok", "\u{200b}chào shop");
+    assert_eq!(s, 200, "{v}");
+}
