@@ -504,6 +504,13 @@ impl ConversationService {
             // Verified earlier, maybe on another channel: not asked again.
             state.verified_phone = self.store.customer_phone(&conv.customer_id).await?;
         }
+        if conv.status == "handoff" && !self.store.has_open_ticket(&conv.id).await? {
+            // Handed off, but no ticket is open for anyone to answer (left by an older
+            // version, or a ticket closed without the conversation): the bot answers
+            // rather than leave the customer unheard.
+            tracing::warn!("conversation in hand-off without an open ticket: back to the bot");
+            conv.status = "bot".into();
+        }
         let rating = (conv.status == "csat")
             .then(|| text.trim().parse::<i64>().ok())
             .flatten()
@@ -754,6 +761,10 @@ pub enum AgentError {
     /// The platform will not accept a message now (its messaging window has closed).
     #[error("cannot be delivered: {0}")]
     Undeliverable(String),
+    /// The ticket's state does not allow the action (resolved or closed, or held by
+    /// another agent); nothing changed.
+    #[error("refused: {0:?}")]
+    Refused(crate::store::Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -1071,11 +1082,20 @@ impl ConversationService {
         let _ = self.queue.send(conversation_id.to_string());
     }
 
-    pub async fn claim(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
+    /// Takes a ticket. A ticket another agent holds is refused unless `take_over` is
+    /// set (an explicit take-over, audited with whom it was taken from).
+    pub async fn claim(
+        &self,
+        agent: &str,
+        id: &str,
+        take_over: bool,
+    ) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
+        let action = if take_over { "take_over" } else { "claim" };
         self.store
-            .agent_action(agent, &t, "claim", "in_progress", "handoff", None)
-            .await?;
+            .agent_action(agent, &t, action, Some("in_progress"), "handoff", None)
+            .await?
+            .map_err(AgentError::Refused)?;
         self.changed(&t.conversation_id);
         self.ticket(id).await
     }
@@ -1088,18 +1108,13 @@ impl ConversationService {
         let t = self.find_ticket(id).await?;
         let channel = self.channel_of(&t).await?;
         self.check_window(channel, &t, "agent").await?;
-        let status = if t.status == "new" {
-            "in_progress"
-        } else {
-            t.status.as_str()
-        };
         let mid = self
             .store
             .agent_action(
                 agent,
                 &t,
                 "reply",
-                status,
+                None,
                 "handoff",
                 Some(CustomerMessage {
                     author: "agent",
@@ -1108,7 +1123,8 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "agent", &text, &[]);
         self.ticket(id).await
@@ -1123,7 +1139,8 @@ impl ConversationService {
         let t = self.find_ticket(id).await?;
         self.store
             .ticket_note(agent, &t.id, "note", &text, None)
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.ticket(id).await
     }
 
@@ -1140,7 +1157,8 @@ impl ConversationService {
         let detail = format!("{} → {department}", t.department);
         self.store
             .ticket_note(agent, &t.id, "transfer", &detail, Some(department))
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.changed(&t.conversation_id);
         self.ticket(id).await
     }
@@ -1157,7 +1175,7 @@ impl ConversationService {
                 agent,
                 &t,
                 "resolve",
-                "resolved",
+                Some("resolved"),
                 "csat",
                 Some(CustomerMessage {
                     author: "bot",
@@ -1166,7 +1184,8 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", q, &quick);
         self.ticket(id).await
@@ -1183,7 +1202,7 @@ impl ConversationService {
                 agent,
                 &t,
                 "release",
-                "closed",
+                Some("closed"),
                 "bot",
                 Some(CustomerMessage {
                     author: "bot",
@@ -1192,7 +1211,8 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
         self.ticket(id).await

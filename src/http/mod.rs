@@ -363,6 +363,17 @@ impl From<AgentError> for ApiError {
                 "undeliverable",
                 format!("the customer's platform will not accept this message: {m}"),
             ),
+            AgentError::Refused(crate::store::Refusal::Closed) => ApiError::new(
+                StatusCode::CONFLICT,
+                "ticket_closed",
+                "the ticket is resolved or closed; nothing was changed",
+            ),
+            AgentError::Refused(crate::store::Refusal::Taken) => ApiError::new(
+                StatusCode::CONFLICT,
+                "ticket_taken",
+                "another agent holds this ticket; take it over (claim?take_over=true) \
+                 or ask them to transfer it; nothing was changed",
+            ),
             AgentError::Store(err) => ServiceError::Store(err).into(),
         }
     }
@@ -447,8 +458,20 @@ async fn search_knowledge(s: SignedIn, Query(q): Query<SearchQuery>) -> Result<R
     Ok(Json(found).into_response())
 }
 
-async fn claim(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(s.svc.claim(&s.agent, &id).await?).into_response())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimQuery {
+    /// Take the ticket from the agent who holds it.
+    #[serde(default)]
+    take_over: bool,
+}
+
+async fn claim(
+    s: SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<ClaimQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.claim(&s.agent, &id, q.take_over).await?).into_response())
 }
 
 #[derive(Deserialize)]
