@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -159,6 +159,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept this method",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -217,14 +224,81 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.body_text(),
-            )
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         Ok(JsonBody(parse_body(&bytes)?))
+    }
+}
+
+/// The raw body (webhooks verify signatures on it); an oversized or unreadable body
+/// is rejected in the JSON error shape.
+struct RawBody(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                let (status, code) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                } else {
+                    (StatusCode::BAD_REQUEST, "invalid_request")
+                };
+                ApiError::new(status, code, e.body_text())
+            })
+    }
+}
+
+/// axum's `Query`, with a rejection in the JSON error shape (a missing or malformed
+/// query parameter is a 400 `invalid_request`). Every handler uses this one.
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Query<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("query string: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// axum's `Path`, with a rejection in the JSON error shape.
+struct Path<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for Path<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("path: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -621,7 +695,7 @@ async fn messenger_subscribe(
 async fn messenger_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     webhook(&state, Channel::Messenger, &headers, &body).await?;
     Ok((StatusCode::OK, "EVENT_RECEIVED").into_response())
@@ -630,7 +704,7 @@ async fn messenger_webhook(
 async fn zalo_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     webhook(&state, Channel::Zalo, &headers, &body).await?;
     Ok(Json(json!({"error": 0, "message": "Success"})).into_response())
@@ -769,7 +843,7 @@ async fn twilio_incoming(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let v = voice(&state)?;
     let params = twilio_params(&v, &uri, &headers, &body)?;
@@ -783,7 +857,7 @@ async fn twilio_gather(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let v = voice(&state)?;
     let params = twilio_params(&v, &uri, &headers, &body)?;
@@ -1114,7 +1188,7 @@ async fn accept_gap(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers)?;
     let b: AcceptBody = if body.is_empty() {

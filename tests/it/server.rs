@@ -661,3 +661,53 @@ fn text_of_only_invisible_characters_is_refused_like_white_space() {
     let (s, v) = send(&server, "u-blank", "b-ok", "\u{200b}chào shop");
     assert_eq!(s, 200, "{v}");
 }
+
+#[test]
+fn every_query_path_and_body_rejection_uses_the_json_error_shape() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(data.path(), &[]);
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
+    let expect = |method: &str, path: &str, token: Option<&str>, status: u16, code: &str| {
+        let (s, v) = call(&server, method, path, token, None);
+        assert_eq!(s, status, "{method} {path}: {v}");
+        assert_eq!(v["error"]["code"], code, "{method} {path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    };
+    expect("GET", "/api/v1/web/history", None, 400, "invalid_request");
+    expect("GET", "/api/v1/web/events", None, 400, "invalid_request");
+    expect(
+        "GET",
+        "/api/v1/history?channel=api",
+        None,
+        400,
+        "invalid_request",
+    );
+    expect("GET", "/api/v1/agent/events", None, 400, "invalid_request");
+    expect(
+        "POST",
+        "/api/v1/handoffs/x/claim?take_over=maybe",
+        Some(&token),
+        400,
+        "invalid_request",
+    );
+    expect(
+        "GET",
+        "/api/v1/handoffs/%FF%FE",
+        Some(&token),
+        400,
+        "invalid_request",
+    );
+    expect("GET", "/api/v1/messages", None, 405, "method_not_allowed");
+    let (s, v) = post_raw(&server.url("/webhooks/zalo"), vec![b' '; 70 * 1024]);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{v}"
+    );
+}
