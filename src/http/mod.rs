@@ -33,6 +33,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Bearer token of the operations endpoints (`CSKH_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
+    /// Bearer token of the programmatic `api` channel (`CSKH_API_TOKEN`); `None`
+    /// leaves that channel open.
+    pub api_token: Option<String>,
 }
 
 /// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
@@ -323,9 +326,13 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
 
 async fn post_message(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Response, ApiError> {
     let channel = parse_channel(&body.channel)?;
+    if channel == Channel::Api {
+        api_client(&state, &headers)?;
+    }
     let svc = service(&state)?;
     let resp = svc
         .handle(IncomingMessage::text(
@@ -599,12 +606,24 @@ struct HistoryQuery {
 }
 
 /// Polling endpoint for programmatic (`api`) customers: the messages of their latest
-/// conversation, agent replies included.
+/// conversation, agent replies included. Only the `api` channel, behind its token:
+/// a web visitor's history is read with the visitor's own random id
+/// (`/api/v1/web/history`), never by naming a user id here.
 async fn history(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    api_client(&state, &headers)?;
     let channel = parse_channel(&q.channel)?;
+    if channel != Channel::Api {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_channel",
+            "/api/v1/history serves the api channel only; the web widget reads \
+             /api/v1/web/history?visitor_id=",
+        ));
+    }
     let svc = service(&state)?;
     conversation_history(&svc, channel, &q.user_id).await
 }
@@ -1010,6 +1029,20 @@ fn bearer_is(headers: &HeaderMap, expected: Option<&str>) -> bool {
         .unwrap_or_default();
     expected
         .is_some_and(|t| !t.is_empty() && crate::secret::same_bytes(given.as_bytes(), t.as_bytes()))
+}
+
+/// A client of the programmatic `api` channel: `Authorization: Bearer
+/// <CSKH_API_TOKEN>` when a token is configured (open otherwise, as warned at start-up).
+fn api_client(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match state.api_token.as_deref() {
+        None => Ok(()),
+        Some(expected) if bearer_is(headers, Some(expected)) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API token is required for the api channel (CSKH_API_TOKEN)",
+        )),
+    }
 }
 
 fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -711,3 +711,96 @@ fn every_query_path_and_body_rejection_uses_the_json_error_shape() {
         "{v}"
     );
 }
+
+#[test]
+fn the_api_channel_needs_its_token_and_history_never_serves_the_web_channel() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[("CSKH_API_TOKEN", "api-bi-mat-123")]);
+    assert!(!server.log.lock().unwrap().contains("CSKH_API_TOKEN"));
+    let message = |user: &str, id: &str, text: &str| json!({"channel": "api", "user_id": user, "text": text, "message_id": id});
+    let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    for token in [None, Some("sai")] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            "/api/v1/messages",
+            token,
+            Some(message("apiA", "1", "tra đơn DH240517")),
+        );
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before
+    );
+    let key = Some("api-bi-mat-123");
+    for (id, text) in [("1", "tra đơn DH240517"), ("2", "0912345678")] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            "/api/v1/messages",
+            key,
+            Some(message("apiA", id, text)),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let path = "/api/v1/history?channel=api&user_id=apiA";
+    for token in [None, Some("sai")] {
+        let (s, v) = call(&server, "GET", path, token, None);
+        assert_eq!(s, 401, "{v}");
+        assert!(!v.to_string().contains("GHN8K2M4Q7"), "{v}");
+    }
+    let (s, h) = call(&server, "GET", path, key, None);
+    assert_eq!(s, 200, "{h}");
+    assert!(h["messages"].to_string().contains("GHN8K2M4Q7"), "{h}");
+
+    // The widget needs no token: its random visitor id is its credential, read only
+    // through the web history; /api/v1/history never serves a web visitor.
+    let web =
+        json!({"channel": "web", "user_id": "v-9f3c1a", "text": "chào shop", "message_id": "w1"});
+    let (s, v) = call(&server, "POST", "/api/v1/messages", None, Some(web));
+    assert_eq!(s, 200, "{v}");
+    for token in [None, key] {
+        let (s, v) = call(
+            &server,
+            "GET",
+            "/api/v1/history?channel=web&user_id=v-9f3c1a",
+            token,
+            None,
+        );
+        assert_eq!(s, if token.is_some() { 400 } else { 401 }, "{v}");
+        assert!(!v.to_string().contains("chào shop"), "{v}");
+    }
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/web/history?visitor_id=v-9f3c1a",
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(v["messages"].to_string().contains("chào shop"), "{v}");
+    drop(server);
+
+    // Without a token the api channel stays open, and the operator is warned.
+    let open = tempfile::tempdir().unwrap();
+    let server = Server::start(open.path(), &[]);
+    assert!(server.log.lock().unwrap().contains("CSKH_API_TOKEN"));
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/history?channel=web&user_id=v-9f3c1a",
+        None,
+        None,
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("unsupported_channel")),
+        "{v}"
+    );
+}
