@@ -94,8 +94,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = Store::open(&cfg.data).await?;
     let state = AppState {
         admin_token: cfg.admin_token.clone(),
+        api_token: cfg.api_token(),
         ..AppState::default()
     };
+    if state.api_token.is_none() {
+        tracing::warn!(
+            "no api_token (CSKH_API_TOKEN) is set: the `api` channel is open, anyone who \
+             can reach this port can write as any api user_id and read its history \
+             (/api/v1/history); set one unless only trusted clients can connect"
+        );
+    }
     let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.bind, cfg.port))?;

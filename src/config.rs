@@ -77,6 +77,10 @@ pub struct Config {
     pub llm: crate::llm::LlmConfig,
     /// Bearer token for `/api/v1/stats`, the dashboard and knowledge gaps.
     pub admin_token: Option<String>,
+    /// Bearer token of the programmatic `api` channel: when set, `POST
+    /// /api/v1/messages` with channel `api` and `/api/v1/history` require it. Unset,
+    /// that channel is open (a warning is logged at start-up).
+    pub api_token: Option<String>,
 }
 
 /// Facebook Messenger: enabled when the app secret and page token are set.
@@ -170,6 +174,7 @@ impl Default for Config {
             voice: Default::default(),
             llm: Default::default(),
             admin_token: None,
+            api_token: None,
         }
     }
 }
@@ -322,6 +327,7 @@ impl Config {
             cfg.voice.min_confidence = v;
         }
         text("CSKH_ADMIN_TOKEN", &mut cfg.admin_token);
+        text("CSKH_API_TOKEN", &mut cfg.api_token);
         text("CSKH_LLM_BASE_URL", &mut cfg.llm.base_url);
         text("CSKH_LLM_API_KEY", &mut cfg.llm.api_key);
         text("CSKH_LLM_MODEL", &mut cfg.llm.model);
@@ -342,6 +348,11 @@ impl Config {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The `api` channel's token, if one is set (an empty value is none).
+    pub fn api_token(&self) -> Option<String> {
+        self.api_token.clone().filter(|t| set(t))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -532,5 +543,27 @@ mod tests {
         )
         .unwrap();
         assert!(ok.zalo.enabled() && !ok.messenger.enabled());
+    }
+
+    #[test]
+    fn the_api_token_comes_from_the_file_or_the_environment() {
+        let c = load(None, &[], Overrides::default()).unwrap();
+        assert_eq!(c.api_token(), None);
+        let c = load(
+            Some("api_token = \"tok-file\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.api_token().as_deref(), Some("tok-file"));
+        let c = load(
+            Some("api_token = \"tok-file\"\n"),
+            &[("CSKH_API_TOKEN", "tok-env")],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.api_token().as_deref(), Some("tok-env"));
+        let c = load(None, &[("CSKH_API_TOKEN", "  ")], Overrides::default()).unwrap();
+        assert_eq!(c.api_token(), None, "an empty token is no token");
     }
 }

@@ -68,6 +68,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("retrieval failed: {0}")]
     Retrieval(String),
+    /// The sender already sent another text under this message id.
+    #[error("message_id was already used for a different text")]
+    DuplicateMessageId,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -263,7 +266,13 @@ impl ConversationService {
         let (text, _turn, conv) = self.intake(msg).await?;
         Ok(matches!(
             self.store
-                .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
+                .insert_inbound(
+                    &conv.id,
+                    msg.channel.as_str(),
+                    &msg.user_id,
+                    &msg.message_id,
+                    &text
+                )
                 .await?,
             Inbound::New(_)
         ))
@@ -387,8 +396,11 @@ impl ConversationService {
         if msg.message_id.trim().is_empty() || msg.message_id.len() > 200 {
             return invalid("message_id", "must be 1-200 characters");
         }
-        if msg.text.trim().is_empty() {
-            return invalid("text", "must not be empty");
+        if !has_visible_text(&msg.text) {
+            return invalid(
+                "text",
+                "must not be empty or made only of invisible characters",
+            );
         }
         let max = if msg.channel.pushes() {
             MAX_PLATFORM_TEXT_CHARS
@@ -461,10 +473,21 @@ impl ConversationService {
     ) -> Result<TurnResponse, ServiceError> {
         let message_id = match self
             .store
-            .insert_inbound(&conv.id, msg.channel.as_str(), &msg.message_id, &text)
+            .insert_inbound(
+                &conv.id,
+                msg.channel.as_str(),
+                &msg.user_id,
+                &msg.message_id,
+                &text,
+            )
             .await?
         {
-            Inbound::Duplicate(id) => {
+            Inbound::Duplicate { id, text: stored } => {
+                if stored != text {
+                    // A retry repeats the message; another text under the same id is
+                    // a client bug that would silently lose the new question.
+                    return Err(ServiceError::DuplicateMessageId);
+                }
                 if let Some(stored) = self.store.turn_response(&id).await? {
                     tracing::info!("duplicate delivery answered from the stored turn");
                     return Ok(serde_json::from_str(&stored).expect("stored response is valid"));
@@ -480,6 +503,13 @@ impl ConversationService {
         if state.verified_phone.is_none() {
             // Verified earlier, maybe on another channel: not asked again.
             state.verified_phone = self.store.customer_phone(&conv.customer_id).await?;
+        }
+        if conv.status == "handoff" && !self.store.has_open_ticket(&conv.id).await? {
+            // Handed off, but no ticket is open for anyone to answer (left by an older
+            // version, or a ticket closed without the conversation): the bot answers
+            // rather than leave the customer unheard.
+            tracing::warn!("conversation in hand-off without an open ticket: back to the bot");
+            conv.status = "bot".into();
         }
         let rating = (conv.status == "csat")
             .then(|| text.trim().parse::<i64>().ok())
@@ -732,6 +762,10 @@ pub enum AgentError {
     /// The platform will not accept a message now (its messaging window has closed).
     #[error("cannot be delivered: {0}")]
     Undeliverable(String),
+    /// The ticket's state does not allow the action (resolved or closed, or held by
+    /// another agent); nothing changed.
+    #[error("refused: {0:?}")]
+    Refused(crate::store::Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -748,6 +782,26 @@ pub struct TicketView {
     /// Knowledge entries for the customer's latest questions (one ticket's view only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<crate::bot::Suggestion>,
+}
+
+/// Whether a text has something to read: not only white space and invisible
+/// characters (zero-width spaces, byte-order marks, bidirectional and other format
+/// marks, variation selectors, fillers), which some clients send as "empty" messages.
+pub fn has_visible_text(text: &str) -> bool {
+    text.chars().any(|c| !c.is_whitespace() && !invisible(c))
+}
+
+/// Unicode's default-ignorable code points, the other format characters (Cf), and
+/// blank-looking fillers (Hangul fillers, the braille blank).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{0600}'..='\u{0605}' | '\u{06DD}'
+        | '\u{070F}' | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{110BD}' | '\u{110CD}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// How many entries an agent is offered for a ticket, and finds per search.
@@ -1029,35 +1083,39 @@ impl ConversationService {
         let _ = self.queue.send(conversation_id.to_string());
     }
 
-    pub async fn claim(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
+    /// Takes a ticket. A ticket another agent holds is refused unless `take_over` is
+    /// set (an explicit take-over, audited with whom it was taken from).
+    pub async fn claim(
+        &self,
+        agent: &str,
+        id: &str,
+        take_over: bool,
+    ) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
+        let action = if take_over { "take_over" } else { "claim" };
         self.store
-            .agent_action(agent, &t, "claim", "in_progress", "handoff", None)
-            .await?;
+            .agent_action(agent, &t, action, Some("in_progress"), "handoff", None)
+            .await?
+            .map_err(AgentError::Refused)?;
         self.changed(&t.conversation_id);
         self.ticket(id).await
     }
 
     pub async fn reply(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
         let text = crate::text::nfc(text.trim());
-        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid("text must be 1-2000 characters"));
         }
         let t = self.find_ticket(id).await?;
         let channel = self.channel_of(&t).await?;
         self.check_window(channel, &t, "agent").await?;
-        let status = if t.status == "new" {
-            "in_progress"
-        } else {
-            t.status.as_str()
-        };
         let mid = self
             .store
             .agent_action(
                 agent,
                 &t,
                 "reply",
-                status,
+                None,
                 "handoff",
                 Some(CustomerMessage {
                     author: "agent",
@@ -1066,7 +1124,8 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "agent", &text, &[]);
         self.ticket(id).await
@@ -1075,13 +1134,14 @@ impl ConversationService {
     /// An internal note: visible to agents only.
     pub async fn note(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
         let text = crate::text::nfc(text.trim());
-        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid("text must be 1-2000 characters"));
         }
         let t = self.find_ticket(id).await?;
         self.store
             .ticket_note(agent, &t.id, "note", &text, None)
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.ticket(id).await
     }
 
@@ -1098,7 +1158,8 @@ impl ConversationService {
         let detail = format!("{} → {department}", t.department);
         self.store
             .ticket_note(agent, &t.id, "transfer", &detail, Some(department))
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.changed(&t.conversation_id);
         self.ticket(id).await
     }
@@ -1115,7 +1176,7 @@ impl ConversationService {
                 agent,
                 &t,
                 "resolve",
-                "resolved",
+                Some("resolved"),
                 "csat",
                 Some(CustomerMessage {
                     author: "bot",
@@ -1124,7 +1185,8 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", q, &quick);
         self.ticket(id).await
@@ -1141,7 +1203,7 @@ impl ConversationService {
                 agent,
                 &t,
                 "release",
-                "closed",
+                Some("closed"),
                 "bot",
                 Some(CustomerMessage {
                     author: "bot",
@@ -1150,9 +1212,33 @@ impl ConversationService {
                     deliver: channel.pushes(),
                 }),
             )
-            .await?;
+            .await?
+            .map_err(AgentError::Refused)?;
         self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
         self.ticket(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_visible_text;
+
+    #[test]
+    fn invisible_only_text_is_not_a_message() {
+        for blank in [
+            "",
+            "   ",
+            "\u{200b}",
+            "\u{feff}",
+            " \u{200b}\u{200c}\u{200d}\u{2060} ",
+            "\u{00a0}\u{3000}\u{2800}",
+            "\u{202e}\u{fe0f}\u{e0020}",
+        ] {
+            assert!(!has_visible_text(blank), "{blank:?}");
+        }
+        for text in ["a", "\u{200b}chào", "5", "👍", "đ\u{fe0f}"] {
+            assert!(has_visible_text(text), "{text:?}");
+        }
     }
 }

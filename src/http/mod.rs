@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -33,6 +33,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Bearer token of the operations endpoints (`CSKH_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
+    /// Bearer token of the programmatic `api` channel (`CSKH_API_TOKEN`); `None`
+    /// leaves that channel open.
+    pub api_token: Option<String>,
 }
 
 /// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
@@ -66,6 +69,12 @@ impl From<ServiceError> for ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_field",
                 format!("{field} {message}"),
+            ),
+            ServiceError::DuplicateMessageId => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_message_id",
+                "this message_id was already used for a different text; \
+                 a new message needs a new message_id (a retry repeats the same text)",
             ),
             ServiceError::Store(err) => {
                 tracing::error!(error = %err, "storage failure");
@@ -153,6 +162,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept this method",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -211,14 +227,81 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.body_text(),
-            )
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         Ok(JsonBody(parse_body(&bytes)?))
+    }
+}
+
+/// The raw body (webhooks verify signatures on it); an oversized or unreadable body
+/// is rejected in the JSON error shape.
+struct RawBody(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                let (status, code) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                } else {
+                    (StatusCode::BAD_REQUEST, "invalid_request")
+                };
+                ApiError::new(status, code, e.body_text())
+            })
+    }
+}
+
+/// axum's `Query`, with a rejection in the JSON error shape (a missing or malformed
+/// query parameter is a 400 `invalid_request`). Every handler uses this one.
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Query<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("query string: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// axum's `Path`, with a rejection in the JSON error shape.
+struct Path<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for Path<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("path: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -243,9 +326,13 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
 
 async fn post_message(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Response, ApiError> {
     let channel = parse_channel(&body.channel)?;
+    if channel == Channel::Api {
+        api_client(&state, &headers)?;
+    }
     let svc = service(&state)?;
     let resp = svc
         .handle(IncomingMessage::text(
@@ -357,6 +444,17 @@ impl From<AgentError> for ApiError {
                 "undeliverable",
                 format!("the customer's platform will not accept this message: {m}"),
             ),
+            AgentError::Refused(crate::store::Refusal::Closed) => ApiError::new(
+                StatusCode::CONFLICT,
+                "ticket_closed",
+                "the ticket is resolved or closed; nothing was changed",
+            ),
+            AgentError::Refused(crate::store::Refusal::Taken) => ApiError::new(
+                StatusCode::CONFLICT,
+                "ticket_taken",
+                "another agent holds this ticket; take it over (claim?take_over=true) \
+                 or ask them to transfer it; nothing was changed",
+            ),
             AgentError::Store(err) => ServiceError::Store(err).into(),
         }
     }
@@ -441,8 +539,20 @@ async fn search_knowledge(s: SignedIn, Query(q): Query<SearchQuery>) -> Result<R
     Ok(Json(found).into_response())
 }
 
-async fn claim(s: SignedIn, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(s.svc.claim(&s.agent, &id).await?).into_response())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimQuery {
+    /// Take the ticket from the agent who holds it.
+    #[serde(default)]
+    take_over: bool,
+}
+
+async fn claim(
+    s: SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<ClaimQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.svc.claim(&s.agent, &id, q.take_over).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -496,12 +606,24 @@ struct HistoryQuery {
 }
 
 /// Polling endpoint for programmatic (`api`) customers: the messages of their latest
-/// conversation, agent replies included.
+/// conversation, agent replies included. Only the `api` channel, behind its token:
+/// a web visitor's history is read with the visitor's own random id
+/// (`/api/v1/web/history`), never by naming a user id here.
 async fn history(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    api_client(&state, &headers)?;
     let channel = parse_channel(&q.channel)?;
+    if channel != Channel::Api {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_channel",
+            "/api/v1/history serves the api channel only; the web widget reads \
+             /api/v1/web/history?visitor_id=",
+        ));
+    }
     let svc = service(&state)?;
     conversation_history(&svc, channel, &q.user_id).await
 }
@@ -592,7 +714,7 @@ async fn messenger_subscribe(
 async fn messenger_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     webhook(&state, Channel::Messenger, &headers, &body).await?;
     Ok((StatusCode::OK, "EVENT_RECEIVED").into_response())
@@ -601,7 +723,7 @@ async fn messenger_webhook(
 async fn zalo_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     webhook(&state, Channel::Zalo, &headers, &body).await?;
     Ok(Json(json!({"error": 0, "message": "Success"})).into_response())
@@ -740,7 +862,7 @@ async fn twilio_incoming(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let v = voice(&state)?;
     let params = twilio_params(&v, &uri, &headers, &body)?;
@@ -754,7 +876,7 @@ async fn twilio_gather(
     State(state): State<AppState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let v = voice(&state)?;
     let params = twilio_params(&v, &uri, &headers, &body)?;
@@ -907,6 +1029,20 @@ fn bearer_is(headers: &HeaderMap, expected: Option<&str>) -> bool {
         .unwrap_or_default();
     expected
         .is_some_and(|t| !t.is_empty() && crate::secret::same_bytes(given.as_bytes(), t.as_bytes()))
+}
+
+/// A client of the programmatic `api` channel: `Authorization: Bearer
+/// <CSKH_API_TOKEN>` when a token is configured (open otherwise, as warned at start-up).
+fn api_client(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match state.api_token.as_deref() {
+        None => Ok(()),
+        Some(expected) if bearer_is(headers, Some(expected)) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API token is required for the api channel (CSKH_API_TOKEN)",
+        )),
+    }
 }
 
 fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -1085,7 +1221,7 @@ async fn accept_gap(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers)?;
     let b: AcceptBody = if body.is_empty() {

@@ -60,7 +60,11 @@ pub struct StoredMessage {
 
 pub enum Inbound {
     New(String),
-    Duplicate(String),
+    /// Already stored: its id and the text stored under the message id.
+    Duplicate {
+        id: String,
+        text: String,
+    },
 }
 
 pub struct Outbound {
@@ -267,12 +271,15 @@ impl Store {
         Ok(row.as_ref().map(conversation_from_row))
     }
 
-    /// Stores an inbound message before anything answers it; a platform retry of the
-    /// same message id is reported as a duplicate and stores nothing.
+    /// Stores an inbound message before anything answers it; a repeated message id
+    /// from the same sender on the same channel is reported as a duplicate (with the
+    /// text stored under it) and stores nothing. Ids are per sender: another sender's
+    /// message with the same id is a new message.
     pub async fn insert_inbound(
         &self,
         conversation_id: &str,
         channel: &str,
+        sender: &str,
         channel_message_id: &str,
         text: &str,
     ) -> Result<Inbound, StoreError> {
@@ -280,13 +287,15 @@ impl Store {
         let id = new_id();
         let done = sqlx::query(
             "INSERT INTO messages (id, conversation_id, direction, author, text, channel,
-             channel_message_id, created_at) VALUES (?, ?, 'in', 'customer', ?, ?, ?, ?)
+             sender, channel_message_id, created_at)
+             VALUES (?, ?, 'in', 'customer', ?, ?, ?, ?, ?)
              ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(conversation_id)
         .bind(text)
         .bind(channel)
+        .bind(sender)
         .bind(channel_message_id)
         .bind(now())
         .execute(&self.pool)
@@ -294,14 +303,16 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(Inbound::New(id));
         }
-        let (existing,): (String,) = sqlx::query_as(
-            "SELECT id FROM messages WHERE channel = ? AND channel_message_id = ? AND direction = 'in'",
+        let (id, text): (String, String) = sqlx::query_as(
+            "SELECT id, text FROM messages WHERE channel = ? AND sender = ?
+             AND channel_message_id = ? AND direction = 'in'",
         )
         .bind(channel)
+        .bind(sender)
         .bind(channel_message_id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(Inbound::Duplicate(existing))
+        Ok(Inbound::Duplicate { id, text })
     }
 
     /// The stored response of an answered inbound message.
@@ -682,28 +693,52 @@ impl Store {
     }
 
     /// Applies an agent action to a ticket (and its conversation), with an audit row
-    /// and, when given, a message to the customer — all in one transaction.
+    /// and, when given, a message to the customer — all in one transaction, after
+    /// checking the ticket as it is in that transaction: an action on a resolved or
+    /// closed ticket, or on a ticket another agent holds (except `take_over`), is
+    /// refused and changes nothing. `claim`, `take_over` and `reply` make the agent
+    /// the holder. `ticket_status` `None` keeps the status (a new ticket becomes
+    /// `in_progress`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn agent_action(
         &self,
         agent_id: &str,
         ticket: &TicketRow,
         action: &str,
-        ticket_status: &str,
+        ticket_status: Option<&str>,
         conversation_status: &str,
         message: Option<CustomerMessage<'_>>,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Result<Option<String>, Refusal>, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
+        let (status, assignee) = match holder_check(&mut tx, &ticket.id, agent_id).await? {
+            Ok(held) => held,
+            Err(Refusal::Taken) if action == "take_over" => {
+                let (status, assignee): (String, Option<String>) =
+                    sqlx::query_as("SELECT status, assignee FROM tickets WHERE id = ?")
+                        .bind(&ticket.id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                (status, assignee)
+            }
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let ticket_status = match ticket_status {
+            Some(s) => s.to_string(),
+            None if status == "new" => "in_progress".to_string(),
+            None => status,
+        };
         let at = now();
-        let resolved = matches!(ticket_status, "resolved" | "closed");
+        let resolved = matches!(ticket_status.as_str(), "resolved" | "closed");
+        let holds = matches!(action, "claim" | "take_over" | "reply");
         sqlx::query(
             "UPDATE tickets SET status = ?, updated_at = ?,
-             assignee = CASE WHEN ? = 'claim' THEN ? ELSE assignee END,
+             assignee = CASE WHEN ? THEN ? ELSE assignee END,
              resolved_at = CASE WHEN ? THEN ? ELSE resolved_at END WHERE id = ?",
         )
-        .bind(ticket_status)
+        .bind(&ticket_status)
         .bind(&at)
-        .bind(action)
+        .bind(holds)
         .bind(agent_id)
         .bind(resolved)
         .bind(&at)
@@ -726,6 +761,15 @@ impl Store {
             message_id =
                 Some(insert_outbound(&mut tx, &ticket.conversation_id, &channel.0, m, &at).await?);
         }
+        // A take-over records whom the ticket was taken from.
+        let detail = match (message, action) {
+            (Some(m), _) => Some(m.text.to_string()),
+            (None, "take_over") => match &assignee {
+                Some(previous) => Some(agent_name(&mut tx, previous).await?),
+                None => None,
+            },
+            _ => None,
+        };
         sqlx::query(
             "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -734,12 +778,24 @@ impl Store {
         .bind(agent_id)
         .bind(&ticket.id)
         .bind(action)
-        .bind(message.map(|m| m.text))
+        .bind(detail)
         .bind(&at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(message_id)
+        Ok(Ok(message_id))
+    }
+
+    /// Whether a conversation has a ticket still open (new, in progress, waiting).
+    pub async fn has_open_ticket(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tickets WHERE conversation_id = ?
+             AND status IN ('new', 'in_progress', 'waiting_customer')",
+        )
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     /// Stores a CSAT rating on the conversation's latest resolved ticket.
@@ -756,7 +812,10 @@ impl Store {
         Ok(())
     }
 
-    /// Internal notes and transfers: audit rows that change no conversation.
+    /// Internal notes and transfers: audit rows that change no conversation. A note
+    /// may be added to any ticket (closed ones too: it is internal); a transfer is
+    /// refused on a closed ticket or one another agent holds, and puts the ticket back
+    /// in the queue (no holder) of its new department.
     pub async fn ticket_note(
         &self,
         agent_id: &str,
@@ -764,17 +823,22 @@ impl Store {
         action: &str,
         detail: &str,
         department: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), Refusal>, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let at = now();
         if let Some(d) = department {
-            sqlx::query("UPDATE tickets SET department = ?, updated_at = ? WHERE id = ?")
-                .bind(d)
-                .bind(&at)
-                .bind(ticket_id)
-                .execute(&mut *tx)
-                .await?;
+            if let Err(refused) = holder_check(&mut tx, ticket_id, agent_id).await? {
+                return Ok(Err(refused));
+            }
+            sqlx::query(
+                "UPDATE tickets SET department = ?, assignee = NULL, updated_at = ? WHERE id = ?",
+            )
+            .bind(d)
+            .bind(&at)
+            .bind(ticket_id)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
@@ -789,7 +853,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Notes and actions on a ticket, oldest first: (action, detail, agent, time).
@@ -863,6 +927,48 @@ impl Store {
             .await?;
         Ok(n)
     }
+}
+
+/// Why an agent action on a ticket was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The ticket is resolved or closed: nothing more can be done on it.
+    Closed,
+    /// Another agent holds the ticket (a take-over or a transfer moves it).
+    Taken,
+}
+
+/// The ticket's (status, holder) inside a transaction, or why `agent_id` may not act
+/// on it.
+async fn holder_check(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ticket_id: &str,
+    agent_id: &str,
+) -> Result<Result<(String, Option<String>), Refusal>, StoreError> {
+    let (status, assignee): (String, Option<String>) =
+        sqlx::query_as("SELECT status, assignee FROM tickets WHERE id = ?")
+            .bind(ticket_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if matches!(status.as_str(), "resolved" | "closed") {
+        return Ok(Err(Refusal::Closed));
+    }
+    if assignee.as_deref().is_some_and(|a| a != agent_id) {
+        return Ok(Err(Refusal::Taken));
+    }
+    Ok(Ok((status, assignee)))
+}
+
+/// An agent's username (its id if it has none).
+async fn agent_name(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    agent_id: &str,
+) -> Result<String, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT username FROM agents WHERE id = ?")
+        .bind(agent_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.0).unwrap_or_else(|| agent_id.to_string()))
 }
 
 /// Stores an outbound message (and, for platform channels, its outbox row) inside

@@ -423,3 +423,150 @@ fn an_agent_is_offered_the_knowledge_entries_for_the_customers_questions_and_can
     assert_eq!(found.len(), 5, "{found:?}");
     assert_eq!(found[0]["id"], "phi-ship-ha-noi", "{found:?}");
 }
+
+#[test]
+fn closed_tickets_refuse_actions_a_held_ticket_needs_a_take_over_and_no_customer_is_left_unheard() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "qa1", "mat-khau-qa1");
+    create_agent(data.path(), "qa2", "mat-khau-qa2");
+    let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
+    let qa1 = crate::server::agent_login(&server, "qa1", "mat-khau-qa1");
+    let qa2 = crate::server::agent_login(&server, "qa2", "mat-khau-qa2");
+    let act = |token: &str, id: &str, action: &str, body: Option<Value>| {
+        call(
+            &server,
+            "POST",
+            &format!("/api/v1/handoffs/{id}/{action}"),
+            Some(token),
+            body,
+        )
+    };
+    let refused = |(s, v): (u16, Value), code: &str| {
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some(code)), "{v}");
+    };
+    let count = |sql: &str| db_count(data.path(), sql);
+    let csat_prompts =
+        "SELECT COUNT(*) FROM messages WHERE quick_replies = '[\"1\",\"2\",\"3\",\"4\",\"5\"]'";
+    let agent_messages = "SELECT COUNT(*) FROM messages WHERE author = 'agent'";
+
+    let mut chat = Chat::new(&server, "khach-vong-doi");
+    assert_eq!(chat.say("cho mình gặp nhân viên")["handoff"], true);
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&qa1), None);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let holder = || {
+        count(&format!(
+            "SELECT COUNT(*) FROM tickets t JOIN agents a ON a.id = t.assignee \
+             WHERE t.id = '{id}' AND a.username = 'qa1'"
+        ))
+    };
+
+    // qa1 holds the ticket: qa2 can neither claim it nor answer on it.
+    assert_eq!(act(&qa1, &id, "claim", None).0, 200);
+    let audits = count("SELECT COUNT(*) FROM audit_log");
+    refused(act(&qa2, &id, "claim", None), "ticket_taken");
+    refused(
+        act(&qa2, &id, "reply", Some(json!({"text": "Dạ em là qa2 ạ."}))),
+        "ticket_taken",
+    );
+    refused(act(&qa2, &id, "resolve", None), "ticket_taken");
+    assert_eq!(holder(), 1, "the holder did not change");
+    assert_eq!(count(agent_messages), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM audit_log"), audits);
+    // An explicit take-over moves it, audited with whom it was taken from.
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/claim?take_over=true"),
+        Some(&qa2),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["action"] == "take_over" && l["agent"] == "qa2" && l["detail"] == "qa1"),
+        "{v}"
+    );
+    refused(
+        act(&qa1, &id, "reply", Some(json!({"text": "Dạ em là qa1 ạ."}))),
+        "ticket_taken",
+    );
+    assert_eq!(
+        act(
+            &qa2,
+            &id,
+            "reply",
+            Some(json!({"text": "Dạ em hỗ trợ mình ngay ạ."}))
+        )
+        .0,
+        200
+    );
+
+    // Resolved: one rating question; nothing more can be done on the ticket.
+    assert_eq!(act(&qa2, &id, "resolve", None).0, 200);
+    assert_eq!(count(csat_prompts), 1);
+    let audits = count("SELECT COUNT(*) FROM audit_log");
+    let messages = count("SELECT COUNT(*) FROM messages");
+    for (action, body) in [
+        (
+            "reply",
+            Some(json!({"text": "Dạ anh/chị còn cần gì không ạ?"})),
+        ),
+        ("claim", None),
+        ("resolve", None),
+        ("release", None),
+        ("transfer", Some(json!({"department": "kế toán"}))),
+    ] {
+        for token in [&qa1, &qa2] {
+            refused(act(token, &id, action, body.clone()), "ticket_closed");
+        }
+    }
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/claim?take_over=true"),
+        Some(&qa1),
+        None,
+    );
+    refused((s, v), "ticket_closed");
+    assert_eq!(count("SELECT COUNT(*) FROM audit_log"), audits);
+    assert_eq!(count("SELECT COUNT(*) FROM messages"), messages);
+    assert_eq!(count(csat_prompts), 1, "no second rating question");
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM tickets WHERE id = '{id}' AND status = 'resolved'"
+        )),
+        1
+    );
+    // The customer rates, and the bot answers them again.
+    assert!(reply_text(&chat.say("5")).contains("cảm ơn"));
+    chat.say("Không, cảm ơn");
+    let r = chat.say("phí ship ra Hà Nội bao nhiêu");
+    assert!(reply_text(&r).contains("25.000đ"), "{r}");
+
+    // A released ticket cannot be resolved: no rating asked for help nobody gave.
+    assert_eq!(chat.say("cho mình gặp nhân viên")["handoff"], true);
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&qa1), None);
+    let second = list[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(second, id);
+    assert_eq!(act(&qa1, &second, "release", None).0, 200);
+    refused(act(&qa1, &second, "resolve", None), "ticket_closed");
+    assert_eq!(count(csat_prompts), 1);
+    let r = chat.say("phí ship ra Hà Nội bao nhiêu");
+    assert!(reply_text(&r).contains("25.000đ"), "{r}");
+
+    // A conversation left in hand-off with no open ticket (by an older version) is
+    // answered by the bot, not left unheard.
+    crate::server::db_exec(
+        data.path(),
+        &format!(
+            "UPDATE conversations SET status = 'handoff' WHERE id = \
+             (SELECT conversation_id FROM tickets WHERE id = '{second}')"
+        ),
+    );
+    let r = chat.say("phí ship ra Hà Nội bao nhiêu");
+    assert!(reply_text(&r).contains("25.000đ"), "{r}");
+    assert_eq!(r["handoff"], false, "{r}");
+}

@@ -586,3 +586,240 @@ fn shopify_style_order_api_and_its_failures() {
     assert_eq!(r["replies"][0]["quick_replies"][0], "Gặp nhân viên");
     assert!(!reply_text(&r).contains("GHN55X"));
 }
+
+/// `POST /api/v1/messages` with a body: (status, JSON).
+fn send(server: &Server, user: &str, id: &str, text: &str) -> (u16, Value) {
+    let body = json!({"channel": "api", "user_id": user, "text": text, "message_id": id});
+    post_raw(
+        &server.url("/api/v1/messages"),
+        body.to_string().into_bytes(),
+    )
+}
+
+#[test]
+fn a_message_id_is_per_sender_another_senders_same_id_is_a_new_message() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    let (s, _) = send(&server, "apiA", "a91e-1", "tra đơn DH240517");
+    assert_eq!(s, 200);
+    let (s, a) = send(&server, "apiA", "a91e-2", "0912345678");
+    assert_eq!(s, 200, "{a}");
+    assert!(reply_text(&a).contains("GHN8K2M4Q7"), "{a}");
+
+    // Another customer happens to use the same message id: a new message, stored and
+    // answered in their own conversation, with nothing of A's.
+    let (s, b) = send(&server, "apiB", "a91e-2", "chào shop");
+    assert_eq!(s, 200, "{b}");
+    assert_ne!(b["conversation_id"], a["conversation_id"], "{b}");
+    assert_eq!(b["intent"], "greeting", "{b}");
+    let text = reply_text(&b);
+    assert!(
+        !text.contains("GHN8K2M4Q7") && !text.contains("DH240517"),
+        "{b}"
+    );
+    assert_eq!(
+        db_count(
+            data.path(),
+            "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND text = 'chào shop'"
+        ),
+        1
+    );
+    // Each sender's retry is still answered from its own stored turn.
+    assert_eq!(send(&server, "apiA", "a91e-2", "0912345678").1, a);
+    assert_eq!(send(&server, "apiB", "a91e-2", "chào shop").1, b);
+}
+
+#[test]
+fn reusing_a_message_id_for_another_text_is_a_conflict_and_stores_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let (s, first) = send(&server, "u-reuse", "M", "phí ship ra hà nội");
+    assert_eq!(s, 200, "{first}");
+    let count = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    let (s, v) = send(&server, "u-reuse", "M", "có cod không");
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "duplicate_message_id", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        count,
+        "nothing stored"
+    );
+    // An exact retry is still idempotent.
+    let (s, again) = send(&server, "u-reuse", "M", "phí ship ra hà nội");
+    assert_eq!((s, &again), (200, &first));
+}
+
+#[test]
+fn text_of_only_invisible_characters_is_refused_like_white_space() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    for (i, text) in [
+        "\u{200b}",
+        "\u{feff}",
+        " \u{200b}\u{2060}\u{200d} ",
+        "\u{00a0}\u{2800}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (s, v) = send(&server, "u-blank", &format!("b-{i}"), text);
+        assert_eq!(s, 400, "{text:?}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_field", "{v}");
+    }
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before,
+        "nothing stored, nothing counted toward a hand-off"
+    );
+    // Visible text around a zero-width space is an ordinary message.
+    let (s, v) = send(&server, "u-blank", "b-ok", "\u{200b}chào shop");
+    assert_eq!(s, 200, "{v}");
+}
+
+#[test]
+fn every_query_path_and_body_rejection_uses_the_json_error_shape() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(data.path(), &[]);
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
+    let expect = |method: &str, path: &str, token: Option<&str>, status: u16, code: &str| {
+        let (s, v) = call(&server, method, path, token, None);
+        assert_eq!(s, status, "{method} {path}: {v}");
+        assert_eq!(v["error"]["code"], code, "{method} {path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    };
+    expect("GET", "/api/v1/web/history", None, 400, "invalid_request");
+    expect("GET", "/api/v1/web/events", None, 400, "invalid_request");
+    expect(
+        "GET",
+        "/api/v1/history?channel=api",
+        None,
+        400,
+        "invalid_request",
+    );
+    expect("GET", "/api/v1/agent/events", None, 400, "invalid_request");
+    expect(
+        "POST",
+        "/api/v1/handoffs/x/claim?take_over=maybe",
+        Some(&token),
+        400,
+        "invalid_request",
+    );
+    expect(
+        "GET",
+        "/api/v1/handoffs/%FF%FE",
+        Some(&token),
+        400,
+        "invalid_request",
+    );
+    expect("GET", "/api/v1/messages", None, 405, "method_not_allowed");
+    let (s, v) = post_raw(&server.url("/webhooks/zalo"), vec![b' '; 70 * 1024]);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_api_channel_needs_its_token_and_history_never_serves_the_web_channel() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[("CSKH_API_TOKEN", "api-bi-mat-123")]);
+    assert!(!server.log.lock().unwrap().contains("CSKH_API_TOKEN"));
+    let message = |user: &str, id: &str, text: &str| json!({"channel": "api", "user_id": user, "text": text, "message_id": id});
+    let before = db_count(data.path(), "SELECT COUNT(*) FROM messages");
+    for token in [None, Some("sai")] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            "/api/v1/messages",
+            token,
+            Some(message("apiA", "1", "tra đơn DH240517")),
+        );
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM messages"),
+        before
+    );
+    let key = Some("api-bi-mat-123");
+    for (id, text) in [("1", "tra đơn DH240517"), ("2", "0912345678")] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            "/api/v1/messages",
+            key,
+            Some(message("apiA", id, text)),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let path = "/api/v1/history?channel=api&user_id=apiA";
+    for token in [None, Some("sai")] {
+        let (s, v) = call(&server, "GET", path, token, None);
+        assert_eq!(s, 401, "{v}");
+        assert!(!v.to_string().contains("GHN8K2M4Q7"), "{v}");
+    }
+    let (s, h) = call(&server, "GET", path, key, None);
+    assert_eq!(s, 200, "{h}");
+    assert!(h["messages"].to_string().contains("GHN8K2M4Q7"), "{h}");
+
+    // The widget needs no token: its random visitor id is its credential, read only
+    // through the web history; /api/v1/history never serves a web visitor.
+    let web =
+        json!({"channel": "web", "user_id": "v-9f3c1a", "text": "chào shop", "message_id": "w1"});
+    let (s, v) = call(&server, "POST", "/api/v1/messages", None, Some(web));
+    assert_eq!(s, 200, "{v}");
+    for token in [None, key] {
+        let (s, v) = call(
+            &server,
+            "GET",
+            "/api/v1/history?channel=web&user_id=v-9f3c1a",
+            token,
+            None,
+        );
+        assert_eq!(s, if token.is_some() { 400 } else { 401 }, "{v}");
+        assert!(!v.to_string().contains("chào shop"), "{v}");
+    }
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/web/history?visitor_id=v-9f3c1a",
+        None,
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(v["messages"].to_string().contains("chào shop"), "{v}");
+    drop(server);
+
+    // Without a token the api channel stays open, and the operator is warned.
+    let open = tempfile::tempdir().unwrap();
+    let server = Server::start(open.path(), &[]);
+    assert!(server.log.lock().unwrap().contains("CSKH_API_TOKEN"));
+    let (s, v) = call(
+        &server,
+        "GET",
+        "/api/v1/history?channel=web&user_id=v-9f3c1a",
+        None,
+        None,
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("unsupported_channel")),
+        "{v}"
+    );
+}
