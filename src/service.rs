@@ -512,9 +512,8 @@ impl ConversationService {
             conv.status = "bot".into();
         }
         let rating = (conv.status == "csat")
-            .then(|| text.trim().parse::<i64>().ok())
-            .flatten()
-            .filter(|r| (1..=5).contains(r));
+            .then(|| crate::bot::csat_rating(&text))
+            .flatten();
         let quick = |text: &str, quick: Vec<String>| crate::bot::Reply {
             text: text.into(),
             quick_replies: quick,
@@ -538,7 +537,8 @@ impl ConversationService {
                 quick(crate::bot::replies::CSAT_THANKS, skip),
                 "csat_comment",
             )
-        } else if conv.status == "csat_comment" {
+        } else if conv.status == "csat_comment" && !self.bot.asks_something(&text) {
+            // A comment on the help just rated; a question instead is answered below.
             let declined = {
                 let n = self.bot.core().retriever.normalizer().normalize(&text);
                 ["không", "không cảm ơn", "thôi", "không ạ", "không có"]

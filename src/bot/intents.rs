@@ -70,6 +70,9 @@ struct RuleFile {
     /// rule's `soft` phrases do not claim such a message.
     #[serde(default)]
     asking: Vec<String>,
+    /// "không nhớ mã đơn": the customer cannot give what the order flow asks for.
+    #[serde(default)]
+    cannot_give: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -215,6 +218,7 @@ pub struct IntentRules {
     rules: Vec<Rule>,
     filler: PhraseSet,
     asking: PhraseSet,
+    cannot_give: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -252,10 +256,12 @@ impl IntentRules {
         // Filler says nothing whichever word it is: "a" typed for "ạ" is filler too.
         let filler = PhraseSet::build(&normalizer, &file.filler, 1);
         let asking = PhraseSet::new(&normalizer, &file.asking);
+        let cannot_give = PhraseSet::new(&normalizer, &file.cannot_give);
         Ok(Self {
             rules,
             filler,
             asking,
+            cannot_give,
             normalizer,
         })
     }
@@ -298,6 +304,25 @@ impl IntentRules {
 }
 
 impl IntentRules {
+    /// Whether a message asks something: a question mark, a question cue
+    /// (`asking`), or an order lookup. Praise or blame of the staff ("nhân viên tư
+    /// vấn nhiệt tình", "thái độ quá tệ") does not ask.
+    pub fn asks(&self, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        text.contains('?')
+            || self.asking.matches(&msg)
+            || self
+                .read(text)
+                .is_some_and(|m| m.intent == Intent::OrderStatus)
+    }
+
+    /// Whether the customer says they cannot give an order code or phone ("em ko nhớ
+    /// mã đơn", "quên mất số đặt hàng rồi").
+    pub fn cannot_give(&self, text: &str) -> bool {
+        self.cannot_give
+            .matches(&Prepared::new(&self.normalizer, text))
+    }
+
     /// Whether the message holds nothing but small-talk phrases and filler words.
     fn only_small_talk(&self, msg: &Prepared) -> bool {
         let mut covered = vec![false; msg.syllables.len()];

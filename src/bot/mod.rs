@@ -312,6 +312,13 @@ impl Bot {
 
     /// Replaces the answering core (a reloaded knowledge base); turns in flight
     /// finish on the old one.
+    /// Whether a message asks something (a question mark, a question cue, or an
+    /// intent beyond small talk): after a survey, such a message is a new question,
+    /// not a comment on the help.
+    pub fn asks_something(&self, text: &str) -> bool {
+        self.rules.asks(text)
+    }
+
     pub fn swap_core(&self, core: Arc<Core>) {
         *self.core.write().expect("core lock") = core;
     }
@@ -427,6 +434,19 @@ impl Bot {
                 out.insert(0, Reply::text(replies::SORRY_FOR_THE_WAIT));
             }
             return outcome(out, Intent::OrderStatus, None, handoff, &ents);
+        }
+        if state.pending != Pending::Nothing && self.rules.cannot_give(text) {
+            // No code or no phone to give: the order flow cannot go on; a person can
+            // find the order another way.
+            state.pending = Pending::Nothing;
+            state.offered.clear();
+            return outcome(
+                vec![Reply::text(replies::CANNOT_GIVE)],
+                Intent::OrderStatus,
+                None,
+                Some(HandoffReason::CustomerRequest),
+                &ents,
+            );
         }
         if state.pending != Pending::Nothing {
             // The customer moved on to something else.
@@ -708,6 +728,42 @@ impl MessageClassifier {
     }
 }
 
+/// A satisfaction rating on the 1–5 scale the survey gives: "5", "5 sao", "4/5",
+/// "⭐⭐⭐⭐⭐", or in words ("rất hài lòng" 5, "hài lòng" 4, "bình thường" 3,
+/// "chưa hài lòng" 1, as the survey defines its ends).
+pub fn csat_rating(text: &str) -> Option<i64> {
+    let t = text.trim().to_lowercase();
+    let stars = t.chars().filter(|&c| c == '⭐' || c == '★').count();
+    if stars > 0
+        && t.chars()
+            .all(|c| c == '⭐' || c == '★' || c.is_whitespace())
+    {
+        return (stars <= 5).then_some(stars as i64);
+    }
+    let folded = crate::text::fold(&t);
+    let words: Vec<&str> = folded
+        .split(|c: char| !c.is_alphanumeric() && c != '/')
+        .filter(|w| !w.is_empty() && !matches!(*w, "a" | "nhe" | "nha" | "em" | "shop" | "ad"))
+        .collect();
+    let number = |w: &str| w.parse::<i64>().ok().filter(|n| (1..=5).contains(n));
+    match words.as_slice() {
+        [n] => number(n).or_else(|| {
+            n.strip_suffix("/5")
+                .and_then(number)
+                .or_else(|| n.strip_suffix('d').and_then(number))
+        }),
+        [n, "sao" | "diem" | "d"] => number(n),
+        [n, "tren", "5"] => number(n),
+        _ => match words.join(" ").as_str() {
+            "rat hai long" | "qua hai long" | "tuyet voi" | "rat tot" => Some(5),
+            "hai long" | "tot" | "on" => Some(4),
+            "binh thuong" | "tam duoc" | "tam" => Some(3),
+            "chua hai long" | "khong hai long" | "te" | "qua te" => Some(1),
+            _ => None,
+        },
+    }
+}
+
 /// What a customer's message says about a menu of choices they were offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MenuReply {
@@ -802,6 +858,27 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(menu_reply(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn satisfaction_ratings() {
+        use super::csat_rating;
+        let cases = [
+            ("5", Some(5)),
+            ("5 sao", Some(5)),
+            ("4 điểm ạ", Some(4)),
+            ("4/5", Some(4)),
+            ("⭐⭐⭐", Some(3)),
+            ("rất hài lòng", Some(5)),
+            ("hài lòng ạ", Some(4)),
+            ("chưa hài lòng", Some(1)),
+            ("10", None),
+            ("0", None),
+            ("phí ship ra hà nội bao nhiêu", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(csat_rating(text), want, "{text}");
         }
     }
 }

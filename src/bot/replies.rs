@@ -10,6 +10,7 @@ pub const ASK_ORDER_CODE: &str =
 pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hàng, anh/chị vui lòng cho em xin số điện thoại đặt hàng (hoặc 4 số cuối của số điện thoại) ạ.";
 pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
 pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
+pub const CANNOT_GIVE: &str = "Dạ không sao ạ. Em chuyển anh/chị sang nhân viên để tìm đơn theo tên, số điện thoại hoặc địa chỉ nhận hàng giúp mình nhé.";
 pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu đơn hàng đang tạm thời gián đoạn nên em chưa kiểm tra được ngay ạ. Anh/chị có muốn em chuyển sang nhân viên hỗ trợ không ạ?";
 // The hand-off sentences promise no time: the ticket notice that follows them says
 // honestly when a person will answer (within working hours, or when they reopen).
@@ -17,8 +18,9 @@ pub const HANDOFF_REQUESTED: &str =
     "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
 pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý ạ.";
 pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
-pub const FALLBACK: &str =
-    "Dạ, em chưa hiểu rõ ý anh/chị lắm. Anh/chị có thể nói cụ thể hơn giúp em được không ạ?";
+// Honest for a vague message and for a precise one the bot cannot answer ("áo sơ mi
+// linen trắng còn size M không"): it does not blame the customer's wording.
+pub const FALLBACK: &str = "Dạ, câu này em chưa trả lời được ạ. Anh/chị hỏi lại theo cách khác giúp em, hoặc bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
 pub const CLARIFY_AGAIN: &str = "Dạ, anh/chị chọn giúp em một câu bên dưới (bấm vào câu hoặc nhắn số thứ tự của câu), hoặc nhắn câu hỏi khác ạ.";
 pub const CLARIFY_NONE: &str = "Dạ vâng, vậy anh/chị nói rõ hơn giúp em câu hỏi của mình nhé, hoặc bấm “Gặp nhân viên” để em chuyển nhân viên hỗ trợ ạ.";

@@ -176,6 +176,7 @@ impl Normalizer {
         let lower = nfc(text).to_lowercase();
         let mut out = Vec::new();
         for tok in raw_tokens(&lower) {
+            let tok = unstretch(tok);
             match self.abbreviations.get(&tok) {
                 Some(exp) => out.extend(exp.iter().cloned()),
                 None => out.push(tok),
@@ -188,6 +189,36 @@ impl Normalizer {
     pub fn normalize(&self, text: &str) -> String {
         self.syllables(text).join(" ")
     }
+}
+
+/// A word stretched for emphasis back to its spelling: a letter typed three times or
+/// more in a row is one letter ("ơiiiii" → "ơi", "hànhhhh" → "hành"). No Vietnamese
+/// word repeats a letter three times; digits are left alone ("1000").
+fn unstretch(tok: String) -> String {
+    let chars: Vec<char> = tok.chars().collect();
+    let stretched = chars
+        .windows(3)
+        .any(|w| w[0].is_alphabetic() && w[0] == w[1] && w[1] == w[2]);
+    if !stretched {
+        return tok;
+    }
+    let mut out = String::with_capacity(tok.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut j = i;
+        while j < chars.len() && chars[j] == c {
+            j += 1;
+        }
+        let run = if c.is_alphabetic() && j - i >= 3 {
+            1
+        } else {
+            j - i
+        };
+        out.extend(std::iter::repeat_n(c, run));
+        i = j;
+    }
+    out
 }
 
 /// Index terms for a syllable sequence: every syllable plus every adjacent pair, so
@@ -219,6 +250,20 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(fold(input), want, "fold({input:?})");
+        }
+    }
+
+    #[test]
+    fn stretched_words_read_as_spelled() {
+        let n = Normalizer::default();
+        for (input, want) in [
+            ("shop ơiiiii", "shop ơi"),
+            ("bảo hànhhhh", "bảo hành"),
+            ("okkkk", "ok"),
+            ("phí 1000 đồng", "phí 1000 đồng"),
+            ("xoong nồi", "xoong nồi"),
+        ] {
+            assert_eq!(n.normalize(input), want, "{input}");
         }
     }
 

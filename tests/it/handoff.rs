@@ -226,7 +226,7 @@ fn tickets_agents_csat_and_release() {
         "{last}"
     );
     assert_eq!(last["quick_replies"], json!(["1", "2", "3", "4", "5"]));
-    let r = chat.say("5");
+    let r = chat.say("5 sao");
     assert!(reply_text(&r).contains("cảm ơn"), "{r}");
     assert_eq!(
         db_count(
@@ -258,6 +258,37 @@ fn tickets_agents_csat_and_release() {
     );
     let r = chat.say("phí ship ra Hà Nội bao nhiêu");
     assert!(reply_text(&r).contains("25.000đ"), "{r}");
+
+    // A rating in words, then a question instead of a comment: the question is
+    // answered, not filed as feedback.
+    let mut again = Chat::new(&server, "khach-hoi-tiep");
+    let r = again.say("cho mình gặp nhân viên");
+    let second = reply_text(&r)
+        .split_whitespace()
+        .find(|w| w.starts_with("YC"))
+        .map(|w| w.trim_end_matches([',', '.']).to_string())
+        .unwrap();
+    for action in ["claim", "resolve"] {
+        let (s, v) = call(
+            &server,
+            "POST",
+            &format!("/api/v1/handoffs/{second}/{action}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(s, 200, "{action}: {v}");
+    }
+    let r = again.say("rất hài lòng ạ");
+    assert!(reply_text(&r).contains("cảm ơn"), "{r}");
+    let r = again.say("cho hỏi phí ship ra Hà Nội bao nhiêu?");
+    assert!(reply_text(&r).contains("25.000đ"), "{r}");
+    let csat = |col: &str| {
+        db_count(
+            data.path(),
+            &format!("SELECT COUNT(*) FROM tickets WHERE code = '{second}' AND csat = 5 AND csat_comment IS {col}"),
+        )
+    };
+    assert_eq!(csat("NULL"), 1, "rated 5, no comment");
 
     // A P1 situation gets a 1-hour SLA; releasing hands the conversation back.
     let mut urgent = Chat::new(&server, "khach-gap");

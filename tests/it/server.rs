@@ -326,6 +326,14 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert!(!reply_text(&r).contains("xin lỗi"), "{r}");
     assert!(reply_text(&r).contains("số điện thoại"), "{r}");
 
+    // A customer who cannot give the order code goes to a person, not round again.
+    let mut forgot = Chat::new(&server, "khach-quen-ma");
+    let r = forgot.say("kiểm tra đơn giúp em");
+    assert!(reply_text(&r).contains("mã đơn hàng"), "{r}");
+    let r = forgot.say("em ko nhớ mã đơn");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(reply_text(&r).contains("nhân viên"), "{r}");
+
     // Clarify, then pick a candidate by its quick reply.
     let r = chat.say("bảo hành");
     assert_eq!(r["decision"]["decision"], "clarify", "{r}");
@@ -363,7 +371,7 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert!(reply_text(&r).contains("nhân viên"));
     let reason = db_count(
         data.path(),
-        "SELECT COUNT(*) FROM conversations WHERE status = 'handoff' AND handoff_reason = 'customer_request'",
+        &format!("SELECT COUNT(*) FROM conversations WHERE id = '{conversation}' AND status = 'handoff' AND handoff_reason = 'customer_request'"),
     );
     assert_eq!(reason, 1);
 
