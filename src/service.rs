@@ -133,6 +133,15 @@ pub struct ConversationService {
     reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
+/// What came of asking a customer the NPS question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpsAsked {
+    Sent,
+    NoConversation,
+    /// The conversation is with an agent or answering a survey: nothing was sent.
+    Busy,
+}
+
 impl ConversationService {
     pub fn new(store: Store, bot: Arc<Bot>, hours: crate::handoff::BusinessHours) -> Self {
         let (live, _) = broadcast::channel(1024);
@@ -239,24 +248,28 @@ impl ConversationService {
         }
     }
 
-    /// Sends the NPS question to a channel identity's latest conversation.
-    pub async fn ask_nps(&self, channel: Channel, user_id: &str) -> Result<bool, ServiceError> {
+    /// Sends the NPS question to a channel identity's latest conversation, if it is
+    /// with the bot (not with an agent, nor answering another survey).
+    pub async fn ask_nps(&self, channel: Channel, user_id: &str) -> Result<NpsAsked, ServiceError> {
         let Some(conv) = self
             .store
             .latest_conversation(channel.as_str(), user_id)
             .await?
         else {
-            return Ok(false);
+            return Ok(NpsAsked::NoConversation);
         };
         let quick: Vec<String> = (0..=10).map(|i| i.to_string()).collect();
         let text = crate::bot::replies::NPS_QUESTION;
-        let id = self
+        let Some(id) = self
             .store
             .ask_nps(&conv.id, channel.as_str(), text, &quick, channel.pushes())
-            .await?;
+            .await?
+        else {
+            return Ok(NpsAsked::Busy);
+        };
         self.deliver_now(channel.as_str());
         self.push_live(&conv.id, id, "bot", text, &quick);
-        Ok(true)
+        Ok(NpsAsked::Sent)
     }
 
     /// Webhook intake: stores the message (deduplicated on the platform's id) and

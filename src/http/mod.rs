@@ -1140,14 +1140,19 @@ async fn send_nps(
             format!("unknown channel `{}`", b.channel),
         )
     })?;
-    if !svc.ask_nps(channel, &b.user_id).await? {
-        return Err(ApiError::new(
+    match svc.ask_nps(channel, &b.user_id).await? {
+        crate::service::NpsAsked::Sent => Ok(Json(json!({"sent": true})).into_response()),
+        crate::service::NpsAsked::NoConversation => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "no conversation for this customer",
-        ));
+        )),
+        crate::service::NpsAsked::Busy => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conversation_busy",
+            "the customer is with an agent or answering a survey; nothing was sent",
+        )),
     }
-    Ok(Json(json!({"sent": true})).into_response())
 }
 
 fn gap_error(e: crate::gaps::GapError) -> ApiError {

@@ -1522,6 +1522,8 @@ impl Store {
 
     /// Sends the NPS question on a conversation (with the outbox row for platform
     /// channels) and waits for the 0–10 answer.
+    /// Asks the NPS question on a conversation with the bot; `None` (nothing
+    /// changed) when the conversation is with an agent or asked for a rating.
     pub async fn ask_nps(
         &self,
         conversation_id: &str,
@@ -1529,10 +1531,22 @@ impl Store {
         text: &str,
         quick: &[String],
         deliver: bool,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let at = now();
+        // Only a conversation with the bot (or past its rating, where a comment is
+        // optional): one with an agent, or asked for a rating, keeps its state.
+        let moved = sqlx::query(
+            "UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ? AND status IN ('bot', 'csat_comment', 'nps')",
+        )
+        .bind(&at)
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(None);
+        }
         let m = CustomerMessage {
             author: "bot",
             text,
@@ -1540,13 +1554,8 @@ impl Store {
             deliver,
         };
         let id = insert_outbound(&mut tx, conversation_id, channel, m, &at).await?;
-        sqlx::query("UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ?")
-            .bind(&at)
-            .bind(conversation_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 }
 

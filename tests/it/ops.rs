@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::server::{agent_login, call, db_exec, reply_text, rt, Chat, Server};
+use crate::server::{agent_login, call, db_count, db_exec, reply_text, rt, Chat, Server};
 use crate::support::*;
 
 const ADMIN: &str = "admin-token-for-tests";
@@ -137,6 +137,21 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
         assert_eq!(s, 200, "{v}");
         assert!(reply_text(&chat.say(score)).contains("cảm ơn"));
     }
+    // E is with an agent: no survey lands in the middle of that (nothing changes).
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/api/v1/nps",
+        Some(ADMIN),
+        Some(json!({"channel": "api", "user_id": "khach-e"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conversation_busy")),
+        "{v}"
+    );
+    let busy = "SELECT COUNT(*) FROM conversations WHERE channel_user_id = 'khach-e' AND status = 'handoff'";
+    assert_eq!(db_count(data.path(), busy), 1);
     let (s, _) = call(
         &server,
         "POST",
