@@ -176,7 +176,17 @@ pub struct Bot {
     /// Rewrites retrieval's choice into a natural reply (checked; optional).
     llm: Option<Arc<crate::llm::Llm>>,
     followups: crate::text::Followups,
+    /// Failed verifications per order code across all conversations (in memory): a
+    /// code that fails [`ORDER_LOCK_FAILURES`] times within [`ORDER_LOCK_WINDOW`] is
+    /// not checked again until the window has passed, so switching conversations
+    /// (or user ids) does not give unlimited guesses at a phone's last four digits.
+    order_failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
 }
+
+/// Failed verifications of one order code, over all conversations, that lock it.
+pub const ORDER_LOCK_FAILURES: usize = 5;
+/// How long failed verifications count towards the lock.
+pub const ORDER_LOCK_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Bot {
     pub fn new(
@@ -192,7 +202,31 @@ impl Bot {
             config,
             llm: None,
             followups: crate::text::Followups::default(),
+            order_failures: Default::default(),
         })
+    }
+
+    /// Whether `code` has failed verification too often lately, in any conversation.
+    fn order_locked(&self, code: &str) -> bool {
+        let now = std::time::Instant::now();
+        let failures = self.order_failures.lock().expect("order failures lock");
+        failures.get(&code.to_uppercase()).is_some_and(|at| {
+            at.iter()
+                .filter(|t| now.duration_since(**t) < ORDER_LOCK_WINDOW)
+                .count()
+                >= ORDER_LOCK_FAILURES
+        })
+    }
+
+    fn order_failed(&self, code: &str) {
+        let now = std::time::Instant::now();
+        let mut failures = self.order_failures.lock().expect("order failures lock");
+        // Forget what no longer counts, for every code (the map stays small).
+        failures.retain(|_, at| {
+            at.retain(|t| now.duration_since(*t) < ORDER_LOCK_WINDOW);
+            !at.is_empty()
+        });
+        failures.entry(code.to_uppercase()).or_default().push(now);
     }
 
     pub fn with_llm(mut self, llm: Arc<crate::llm::Llm>) -> Self {
@@ -659,6 +693,16 @@ impl Bot {
             state.pending = Pending::Verification { code };
             return (vec![Reply::text(replies::ASK_VERIFICATION)], None);
         }
+        if self.order_locked(&code) {
+            // Not even a right answer is checked now; unknown codes lock the same way,
+            // so the lock does not tell whether a code exists.
+            state.pending = Pending::Nothing;
+            state.verify_failures = 0;
+            return (
+                vec![Reply::text(replies::VERIFICATION_LOCKED)],
+                Some(HandoffReason::VerificationFailed),
+            );
+        }
         // Never reveal whether the code exists: an unknown code fails like a wrong phone.
         match order.filter(|o| o.phone_matches(ents.phone.as_deref(), ents.last4.as_deref())) {
             Some(o) => {
@@ -675,6 +719,7 @@ impl Bot {
                 )
             }
             None => {
+                self.order_failed(&code);
                 state.verify_failures += 1;
                 if state.verify_failures >= self.config.verification_attempts {
                     state.pending = Pending::Nothing;

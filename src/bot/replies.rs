@@ -11,6 +11,7 @@ pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hà
 pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
 pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
 pub const CANNOT_GIVE: &str = "Dạ không sao ạ. Em chuyển anh/chị sang nhân viên để tìm đơn theo tên, số điện thoại hoặc địa chỉ nhận hàng giúp mình nhé.";
+pub const VERIFICATION_LOCKED: &str = "Dạ, đơn hàng này đã được xác minh chưa đúng nhiều lần nên em tạm ngưng tra cứu tự động để bảo vệ thông tin đơn hàng ạ. Em chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ mình nhé.";
 pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu đơn hàng đang tạm thời gián đoạn nên em chưa kiểm tra được ngay ạ. Anh/chị có muốn em chuyển sang nhân viên hỗ trợ không ạ?";
 // The hand-off sentences promise no time: the ticket notice that follows them says
 // honestly when a person will answer (within working hours, or when they reopen).

@@ -269,6 +269,41 @@ pub fn import_orders(data: &Path) {
     assert!(stderr(&o).contains("imported 50 orders"), "{}", stderr(&o));
 }
 
+/// Guessing a phone's last four digits from ever new user ids: the order code locks
+/// after five failures in any conversations, and then not even the right phone opens
+/// it; the customer goes to a person.
+#[test]
+fn an_order_locks_after_repeated_failed_verifications_across_customers() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    let mut guesses = 0;
+    for user in ["doan-1", "doan-2"] {
+        let mut chat = Chat::new(&server, user);
+        chat.say("kiểm tra đơn DH240517");
+        for last4 in ["1111", "2222", "3333"] {
+            if guesses == 5 {
+                break;
+            }
+            let r = chat.say(&format!("4 số cuối là {last4}"));
+            assert!(!reply_text(&r).contains("GHN8K2M4Q7"), "{r}");
+            guesses += 1;
+        }
+    }
+    let mut owner = Chat::new(&server, "chu-don-that");
+    owner.say("kiểm tra đơn DH240517");
+    let r = owner.say("số điện thoại 0912345678");
+    assert!(!reply_text(&r).contains("GHN8K2M4Q7"), "locked: {r}");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(reply_text(&r).contains("nhân viên"), "{r}");
+    // Another order is not affected.
+    let mut other = Chat::new(&server, "khach-khac");
+    other.say("kiểm tra đơn DH240127");
+    let r = other.say("0977522239");
+    assert!(reply_text(&r).contains("DH240127"), "{r}");
+    assert_eq!(r["handoff"], false, "{r}");
+}
+
 #[test]
 fn conversation_flow_over_http_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
