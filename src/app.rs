@@ -133,7 +133,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 Arc::new(core),
                 order_backend(&cfg, &store),
                 cfg.dialogue.clone(),
-            )?;
+            )?
+            .with_utc_offset(cfg.handoff.offset());
             let llm = llm.map(|p| Arc::new(Llm::new(cfg.llm.clone(), p)));
             if let Some(l) = &llm {
                 bot = bot.with_llm(l.clone());

@@ -552,13 +552,8 @@ impl ConversationService {
             )
         } else if conv.status == "csat_comment" && !self.bot.asks_something(&text) {
             // A comment on the help just rated; a question instead is answered below.
-            let declined = {
-                let n = self.bot.core().retriever.normalizer().normalize(&text);
-                ["không", "không cảm ơn", "thôi", "không ạ", "không có"]
-                    .iter()
-                    .any(|d| n == *d)
-                    || text == crate::bot::replies::CSAT_NO_COMMENT
-            };
+            let declined =
+                self.bot.declines_comment(&text) || text == crate::bot::replies::CSAT_NO_COMMENT;
             if declined {
                 silent(
                     "csat",

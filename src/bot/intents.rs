@@ -73,6 +73,9 @@ struct RuleFile {
     /// "không nhớ mã đơn": the customer cannot give what the order flow asks for.
     #[serde(default)]
     cannot_give: Vec<String>,
+    /// "không có gì thêm": nothing to add (to a survey's "any comment?").
+    #[serde(default)]
+    declining: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -219,6 +222,7 @@ pub struct IntentRules {
     filler: PhraseSet,
     asking: PhraseSet,
     cannot_give: PhraseSet,
+    declining: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -257,11 +261,13 @@ impl IntentRules {
         let filler = PhraseSet::build(&normalizer, &file.filler, 1);
         let asking = PhraseSet::new(&normalizer, &file.asking);
         let cannot_give = PhraseSet::new(&normalizer, &file.cannot_give);
+        let declining = PhraseSet::new(&normalizer, &file.declining);
         Ok(Self {
             rules,
             filler,
             asking,
             cannot_give,
+            declining,
             normalizer,
         })
     }
@@ -277,7 +283,9 @@ impl IntentRules {
         if msg.words == 0 {
             return None;
         }
-        let asks = |m: &Prepared| text.contains('?') || self.asking.matches(m);
+        // A question mark alone does not make a question of a complaint: "sao shop bán
+        // hàng giả vậy?" blames.
+        let asks = |m: &Prepared| self.asking.matches(m);
         self.rules
             .iter()
             .filter(|r| r.max_words.is_none_or(|m| msg.words <= m))
@@ -311,9 +319,25 @@ impl IntentRules {
         let msg = Prepared::new(&self.normalizer, text);
         text.contains('?')
             || self.asking.matches(&msg)
-            || self
-                .read(text)
-                .is_some_and(|m| m.intent == Intent::OrderStatus)
+            || self.read(text).is_some_and(|m| {
+                matches!(
+                    m.intent,
+                    Intent::OrderStatus | Intent::HumanRequest | Intent::Complaint
+                )
+            })
+    }
+
+    /// Whether a message declines to add anything: small talk alone ("ok", "cảm ơn
+    /// shop") or a `declining` phrase ("không có gì thêm").
+    pub fn declines(&self, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        self.declining.matches(&msg)
+            || self.read(text).is_some_and(|m| {
+                matches!(
+                    m.intent,
+                    Intent::Thanks | Intent::Goodbye | Intent::Greeting
+                )
+            })
     }
 
     /// Whether the customer says they cannot give an order code or phone ("em ko nhớ
@@ -321,6 +345,22 @@ impl IntentRules {
     pub fn cannot_give(&self, text: &str) -> bool {
         self.cannot_give
             .matches(&Prepared::new(&self.normalizer, text))
+    }
+
+    /// The message without the small talk around it ("hi shop đổi size dc ko" →
+    /// "đổi size được không", "em cảm ơn. đổi size được không" → "đổi size được
+    /// không"): what retrieval should read. `None` when nothing is around it, or
+    /// nothing else is in it.
+    pub fn question_part(&self, text: &str) -> Option<String> {
+        let msg = Prepared::new(&self.normalizer, text);
+        let mut covered = vec![false; msg.syllables.len()];
+        for r in self.rules.iter().filter(|r| r.alone) {
+            r.phrases.cover(&msg, &mut covered);
+        }
+        self.filler.cover(&msg, &mut covered);
+        let start = covered.iter().position(|&c| !c)?;
+        let end = covered.iter().rposition(|&c| !c)? + 1;
+        (start > 0 || end < covered.len()).then(|| msg.syllables[start..end].join(" "))
     }
 
     /// Whether the message holds nothing but small-talk phrases and filler words.
@@ -374,6 +414,11 @@ mod tests {
             ("ok em cảm ơn shop nhiều nha", Some(Intent::Thanks)),
             ("dạ vâng", Some(Intent::Thanks)),
             ("ok", Some(Intent::Thanks)),
+            ("ok em đợi chút", Some(Intent::Thanks)),
+            ("cảm ơn bạn đã hỗ trợ", Some(Intent::Thanks)),
+            ("shop ơi cho em hỏi", Some(Intent::Greeting)),
+            ("alo shop ơi tư vấn giúp em", Some(Intent::Greeting)),
+            ("xin chào ạ em cần tư vấn", Some(Intent::Greeting)),
             // Words inside other words, and questions about damage or fakes, are not
             // complaints; a report of them is.
             ("đổi trả cần điều kiện gì", None),
@@ -383,6 +428,8 @@ mod tests {
             ),
             ("máy xay sinh tố bị hư còn bảo hành ko", None),
             ("nhận hàng bị vỡ thì sao shop", None),
+            ("sao shop bán hàng giả vậy?", Some(Intent::Complaint)),
+            ("sao hàng nhận về bị vỡ hết vậy?", Some(Intent::Complaint)),
             ("hàng ở shop có phải hàng giả không", None),
             ("muốn hợp tác làm ăn lấy sỉ về bán", None),
             ("cach chua mat ngu", None),
@@ -399,6 +446,45 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(r.classify(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn after_a_survey_questions_ask_and_thanks_decline() {
+        let r = IntentRules::default_rules();
+        for text in [
+            "phí ship bao nhiêu",
+            "cho gặp nhân viên",
+            "tôi muốn khiếu nại",
+            "đơn của tôi đâu rồi",
+        ] {
+            assert!(r.asks(text), "{text}");
+        }
+        for text in [
+            "nhân viên tư vấn nhiệt tình",
+            "giao nhanh, đóng gói cẩn thận",
+        ] {
+            assert!(!r.asks(text) && !r.declines(text), "{text}");
+        }
+        for text in ["ok", "cảm ơn shop", "không có gì thêm", "ko co gi"] {
+            assert!(r.declines(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_question_is_read_without_the_small_talk_around_it() {
+        let r = IntentRules::default_rules();
+        for (text, want) in [
+            ("hi shop đổi size dc ko", Some("đổi size được không")),
+            (
+                "em cảm ơn. đổi size được không",
+                Some("đổi size được không"),
+            ),
+            ("ad ơi freeship từ bn", Some("freeship từ bao nhiêu")),
+            ("phí ship ra hà nội bao nhiêu", None),
+            ("chào shop ạ", None),
+        ] {
+            assert_eq!(r.question_part(text).as_deref(), want, "{text}");
         }
     }
 

@@ -181,6 +181,7 @@ pub struct Bot {
     /// not checked again until the window has passed, so switching conversations
     /// (or user ids) does not give unlimited guesses at a phone's last four digits.
     order_failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    utc_offset: chrono::FixedOffset,
 }
 
 /// Failed verifications of one order code, over all conversations, that lock it.
@@ -203,7 +204,34 @@ impl Bot {
             llm: None,
             followups: crate::text::Followups::default(),
             order_failures: Default::default(),
+            utc_offset: chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset"),
         })
+    }
+
+    /// The shop's UTC offset, for its calendar date (a delivery estimate is late from
+    /// the shop's next day, not UTC's).
+    pub fn with_utc_offset(mut self, offset: chrono::FixedOffset) -> Self {
+        self.utc_offset = offset;
+        self
+    }
+
+    fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now()
+            .with_timezone(&self.utc_offset)
+            .date_naive()
+    }
+
+    /// A verified customer's order: its details, with a way to a person when it is late.
+    fn order_reply(&self, o: &crate::orders::Order) -> Reply {
+        let today = self.today();
+        Reply {
+            text: replies::order_details(o, today),
+            quick_replies: if replies::order_late(o, today) {
+                vec![replies::QUICK_HUMAN.into()]
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     /// Whether `code` has failed verification too often lately, in any conversation.
@@ -353,6 +381,12 @@ impl Bot {
         self.rules.asks(text)
     }
 
+    /// Whether a message answers "any comment?" with no comment: "không", "ok",
+    /// "cảm ơn", "không có gì thêm".
+    pub fn declines_comment(&self, text: &str) -> bool {
+        self.rules.declines(text)
+    }
+
     pub fn swap_core(&self, core: Arc<Core>) {
         *self.core.write().expect("core lock") = core;
     }
@@ -389,6 +423,7 @@ impl Bot {
                         .is_some_and(|l| self.core().retriever.normalizer().normalize(&l) == norm)
             });
             let picked = picked.or_else(|| match menu_reply(text) {
+                Some(MenuReply::Pick(LAST)) => state.offered.iter().enumerate().next_back(),
                 Some(MenuReply::Pick(n)) => n
                     .checked_sub(1)
                     .and_then(|i| state.offered.get(i).map(|id| (i, id))),
@@ -482,6 +517,34 @@ impl Bot {
                 &ents,
             );
         }
+        // An acknowledgement ("ok", "dạ", "ok em đợi chút") while the bot waits for an
+        // order code or a phone keeps the step: the request is repeated. So is a phone
+        // given when the bot still needs the code.
+        let small_talk = matches!(
+            rule,
+            Some(Intent::Thanks | Intent::Greeting | Intent::Goodbye)
+        );
+        match &state.pending {
+            Pending::OrderCode if small_talk || gives_proof => {
+                let text = if gives_proof {
+                    replies::ASK_ORDER_CODE_TOO
+                } else {
+                    replies::ASK_ORDER_CODE
+                };
+                return outcome(
+                    vec![Reply::text(text)],
+                    Intent::OrderStatus,
+                    None,
+                    None,
+                    &ents,
+                );
+            }
+            Pending::Verification { .. } if small_talk => {
+                let reply = Reply::text(replies::ASK_VERIFICATION);
+                return outcome(vec![reply], Intent::OrderStatus, None, None, &ents);
+            }
+            _ => {}
+        }
         if state.pending != Pending::Nothing {
             // The customer moved on to something else.
             state.pending = Pending::Nothing;
@@ -505,7 +568,11 @@ impl Bot {
         // again), and with an entry that holds the words the follow-up adds (else
         // "thế còn giá vàng thì sao" after a warranty question gets the warranty).
         let me = Arc::clone(self);
-        let owned = text.to_string();
+        // Retrieval reads the question without the small talk around it.
+        let owned = self
+            .rules
+            .question_part(text)
+            .unwrap_or_else(|| text.to_string());
         let window = self.config.followup_minutes;
         let previous = state
             .last_answered
@@ -681,13 +748,7 @@ impl Bot {
         if already {
             state.pending = Pending::Nothing;
             let o = order.expect("checked");
-            return (
-                vec![Reply::text(replies::order_details(
-                    &o,
-                    chrono::Utc::now().date_naive(),
-                ))],
-                None,
-            );
+            return (vec![self.order_reply(&o)], None);
         }
         if !proof {
             state.pending = Pending::Verification { code };
@@ -710,13 +771,7 @@ impl Bot {
                 state.verify_failures = 0;
                 state.verified_orders.push(o.code.to_uppercase());
                 state.verified_phone = o.phone.as_deref().and_then(entities::normalize_phone);
-                (
-                    vec![Reply::text(replies::order_details(
-                        &o,
-                        chrono::Utc::now().date_naive(),
-                    ))],
-                    None,
-                )
+                (vec![self.order_reply(&o)], None)
             }
             None => {
                 self.order_failed(&code);
@@ -788,25 +843,39 @@ pub fn csat_rating(text: &str) -> Option<i64> {
     let folded = crate::text::fold(&t);
     let words: Vec<&str> = folded
         .split(|c: char| !c.is_alphanumeric() && c != '/')
-        .filter(|w| !w.is_empty() && !matches!(*w, "a" | "nhe" | "nha" | "em" | "shop" | "ad"))
+        .filter(|w| !w.is_empty())
         .collect();
-    let number = |w: &str| w.parse::<i64>().ok().filter(|n| (1..=5).contains(n));
-    match words.as_slice() {
-        [n] => number(n).or_else(|| {
-            n.strip_suffix("/5")
-                .and_then(number)
-                .or_else(|| n.strip_suffix('d').and_then(number))
-        }),
-        [n, "sao" | "diem" | "d"] => number(n),
-        [n, "tren", "5"] => number(n),
-        _ => match words.join(" ").as_str() {
-            "rat hai long" | "qua hai long" | "tuyet voi" | "rat tot" => Some(5),
-            "hai long" | "tot" | "on" => Some(4),
-            "binh thuong" | "tam duoc" | "tam" => Some(3),
-            "chua hai long" | "khong hai long" | "te" | "qua te" => Some(1),
-            _ => None,
-        },
+    let filler = |w: &&str| {
+        !matches!(
+            *w,
+            "a" | "nhe" | "nha" | "em" | "shop" | "ad" | "lam" | "cho" | "minh" | "toi" | "nhieu"
+        )
+    };
+    let said: Vec<&str> = words.iter().copied().filter(filler).collect();
+    let in_words = match said.join(" ").as_str() {
+        "rat hai long" | "qua hai long" | "tuyet voi" | "rat tot" | "xuat sac" => Some(5),
+        "hai long" | "tot" | "on" | "kha tot" => Some(4),
+        "binh thuong" | "tam duoc" | "tam" => Some(3),
+        "chua hai long" | "khong hai long" | "te" | "qua te" | "rat te" => Some(1),
+        _ => None,
+    };
+    if in_words.is_some() {
+        return in_words;
     }
+    // A number on the scale that opens a short message or counts stars or points:
+    // "5", "5 sao nhé shop, cảm ơn", "4/5", "cho 4 điểm".
+    let number = |w: &str| -> Option<i64> {
+        let w = w.strip_suffix("/5").unwrap_or(w);
+        let w = w.strip_suffix('d').unwrap_or(w);
+        w.parse::<i64>().ok().filter(|n| (1..=5).contains(n))
+    };
+    if said.len() > 8 {
+        return None;
+    }
+    said.iter().enumerate().find_map(|(i, w)| {
+        let counted = matches!(said.get(i + 1), Some(&("sao" | "diem" | "d")));
+        (i == 0 || counted).then(|| number(w)).flatten()
+    })
 }
 
 /// What a customer's message says about a menu of choices they were offered.
@@ -820,6 +889,9 @@ enum MenuReply {
     NoneOfThese,
 }
 
+/// "câu cuối": the menu's last choice.
+const LAST: usize = usize::MAX;
+
 fn menu_reply(text: &str) -> Option<MenuReply> {
     let folded = crate::text::fold(&text.to_lowercase());
     let words: Vec<&str> = folded
@@ -828,7 +900,7 @@ fn menu_reply(text: &str) -> Option<MenuReply> {
         .filter(|w| {
             !matches!(
                 *w,
-                "a" | "nhe" | "nha" | "oi" | "em" | "shop" | "ad" | "voi"
+                "a" | "nhe" | "nha" | "oi" | "em" | "shop" | "ad" | "voi" | "di" | "ca" | "dung"
             )
         })
         .collect();
@@ -846,6 +918,7 @@ fn menu_reply(text: &str) -> Option<MenuReply> {
     let n = match rest {
         [n] if n.chars().all(|c| c.is_ascii_digit()) && n.len() <= 2 => n.parse().ok(),
         ["dau"] | ["dau", "tien"] | ["nhat"] | ["mot"] => Some(1),
+        ["cuoi"] | ["cuoi", "cung"] => Some(LAST),
         ["hai"] => Some(2),
         ["ba"] => Some(3),
         ["bon"] | ["tu"] => Some(4),
@@ -856,11 +929,11 @@ fn menu_reply(text: &str) -> Option<MenuReply> {
         return Some(MenuReply::Pick(n));
     }
     match words.join(" ").as_str() {
-        "ok" | "oke" | "okie" | "da" | "vang" | "da vang" | "u" | "uh" | "um" | "vay a" => {
+        "ok" | "oke" | "okie" | "da" | "vang" | "da vang" | "u" | "uh" | "um" | "uk" | "vay a" => {
             Some(MenuReply::Ack)
         }
-        "khong" | "ko" | "k" | "khong phai" | "ko phai" | "khong co" | "khong dung"
-        | "chua dung" | "khong co cau nao" | "khong phai cau nao" | "khong cau nao" => {
+        "khong" | "ko" | "k" | "khong phai" | "ko phai" | "khong co" | "chua"
+        | "khong co cau nao" | "khong phai cau nao" | "khong cau nao" | "ko co cau nao" => {
             Some(MenuReply::NoneOfThese)
         }
         _ => None,
@@ -897,6 +970,11 @@ mod tests {
             ("không", Some(NoneOfThese)),
             ("ko phải", Some(NoneOfThese)),
             ("không phải câu nào", Some(NoneOfThese)),
+            ("không phải câu nào cả", Some(NoneOfThese)),
+            ("không có câu nào đúng", Some(NoneOfThese)),
+            ("số 1 đi", Some(Pick(1))),
+            ("câu cuối", Some(Pick(super::LAST))),
+            ("uk", Some(Ack)),
             ("phí ship 2 ngày", None),
             ("bảo hành điện thoại", None),
             ("không có cod à", None),
@@ -920,6 +998,10 @@ mod tests {
             ("chưa hài lòng", Some(1)),
             ("10", None),
             ("0", None),
+            ("5 sao nhé shop, cảm ơn", Some(5)),
+            ("tệ", Some(1)),
+            ("chưa hài lòng lắm", Some(1)),
+            ("đơn DH240517 giao 3 ngày", None),
             ("phí ship ra hà nội bao nhiêu", None),
         ];
         for (text, want) in cases {

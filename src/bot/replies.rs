@@ -7,6 +7,7 @@ pub const SORRY_FOR_THE_WAIT: &str =
     "Dạ em thành thật xin lỗi vì anh/chị phải chờ đơn lâu ạ. Em kiểm tra ngay giúp mình nhé.";
 pub const ASK_ORDER_CODE: &str =
     "Dạ, anh/chị cho em xin mã đơn hàng (ví dụ DH240517) để em kiểm tra giúp mình nhé ạ.";
+pub const ASK_ORDER_CODE_TOO: &str = "Dạ, em ghi nhận số điện thoại rồi ạ. Anh/chị cho em xin thêm mã đơn hàng (ví dụ DH240517) để em tra cứu giúp mình nhé.";
 pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hàng, anh/chị vui lòng cho em xin số điện thoại đặt hàng (hoặc 4 số cuối của số điện thoại) ạ.";
 pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
 pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
@@ -51,8 +52,10 @@ pub const CSAT_NO_COMMENT: &str = "Không, cảm ơn";
 pub const CSAT_COMMENT_THANKS: &str = "Dạ, em đã ghi nhận góp ý của anh/chị và chuyển tới bộ phận liên quan. Em cảm ơn anh/chị nhiều ạ!";
 pub const CSAT_DONE: &str =
     "Dạ vâng, em cảm ơn anh/chị ạ! Anh/chị cần hỗ trợ thêm gì cứ nhắn em nhé.";
+// Said when an agent hands the conversation back, whether or not they wrote: it claims
+// no help that may not have been given.
 pub const HANDED_BACK: &str =
-    "Dạ, nhân viên đã hỗ trợ xong phần của mình. Anh/chị cần hỏi thêm gì cứ nhắn em nhé ạ.";
+    "Dạ, em tiếp tục hỗ trợ anh/chị ạ. Anh/chị cần hỏi gì cứ nhắn em nhé.";
 
 /// What the customer can honestly expect after a hand-off.
 pub enum Wait {
@@ -138,6 +141,16 @@ pub fn date(iso: &str) -> String {
     }
 }
 
+/// Whether an order still on its way was due before `today` (the shop's date).
+pub fn order_late(o: &Order, today: chrono::NaiveDate) -> bool {
+    use crate::orders::OrderStatus::*;
+    matches!(o.status, Pending | Confirmed | Packing | Shipping)
+        && o.eta
+            .as_deref()
+            .and_then(|e| chrono::NaiveDate::parse_from_str(e.get(..10)?, "%Y-%m-%d").ok())
+            .is_some_and(|day| day < today)
+}
+
 /// The status reply for a verified customer, on `today` (the date an estimate in
 /// the past is read against: such an order is late, and the customer is told so).
 pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
@@ -150,8 +163,11 @@ pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
     let moving = matches!(o.status, Shipping | Delivered);
     let ahead = matches!(o.status, Pending | Confirmed | Packing);
     match (&o.carrier, &o.tracking_code) {
-        (Some(c), Some(t)) if moving || ahead => {
+        (Some(c), Some(t)) if moving => {
             s.push_str(&format!(" Đơn được giao qua {c}, mã vận đơn {t}."))
+        }
+        (Some(c), Some(t)) if ahead => {
+            s.push_str(&format!(" Đơn sẽ được giao qua {c}, mã vận đơn {t}."))
         }
         (Some(c), None) if moving => s.push_str(&format!(" Đơn được giao qua {c}.")),
         (Some(c), None) if ahead => s.push_str(&format!(" Đơn sẽ được giao qua {c}.")),
@@ -173,7 +189,7 @@ pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
         eta.and_then(|e| chrono::NaiveDate::parse_from_str(e.get(..10)?, "%Y-%m-%d").ok());
     match (eta, eta_day) {
         (Some(e), Some(day)) if day < today => s.push_str(&format!(
-            " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ. Anh/chị cần em chuyển nhân viên kiểm tra với đơn vị vận chuyển thì nhắn em nhé.",
+            " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ. Anh/chị cần nhân viên kiểm tra với đơn vị vận chuyển thì bấm “Gặp nhân viên” giúp em nhé.",
             date(e)
         )),
         (Some(e), _) => s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(e))),

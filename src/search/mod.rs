@@ -424,7 +424,7 @@ const RECENT_QUERIES: usize = 8;
 /// restored, typos respelled, zones added).
 fn model_text(text: &str, typed: &[String], understood: &[String]) -> String {
     if has_diacritics(text) && typed == understood {
-        crate::text::nfc(text)
+        crate::text::nfc(&crate::text::unstretch(text.to_string()))
     } else {
         understood.join(" ")
     }

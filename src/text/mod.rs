@@ -194,7 +194,7 @@ impl Normalizer {
 /// A word stretched for emphasis back to its spelling: a letter typed three times or
 /// more in a row is one letter ("ơiiiii" → "ơi", "hànhhhh" → "hành"). No Vietnamese
 /// word repeats a letter three times; digits are left alone ("1000").
-fn unstretch(tok: String) -> String {
+pub fn unstretch(tok: String) -> String {
     let chars: Vec<char> = tok.chars().collect();
     let stretched = chars
         .windows(3)

@@ -361,6 +361,18 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert!(!reply_text(&r).contains("xin lỗi"), "{r}");
     assert!(reply_text(&r).contains("số điện thoại"), "{r}");
 
+    // "ok" while the bot waits for the phone keeps the step; a greeting before a
+    // question does not hide the question.
+    let mut acks = Chat::new(&server, "khach-ok");
+    acks.say("kiểm tra đơn DH240127");
+    let r = acks.say("ok em đợi chút");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    let r = acks.say("0977522239");
+    assert!(reply_text(&r).contains("DH240127"), "{r}");
+    let r = acks.say("hi shop đổi size dc ko");
+    assert_eq!(r["intent"], "faq", "{r}");
+    assert_ne!(r["decision"]["decision"], "handoff", "{r}");
+
     // A customer who cannot give the order code goes to a person, not round again.
     let mut forgot = Chat::new(&server, "khach-quen-ma");
     let r = forgot.say("kiểm tra đơn giúp em");
