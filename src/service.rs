@@ -420,7 +420,8 @@ impl ConversationService {
         } else {
             MAX_TEXT_CHARS
         };
-        if msg.text.chars().count() > max {
+        // Counted as stored: composed (NFC), so decomposed accents count once.
+        if crate::text::nfc(&msg.text).chars().count() > max {
             return invalid("text", &format!("is longer than {max} characters"));
         }
         Ok(())
@@ -822,7 +823,7 @@ const MAX_SEARCH_CHARS: usize = 500;
 /// too long is the caller's error.
 fn search_text(query: &str) -> Result<String, ServiceError> {
     let q = query.trim();
-    if q.is_empty() || q.chars().count() > MAX_SEARCH_CHARS {
+    if !has_visible_text(q) || q.chars().count() > MAX_SEARCH_CHARS {
         return Err(ServiceError::Invalid {
             field: "q",
             message: format!("must be 1 to {MAX_SEARCH_CHARS} characters"),
@@ -1230,7 +1231,8 @@ impl ConversationService {
 
 #[cfg(test)]
 mod tests {
-    use super::has_visible_text;
+    use super::{has_visible_text, search_text, ConversationService, IncomingMessage};
+    use crate::channels::Channel;
 
     #[test]
     fn invisible_only_text_is_not_a_message() {
@@ -1248,5 +1250,25 @@ mod tests {
         for text in ["a", "\u{200b}chào", "5", "👍", "đ\u{fe0f}"] {
             assert!(has_visible_text(text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_message_is_measured_composed() {
+        use unicode_normalization::UnicodeNormalization;
+        let msg = |text: String| IncomingMessage {
+            channel: Channel::Api,
+            user_id: "u".into(),
+            message_id: "m".into(),
+            text,
+            account: None,
+            attachment: false,
+            escalate: None,
+        };
+        // 1,500 "á" typed decomposed are 3,000 code points but 1,500 characters.
+        let decomposed: String = "á".repeat(1500).nfd().collect();
+        assert_eq!(decomposed.chars().count(), 3000);
+        assert!(ConversationService::validate(&msg(decomposed)).is_ok());
+        assert!(ConversationService::validate(&msg("á".repeat(2001))).is_err());
+        assert!(search_text("\u{200b}").is_err());
     }
 }

@@ -76,6 +76,10 @@ struct RuleFile {
     /// "không có gì thêm": nothing to add (to a survey's "any comment?").
     #[serde(default)]
     declining: Vec<String>,
+    /// Words that address the shop or the customer ("shop", "ạ", "em"): left out
+    /// with the small talk that opens a question (matched as typed).
+    #[serde(default)]
+    address: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -223,6 +227,7 @@ pub struct IntentRules {
     asking: PhraseSet,
     cannot_give: PhraseSet,
     declining: PhraseSet,
+    address: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -262,12 +267,14 @@ impl IntentRules {
         let asking = PhraseSet::new(&normalizer, &file.asking);
         let cannot_give = PhraseSet::new(&normalizer, &file.cannot_give);
         let declining = PhraseSet::new(&normalizer, &file.declining);
+        let address = PhraseSet::new(&normalizer, &file.address);
         Ok(Self {
             rules,
             filler,
             asking,
             cannot_give,
             declining,
+            address,
             normalizer,
         })
     }
@@ -351,16 +358,18 @@ impl IntentRules {
     /// "đổi size được không", "em cảm ơn. đổi size được không" → "đổi size được
     /// không"): what retrieval should read. `None` when nothing is around it, or
     /// nothing else is in it.
+    /// Only what opens the message is left out, and only when a small-talk phrase is
+    /// in it: words at the end ("… bao nhiêu", "… mấy ngày") are the question's own.
     pub fn question_part(&self, text: &str) -> Option<String> {
         let msg = Prepared::new(&self.normalizer, text);
-        let mut covered = vec![false; msg.syllables.len()];
+        let mut talk = vec![false; msg.syllables.len()];
         for r in self.rules.iter().filter(|r| r.alone) {
-            r.phrases.cover(&msg, &mut covered);
+            r.phrases.cover(&msg, &mut talk);
         }
-        self.filler.cover(&msg, &mut covered);
+        let mut covered = talk.clone();
+        self.address.cover(&msg, &mut covered);
         let start = covered.iter().position(|&c| !c)?;
-        let end = covered.iter().rposition(|&c| !c)? + 1;
-        (start > 0 || end < covered.len()).then(|| msg.syllables[start..end].join(" "))
+        (start > 0 && talk[..start].contains(&true)).then(|| msg.syllables[start..].join(" "))
     }
 
     /// Whether the message holds nothing but small-talk phrases and filler words.
@@ -482,6 +491,13 @@ mod tests {
             ),
             ("ad ơi freeship từ bn", Some("freeship từ bao nhiêu")),
             ("phí ship ra hà nội bao nhiêu", None),
+            ("phi ship ra ha noi bao nhieu", None),
+            ("giao hàng mất mấy ngày ạ", None),
+            ("em muốn hỏi phí ship", Some("phí giao hàng")),
+            (
+                "chào shop, sáng mai giao không",
+                Some("sáng mai giao không"),
+            ),
             ("chào shop ạ", None),
         ] {
             assert_eq!(r.question_part(text).as_deref(), want, "{text}");

@@ -320,7 +320,9 @@ impl Bot {
             if text.split_whitespace().count() < 3 || self.rules.read(text).is_some() {
                 continue;
             }
-            let Ok(r) = core.retrieve(text, Mode::Hybrid) else {
+            // As the bot read it: without the small talk that opens it.
+            let question = self.rules.question_part(text);
+            let Ok(r) = core.retrieve(question.as_deref().unwrap_or(text), Mode::Hybrid) else {
                 continue;
             };
             let picked: Vec<(usize, f32)> = match r.decision {

@@ -409,7 +409,7 @@ fn an_agent_is_offered_the_knowledge_entries_for_the_customers_questions_and_can
     assert_eq!(ids[2], offered[1], "{ids:?} vs {offered:?}");
     let first = &t["suggestions"][0];
     assert!(
-        first["answer"].as_str().unwrap().starts_with("Dạ") && first["question"].is_string(),
+        first["answer"].as_str().is_some_and(|a| a.len() > 40) && first["question"].is_string(),
         "{first}"
     );
 
