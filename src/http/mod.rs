@@ -460,13 +460,20 @@ impl From<AgentError> for ApiError {
     }
 }
 
+/// The credentials of an `Authorization: Bearer …` value (the scheme is
+/// case-insensitive, as HTTP authentication schemes are).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The agent behind `Authorization: Bearer …`; anything else is a 401 that reveals
 /// nothing.
 async fn agent(svc: &ConversationService, headers: &HeaderMap) -> Result<String, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or(AgentError::Unauthorized)?;
     Ok(svc.agent_for_token(token.trim()).await?)
 }
@@ -1025,7 +1032,7 @@ fn bearer_is(headers: &HeaderMap, expected: Option<&str>) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     expected
         .is_some_and(|t| !t.is_empty() && crate::secret::same_bytes(given.as_bytes(), t.as_bytes()))
@@ -1316,4 +1323,22 @@ async fn reject_gap(
         .await
         .map_err(ServiceError::from)?;
     Ok(Json(json!({"status": "rejected"})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer_token(value), want, "{value}");
+        }
+    }
 }
