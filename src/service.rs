@@ -138,7 +138,7 @@ pub struct ConversationService {
 pub enum NpsAsked {
     Sent,
     NoConversation,
-    /// The conversation is with an agent or answering a survey: nothing was sent.
+    /// The conversation is with an agent or asked for a rating: nothing was sent.
     Busy,
 }
 
@@ -249,7 +249,7 @@ impl ConversationService {
     }
 
     /// Sends the NPS question to a channel identity's latest conversation, if it is
-    /// with the bot (not with an agent, nor answering another survey).
+    /// with the bot (not with an agent, nor asked for a rating).
     pub async fn ask_nps(&self, channel: Channel, user_id: &str) -> Result<NpsAsked, ServiceError> {
         let Some(conv) = self
             .store

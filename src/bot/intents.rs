@@ -319,9 +319,9 @@ impl IntentRules {
 }
 
 impl IntentRules {
-    /// Whether a message asks something: a question mark, a question cue
-    /// (`asking`), or an order lookup. Praise or blame of the staff ("nhân viên tư
-    /// vấn nhiệt tình", "thái độ quá tệ") does not ask.
+    /// Whether a message asks something or needs something done: a question mark,
+    /// a question cue (`asking`), an order lookup, a request for a person or a
+    /// complaint. Praise of the staff ("nhân viên tư vấn nhiệt tình") does not.
     pub fn asks(&self, text: &str) -> bool {
         let msg = Prepared::new(&self.normalizer, text);
         text.contains('?')

@@ -374,8 +374,6 @@ impl Bot {
             .collect())
     }
 
-    /// Replaces the answering core (a reloaded knowledge base); turns in flight
-    /// finish on the old one.
     /// Whether a message asks something (a question mark, a question cue, or an
     /// intent beyond small talk): after a survey, such a message is a new question,
     /// not a comment on the help.
@@ -389,6 +387,8 @@ impl Bot {
         self.rules.declines(text)
     }
 
+    /// Replaces the answering core (a reloaded knowledge base); turns in flight
+    /// finish on the old one.
     pub fn swap_core(&self, core: Arc<Core>) {
         *self.core.write().expect("core lock") = core;
     }
@@ -847,13 +847,13 @@ pub fn csat_rating(text: &str) -> Option<i64> {
         .split(|c: char| !c.is_alphanumeric() && c != '/')
         .filter(|w| !w.is_empty())
         .collect();
-    let filler = |w: &&str| {
+    let meant = |w: &&str| {
         !matches!(
             *w,
             "a" | "nhe" | "nha" | "em" | "shop" | "ad" | "lam" | "cho" | "minh" | "toi" | "nhieu"
         )
     };
-    let said: Vec<&str> = words.iter().copied().filter(filler).collect();
+    let said: Vec<&str> = words.iter().copied().filter(meant).collect();
     let in_words = match said.join(" ").as_str() {
         "rat hai long" | "qua hai long" | "tuyet voi" | "rat tot" | "xuat sac" => Some(5),
         "hai long" | "tot" | "on" | "kha tot" => Some(4),
