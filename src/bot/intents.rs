@@ -80,6 +80,10 @@ struct RuleFile {
     /// with the small talk that opens a question (matched as typed).
     #[serde(default)]
     address: Vec<String>,
+    /// "còn hàng", "còn size": a question about stock, answered only by an entry
+    /// about stock.
+    #[serde(default)]
+    stock: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -228,6 +232,7 @@ pub struct IntentRules {
     cannot_give: PhraseSet,
     declining: PhraseSet,
     address: PhraseSet,
+    stock: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -268,6 +273,7 @@ impl IntentRules {
         let cannot_give = PhraseSet::new(&normalizer, &file.cannot_give);
         let declining = PhraseSet::new(&normalizer, &file.declining);
         let address = PhraseSet::new(&normalizer, &file.address);
+        let stock = PhraseSet::new(&normalizer, &file.stock);
         Ok(Self {
             rules,
             filler,
@@ -275,6 +281,7 @@ impl IntentRules {
             cannot_give,
             declining,
             address,
+            stock,
             normalizer,
         })
     }
@@ -345,6 +352,11 @@ impl IntentRules {
                     Intent::Thanks | Intent::Goodbye | Intent::Greeting
                 )
             })
+    }
+
+    /// Whether a text speaks of stock ("còn hàng", "còn size M", "hết hàng").
+    pub fn asks_stock(&self, text: &str) -> bool {
+        self.stock.matches(&Prepared::new(&self.normalizer, text))
     }
 
     /// Whether the customer says they cannot give an order code or phone ("em ko nhớ

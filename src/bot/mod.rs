@@ -632,6 +632,35 @@ impl Bot {
                 );
             }
         };
+        // A question about stock ("áo này còn hàng không") is answered only by an entry
+        // about stock: another one that merely shares its words ("áo này chất liệu
+        // gì") is no answer, and only a person can look at one product's stock.
+        // ("còn hàng sale thì sao" is a follow-up about sale items, not stock.)
+        let stock = self.rules.asks_stock(text)
+            && self
+                .followups
+                .content(self.core().retriever.normalizer(), text)
+                .is_none();
+        let mut ask = ask;
+        if stock && ask.decision == Decision::Answer {
+            let about_stock = ask.faq_id.as_deref().is_some_and(|id| {
+                let core = self.core();
+                core.retriever.knowledge().get(id).is_some_and(|e| {
+                    let words = e.questions().chain(e.tags.iter().map(String::as_str));
+                    let text = words
+                        .chain([e.answer.as_str()])
+                        .collect::<Vec<_>>()
+                        .join(". ");
+                    self.rules.asks_stock(&text)
+                })
+            });
+            if !about_stock {
+                tracing::debug!(entry = ?ask.faq_id, "a stock question, not answered by a stock entry");
+                ask.decision = Decision::Handoff;
+                ask.faq_id = None;
+                ask.answer = None;
+            }
+        }
         // Still nothing that fits right after we offered choices: a person should take it.
         let after_clarify = !state.offered.is_empty();
         state.offered.clear();
@@ -702,7 +731,12 @@ impl Bot {
                     );
                 }
                 let reply = Reply {
-                    text: replies::FALLBACK.into(),
+                    text: if stock {
+                        replies::STOCK_FALLBACK
+                    } else {
+                        replies::FALLBACK
+                    }
+                    .into(),
                     quick_replies: vec![replies::QUICK_HUMAN.into()],
                 };
                 outcome(vec![reply], Intent::OutOfScope, Some(ask), None, &ents)

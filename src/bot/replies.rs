@@ -23,6 +23,7 @@ pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ đư
 // Honest for a vague message and for a precise one the bot cannot answer ("áo sơ mi
 // linen trắng còn size M không"): it does not blame the customer's wording.
 pub const FALLBACK: &str = "Dạ, câu này em chưa trả lời được ạ. Anh/chị hỏi lại theo cách khác giúp em, hoặc bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
+pub const STOCK_FALLBACK: &str = "Dạ, em chưa xem được tồn kho của từng mẫu ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên kiểm tra mẫu, size, màu còn hàng giúp mình nhé.";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
 pub const CLARIFY_AGAIN: &str = "Dạ, anh/chị chọn giúp em một câu bên dưới (bấm vào câu hoặc nhắn số thứ tự của câu), hoặc nhắn câu hỏi khác ạ.";
 pub const CLARIFY_NONE: &str = "Dạ vâng, vậy anh/chị nói rõ hơn giúp em câu hỏi của mình nhé, hoặc bấm “Gặp nhân viên” để em chuyển nhân viên hỗ trợ ạ.";

@@ -373,6 +373,15 @@ fn conversation_flow_over_http_survives_a_restart() {
     assert_eq!(r["intent"], "faq", "{r}");
     assert_ne!(r["decision"]["decision"], "handoff", "{r}");
 
+    // A stock question gets no entry that only shares its words; an entry about
+    // stock still answers one.
+    let mut stock = Chat::new(&server, "khach-ton-kho");
+    let r = stock.say("áo này còn hàng không shop");
+    assert_ne!(r["decision"]["decision"], "answer", "{r}");
+    assert!(reply_text(&r).contains("tồn kho"), "{r}");
+    let r = stock.say("shop quận 1 còn size M không");
+    assert_eq!(r["decision"]["faq_id"], "kiem-tra-ton-kho-cua-hang", "{r}");
+
     // A customer who cannot give the order code goes to a person, not round again.
     let mut forgot = Chat::new(&server, "khach-quen-ma");
     let r = forgot.say("kiểm tra đơn giúp em");
