@@ -816,6 +816,15 @@ fn invisible(c: char) -> bool {
 /// How many entries an agent is offered for a ticket, and finds per search.
 const TICKET_SUGGESTIONS: usize = 3;
 const SEARCH_RESULTS: usize = 5;
+/// An agent's reply or note, composed and trimmed: 1 to 2,000 visible characters.
+fn agent_text(text: &str) -> Result<String, AgentError> {
+    let text = crate::text::nfc(text.trim());
+    if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
+        return Err(AgentError::Invalid("text must be 1-2000 characters"));
+    }
+    Ok(text)
+}
+
 /// The longest search an agent can type.
 const MAX_SEARCH_CHARS: usize = 500;
 
@@ -1111,10 +1120,7 @@ impl ConversationService {
     }
 
     pub async fn reply(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
-        let text = crate::text::nfc(text.trim());
-        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
-            return Err(AgentError::Invalid("text must be 1-2000 characters"));
-        }
+        let text = agent_text(text)?;
         let t = self.find_ticket(id).await?;
         let channel = self.channel_of(&t).await?;
         self.check_window(channel, &t, "agent").await?;
@@ -1142,10 +1148,7 @@ impl ConversationService {
 
     /// An internal note: visible to agents only.
     pub async fn note(&self, agent: &str, id: &str, text: &str) -> Result<TicketView, AgentError> {
-        let text = crate::text::nfc(text.trim());
-        if !has_visible_text(&text) || text.chars().count() > MAX_TEXT_CHARS {
-            return Err(AgentError::Invalid("text must be 1-2000 characters"));
-        }
+        let text = agent_text(text)?;
         let t = self.find_ticket(id).await?;
         self.store
             .ticket_note(agent, &t.id, "note", &text, None)

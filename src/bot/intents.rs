@@ -130,6 +130,8 @@ pub struct Prepared {
     exact: String,
     folded: Option<String>,
     syllables: Vec<String>,
+    /// The syllables folded, for a message typed without marks (else as typed).
+    folded_syllables: Vec<String>,
 }
 
 impl Prepared {
@@ -137,11 +139,16 @@ impl Prepared {
         let syl = normalizer.syllables(text);
         let exact = format!(" {} ", syl.join(" "));
         let folded = (!has_diacritics(text)).then(|| fold(&exact));
+        let folded_syllables = match folded {
+            Some(_) => syl.iter().map(|s| fold(s)).collect(),
+            None => syl.clone(),
+        };
         Self {
             words: syl.len(),
             exact,
             folded,
             syllables: syl,
+            folded_syllables,
         }
     }
 }
@@ -170,11 +177,7 @@ impl PhraseSet {
     /// [`PhraseSet::matches`] matches them).
     fn cover(&self, msg: &Prepared, covered: &mut [bool]) {
         let unmarked = msg.folded.is_some();
-        let syl: Vec<String> = if unmarked {
-            msg.syllables.iter().map(|s| fold(s)).collect()
-        } else {
-            msg.syllables.clone()
-        };
+        let syl = &msg.folded_syllables;
         for p in &self.phrases {
             let words: Vec<&str> = match (&p.folded, unmarked) {
                 (Some(f), true) => f.split(' ').collect(),
@@ -297,17 +300,19 @@ impl IntentRules {
         if msg.words == 0 {
             return None;
         }
-        // A question mark alone does not make a question of a complaint: "sao shop bán
-        // hàng giả vậy?" blames.
-        let asks = |m: &Prepared| self.asking.matches(m);
+        let mut talk = self.small_talk(&msg);
+        self.filler.cover(&msg, &mut talk);
+        let only_small_talk = talk.iter().all(|&c| c);
         self.rules
             .iter()
             .filter(|r| r.max_words.is_none_or(|m| msg.words <= m))
-            .filter(|r| !r.alone || self.only_small_talk(&msg))
+            .filter(|r| !r.alone || only_small_talk)
             .filter(|r| !r.unless.matches(&msg))
             .find_map(|r| {
                 let waiting = r.waiting.matches(&msg);
-                let soft = || r.soft.matches(&msg) && !asks(&msg);
+                // A question mark alone does not make a question of a complaint: "sao
+                // shop bán hàng giả vậy?" blames.
+                let soft = || r.soft.matches(&msg) && !self.asking.matches(&msg);
                 (waiting || r.phrases.matches(&msg) || soft()).then_some(RuleMatch {
                     intent: r.intent,
                     waiting,
@@ -315,17 +320,15 @@ impl IntentRules {
             })
             .or_else(|| {
                 // Filler alone ("ok", "dạ vâng", "ừ"): an acknowledgement.
-                let mut covered = vec![false; msg.syllables.len()];
-                self.filler.cover(&msg, &mut covered);
-                covered.iter().all(|&c| c).then_some(RuleMatch {
+                let mut filler = vec![false; msg.syllables.len()];
+                self.filler.cover(&msg, &mut filler);
+                filler.iter().all(|&c| c).then_some(RuleMatch {
                     intent: Intent::Thanks,
                     waiting: false,
                 })
             })
     }
-}
 
-impl IntentRules {
     /// Whether a message asks something or needs something done: a question mark,
     /// a question cue (`asking`), an order lookup, a request for a person or a
     /// complaint. Praise of the staff ("nhân viên tư vấn nhiệt tình") does not.
@@ -366,32 +369,28 @@ impl IntentRules {
             .matches(&Prepared::new(&self.normalizer, text))
     }
 
-    /// The message without the small talk around it ("hi shop đổi size dc ko" →
-    /// "đổi size được không", "em cảm ơn. đổi size được không" → "đổi size được
-    /// không"): what retrieval should read. `None` when nothing is around it, or
-    /// nothing else is in it.
-    /// Only what opens the message is left out, and only when a small-talk phrase is
-    /// in it: words at the end ("… bao nhiêu", "… mấy ngày") are the question's own.
+    /// The message without the small talk that opens it ("hi shop đổi size dc ko"
+    /// → "đổi size được không", "em cảm ơn. đổi size được không" → "đổi size được
+    /// không"): what retrieval should read. Only an opening that holds a small-talk
+    /// phrase is left out, with the words addressing someone; words at the end ("…
+    /// bao nhiêu", "… mấy ngày") are the question's own. `None` when nothing opens
+    /// it so, or nothing else is in it.
     pub fn question_part(&self, text: &str) -> Option<String> {
         let msg = Prepared::new(&self.normalizer, text);
-        let mut talk = vec![false; msg.syllables.len()];
-        for r in self.rules.iter().filter(|r| r.alone) {
-            r.phrases.cover(&msg, &mut talk);
-        }
+        let talk = self.small_talk(&msg);
         let mut covered = talk.clone();
         self.address.cover(&msg, &mut covered);
         let start = covered.iter().position(|&c| !c)?;
         (start > 0 && talk[..start].contains(&true)).then(|| msg.syllables[start..].join(" "))
     }
 
-    /// Whether the message holds nothing but small-talk phrases and filler words.
-    fn only_small_talk(&self, msg: &Prepared) -> bool {
+    /// The message's syllables that small-talk phrases (of the `alone` rules) cover.
+    fn small_talk(&self, msg: &Prepared) -> Vec<bool> {
         let mut covered = vec![false; msg.syllables.len()];
         for r in self.rules.iter().filter(|r| r.alone) {
             r.phrases.cover(msg, &mut covered);
         }
-        self.filler.cover(msg, &mut covered);
-        covered.iter().all(|&c| c)
+        covered
     }
 }
 

@@ -185,16 +185,13 @@ pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
     if o.total > 0 {
         s.push_str(&format!(" Tổng tiền: {}.", money(o.total)));
     }
-    let eta = o.eta.as_deref().filter(|_| o.status == Shipping || ahead);
-    let eta_day =
-        eta.and_then(|e| chrono::NaiveDate::parse_from_str(e.get(..10)?, "%Y-%m-%d").ok());
-    match (eta, eta_day) {
-        (Some(e), Some(day)) if day < today => s.push_str(&format!(
+    match o.eta.as_deref().filter(|_| o.status == Shipping || ahead) {
+        Some(e) if order_late(o, today) => s.push_str(&format!(
             " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ. Anh/chị cần nhân viên kiểm tra với đơn vị vận chuyển thì bấm “Gặp nhân viên” giúp em nhé.",
             date(e)
         )),
-        (Some(e), _) => s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(e))),
-        (None, _) => s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ."),
+        Some(e) => s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(e))),
+        None => s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ."),
     }
     s
 }
