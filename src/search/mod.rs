@@ -432,7 +432,12 @@ fn model_text(text: &str, typed: &[String], understood: &[String]) -> String {
 
 /// Where the index and caches of a knowledge base live under the data directory.
 pub fn index_dir(data: &Path, kb: &KnowledgeBase) -> PathBuf {
-    data.join("index").join(&kb.content_hash()[..16])
+    let name = format!(
+        "{}-{}",
+        &kb.content_hash()[..16],
+        crate::text::analysis_id()
+    );
+    data.join("index").join(name)
 }
 
 impl Retriever {

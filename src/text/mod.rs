@@ -20,6 +20,21 @@ pub use restore::DiacriticRestorer;
 
 const DEFAULT_ABBREVIATIONS: &str = include_str!("abbreviations.tsv");
 
+/// Raised whenever the code that turns text into terms changes what it gives
+/// (tokenization, folding, tone placement); see [`analysis_id`].
+const ANALYSIS_VERSION: u32 = 2;
+
+/// Identifies how text becomes terms: the analysis code's version and the embedded
+/// abbreviation table. A lexical index stored by a build that read text differently
+/// is not reused.
+pub fn analysis_id() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(ANALYSIS_VERSION.to_le_bytes());
+    h.update(DEFAULT_ABBREVIATIONS.as_bytes());
+    hex::encode(h.finalize())[..8].to_string()
+}
+
 #[derive(Debug, Error)]
 pub enum TextError {
     #[error("{file}:{line}: {message}")]
@@ -176,7 +191,7 @@ impl Normalizer {
         let lower = nfc(text).to_lowercase();
         let mut out = Vec::new();
         for tok in raw_tokens(&lower) {
-            let tok = unstretch(tok);
+            let tok = canonical_tone(unstretch(tok));
             match self.abbreviations.get(&tok) {
                 Some(exp) => out.extend(exp.iter().cloned()),
                 None => out.push(tok),
@@ -189,6 +204,32 @@ impl Normalizer {
     pub fn normalize(&self, text: &str) -> String {
         self.syllables(text).join(" ")
     }
+}
+
+/// One tone placement for the open syllables written both ways: "hoà"/"hòa",
+/// "khoẻ"/"khỏe", "huỷ"/"hủy", "thuý"/"thúy" (keyboards and schools differ). The tone
+/// goes on the first vowel of a final "oa", "oe" or "uy", as most Vietnamese text and
+/// most knowledge bases write it. "quý" keeps its tone on the "y" ("qu" is a
+/// consonant there); syllables with a final consonant ("hoàng", "khuyến") have one
+/// placement only and are left alone.
+pub fn canonical_tone(syllable: String) -> String {
+    const TONES: [char; 5] = ['\u{300}', '\u{301}', '\u{303}', '\u{309}', '\u{323}'];
+    let decomposed: Vec<char> = syllable.nfd().collect();
+    let n = decomposed.len();
+    // ... V1 V2 TONE, with V1 a bare vowel and V2 a bare vowel carrying the tone.
+    if n < 3 || !TONES.contains(&decomposed[n - 1]) {
+        return syllable;
+    }
+    let (v1, v2) = (decomposed[n - 3], decomposed[n - 2]);
+    let pair = matches!((v1, v2), ('o', 'a') | ('o', 'e') | ('u', 'y'));
+    let after_q = n >= 4 && decomposed[n - 4] == 'q';
+    if !pair || (v1 == 'u' && after_q) || n >= 4 && is_combining_mark(decomposed[n - 4]) {
+        return syllable;
+    }
+    let mut out: Vec<char> = decomposed[..n - 2].to_vec();
+    out.push(decomposed[n - 1]);
+    out.push(v2);
+    out.into_iter().nfc().collect()
 }
 
 /// A word stretched for emphasis back to its spelling: a letter typed three times or
@@ -265,6 +306,30 @@ mod tests {
         ] {
             assert_eq!(n.normalize(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn both_tone_placements_read_alike() {
+        let n = Normalizer::default();
+        for (input, want) in [
+            ("huỷ đơn", "hủy đơn"),
+            ("hoá đơn", "hóa đơn"),
+            ("sức khoẻ", "sức khỏe"),
+            ("thuỷ tinh", "thủy tinh"),
+            ("uỷ quyền", "ủy quyền"),
+            ("hoạ tiết", "họa tiết"),
+            ("HOÀ BÌNH", "hòa bình"),
+            // Already the usual placement, or one placement only: unchanged.
+            ("hủy đơn", "hủy đơn"),
+            ("quý khách", "quý khách"),
+            ("hoàng khuyến toán", "hoàng khuyến toán"),
+            ("thuở nhỏ", "thuở nhỏ"),
+            ("của", "của"),
+        ] {
+            assert_eq!(n.normalize(input), want, "{input}");
+        }
+        let decomposed: String = "hoà".nfd().collect();
+        assert_eq!(n.normalize(&decomposed), "hòa");
     }
 
     #[test]
