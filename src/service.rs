@@ -1089,7 +1089,7 @@ impl ConversationService {
                 author: author.into(),
                 text: text.into(),
                 quick_replies: quick.to_vec(),
-                created_at: String::new(),
+                created_at: crate::store::now(),
                 delivery: None,
                 delivery_error: None,
                 spoken: None,

@@ -19,7 +19,7 @@ pub enum StoreError {
     Dir(String, std::io::Error),
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
