@@ -84,6 +84,17 @@ struct RuleFile {
     /// about stock.
     #[serde(default)]
     stock: Vec<String>,
+    /// "giá bao nhiêu", "bao nhiêu tiền": a question about a price, answered only by
+    /// an entry that speaks of prices (`priced` words or an amount of money).
+    #[serde(default)]
+    price: Vec<String>,
+    /// "hủy giúp em đơn DH…": a request to cancel the order being looked up.
+    #[serde(default)]
+    cancel: Vec<String>,
+    #[serde(default)]
+    cancel_unless: Vec<String>,
+    #[serde(default)]
+    priced: Vec<String>,
     #[serde(flatten)]
     rules: HashMap<String, RuleSpec>,
 }
@@ -236,6 +247,10 @@ pub struct IntentRules {
     declining: PhraseSet,
     address: PhraseSet,
     stock: PhraseSet,
+    price: PhraseSet,
+    priced: PhraseSet,
+    cancel: PhraseSet,
+    cancel_unless: PhraseSet,
     normalizer: Normalizer,
 }
 
@@ -277,6 +292,10 @@ impl IntentRules {
         let declining = PhraseSet::new(&normalizer, &file.declining);
         let address = PhraseSet::new(&normalizer, &file.address);
         let stock = PhraseSet::new(&normalizer, &file.stock);
+        let price = PhraseSet::new(&normalizer, &file.price);
+        let priced = PhraseSet::new(&normalizer, &file.priced);
+        let cancel = PhraseSet::new(&normalizer, &file.cancel);
+        let cancel_unless = PhraseSet::new(&normalizer, &file.cancel_unless);
         Ok(Self {
             rules,
             filler,
@@ -285,6 +304,10 @@ impl IntentRules {
             declining,
             address,
             stock,
+            price,
+            priced,
+            cancel,
+            cancel_unless,
             normalizer,
         })
     }
@@ -360,6 +383,28 @@ impl IntentRules {
     /// Whether a text speaks of stock ("còn hàng", "còn size M", "hết hàng").
     pub fn asks_stock(&self, text: &str) -> bool {
         self.stock.matches(&Prepared::new(&self.normalizer, text))
+    }
+
+    /// Whether a message asks to cancel an order ("hủy giúp em đơn DH240517",
+    /// "đơn #10023 em không lấy nữa").
+    pub fn asks_cancel(&self, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        self.cancel.matches(&msg) && !self.cancel_unless.matches(&msg)
+    }
+
+    /// Whether a message asks what something costs ("áo này giá bao nhiêu").
+    pub fn asks_price(&self, text: &str) -> bool {
+        self.price.matches(&Prepared::new(&self.normalizer, text))
+    }
+
+    /// Whether a text speaks of prices: a price or fee word, or an amount of money
+    /// ("25.000đ", "50k", "1,5 triệu").
+    pub fn speaks_of_price(&self, text: &str) -> bool {
+        static AMOUNT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"(?i)\d[\d.,]*\s*(?:đ|₫|k\b|nghìn|ngàn|triệu|tr\b|vnđ|vnd)")
+                .expect("valid amount pattern")
+        });
+        AMOUNT.is_match(text) || self.priced.matches(&Prepared::new(&self.normalizer, text))
     }
 
     /// Whether the customer says they cannot give an order code or phone ("em ko nhớ
@@ -539,6 +584,62 @@ mod tests {
             Some(Intent::Complaint)
         );
         assert_eq!(r.read("shop giao hàng mất bao lâu"), None);
+    }
+
+    #[test]
+    fn price_questions_and_entries_that_speak_of_prices() {
+        let r = IntentRules::default_rules();
+        for q in [
+            "áo sơ mi linen trắng giá bao nhiêu vậy shop",
+            "dong ho casio gia bn",
+            "đôi này bao nhiêu tiền ạ",
+            "mẫu này giá sao shop",
+        ] {
+            assert!(r.asks_price(q), "{q}");
+        }
+        for q in [
+            "phí ship ra Hà Nội bao nhiêu",
+            "áo này chất liệu gì",
+            "đơn giá trên hóa đơn",
+        ] {
+            assert!(!r.asks_price(q), "{q}");
+        }
+        for t in [
+            "Phí giao hàng nội thành là 25.000đ/đơn",
+            "Đơn từ 500k được miễn phí giao hàng",
+            "Giá niêm yết đã gồm VAT",
+            "Hạn mức 1,5 triệu mỗi ngày",
+        ] {
+            assert!(r.speaks_of_price(t), "{t}");
+        }
+        for t in [
+            "Áo thun dùng cotton 100% định lượng 220gsm",
+            "Cửa hàng mở cửa từ 8 giờ đến 22 giờ",
+        ] {
+            assert!(!r.speaks_of_price(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn requests_to_cancel_an_order() {
+        let r = IntentRules::default_rules();
+        for q in [
+            "hủy giúp em đơn DH240517",
+            "huỷ đơn DH240517 cho mình",
+            "huy don DH240517 giup em",
+            "đơn #10023 em không lấy nữa",
+            "em muốn hủy đơn DH240517 ạ",
+        ] {
+            assert!(r.asks_cancel(q), "{q}");
+        }
+        for q in [
+            "sao đơn DH240517 bị hủy vậy shop",
+            "đơn DH240517 đã hủy thành công chưa",
+            "kiểm tra đơn DH240517",
+            "đơn DH240517 giao chưa",
+        ] {
+            assert!(!r.asks_cancel(q), "{q}");
+        }
     }
 
     #[test]

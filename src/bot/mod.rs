@@ -16,6 +16,15 @@ use crate::search::{Decision, Mode};
 use entities::{Entities, EntityExtractor};
 use intents::{Intent, IntentRules};
 
+/// What a question asks about that only some entries can answer (see `Bot::turn`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Guard {
+    /// "còn hàng không": one product's stock.
+    Stock,
+    /// "giá bao nhiêu": one product's price.
+    Price,
+}
+
 /// Why a conversation goes to a human.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +36,8 @@ pub enum HandoffReason {
     VerificationFailed,
     /// Speech recognition kept failing on a call.
     SpeechUnrecognized,
+    /// The customer asked to cancel an order (verified): a person cancels it.
+    CancelRequest,
 }
 
 impl HandoffReason {
@@ -38,6 +49,7 @@ impl HandoffReason {
             HandoffReason::LowConfidenceAfterClarify => "low_confidence_after_clarify",
             HandoffReason::VerificationFailed => "verification_failed",
             HandoffReason::SpeechUnrecognized => "speech_unrecognized",
+            HandoffReason::CancelRequest => "cancel_request",
         }
     }
 }
@@ -64,6 +76,9 @@ pub struct DialogueState {
     pub offered: Vec<String>,
     pub verified_phone: Option<String>,
     pub verified_orders: Vec<String>,
+    /// The customer asked to cancel the order the flow is about ("hủy giúp em đơn
+    /// DH240517"): once verified, the request goes to a person instead of a status.
+    pub cancel: bool,
     /// The last question answered from the knowledge base, for follow-ups like "còn
     /// Đà Nẵng thì sao?".
     pub last_answered: Option<Answered>,
@@ -231,6 +246,28 @@ impl Bot {
             } else {
                 Vec::new()
             },
+        }
+    }
+
+    /// What a verified customer gets for an order: its status, or for a request to
+    /// cancel it, a person (the shop decides and cancels; the bot never does) unless
+    /// the order is already cancelled or delivered.
+    fn order_answer(
+        &self,
+        state: &mut DialogueState,
+        o: &crate::orders::Order,
+    ) -> (Vec<Reply>, Option<HandoffReason>) {
+        if !std::mem::take(&mut state.cancel) {
+            return (vec![self.order_reply(o)], None);
+        }
+        use crate::orders::OrderStatus::*;
+        match o.status {
+            Cancelled => (vec![Reply::text(replies::already_cancelled(o))], None),
+            Delivered | Returned => (vec![Reply::text(replies::too_late_to_cancel(o))], None),
+            Pending | Confirmed | Packing | Shipping => (
+                vec![Reply::text(replies::cancel_requested(o))],
+                Some(HandoffReason::CancelRequest),
+            ),
         }
     }
 
@@ -500,6 +537,14 @@ impl Bot {
         {
             state.offered.clear();
             state.fallbacks = 0;
+            if self.rules.asks_cancel(text) {
+                state.cancel = true;
+            }
+            // The ticket names the order even when this message only gave the phone.
+            let mut ents = ents.clone();
+            if let Pending::Verification { code } = &state.pending {
+                ents.order_code.get_or_insert_with(|| code.clone());
+            }
             let (mut out, handoff) = self.order_turn(state, &ents).await;
             if read.is_some_and(|m| m.waiting) {
                 out.insert(0, Reply::text(replies::SORRY_FOR_THE_WAIT));
@@ -550,6 +595,7 @@ impl Bot {
         if state.pending != Pending::Nothing {
             // The customer moved on to something else.
             state.pending = Pending::Nothing;
+            state.cancel = false;
         }
 
         if let Some(small) = rule {
@@ -632,18 +678,27 @@ impl Bot {
                 );
             }
         };
-        // A question about stock ("áo này còn hàng không") is answered only by an entry
-        // about stock: another one that merely shares its words ("áo này chất liệu
-        // gì") is no answer, and only a person can look at one product's stock.
+        // A question about stock ("áo này còn hàng không") or about a price ("áo sơ mi
+        // linen giá bao nhiêu") is answered only by an entry that speaks of stock or of
+        // prices: another one that merely shares its words ("áo này chất liệu gì") is
+        // no answer, and only a person can look at one product's stock or price.
         // ("còn hàng sale thì sao" is a follow-up about sale items, not stock.)
-        let stock = self.rules.asks_stock(text)
-            && self
-                .followups
-                .content(self.core().retriever.normalizer(), text)
-                .is_none();
+        let guard = if self
+            .followups
+            .content(self.core().retriever.normalizer(), text)
+            .is_some()
+        {
+            None
+        } else if self.rules.asks_stock(text) {
+            Some(Guard::Stock)
+        } else if self.rules.asks_price(text) {
+            Some(Guard::Price)
+        } else {
+            None
+        };
         let mut ask = ask;
-        if stock && ask.decision == Decision::Answer {
-            let about_stock = ask.faq_id.as_deref().is_some_and(|id| {
+        if let (Some(guard), Decision::Answer) = (guard, ask.decision) {
+            let fits = ask.faq_id.as_deref().is_some_and(|id| {
                 let core = self.core();
                 core.retriever.knowledge().get(id).is_some_and(|e| {
                     let words = e.questions().chain(e.tags.iter().map(String::as_str));
@@ -651,11 +706,14 @@ impl Bot {
                         .chain([e.answer.as_str()])
                         .collect::<Vec<_>>()
                         .join(". ");
-                    self.rules.asks_stock(&text)
+                    match guard {
+                        Guard::Stock => self.rules.asks_stock(&text),
+                        Guard::Price => self.rules.speaks_of_price(&text),
+                    }
                 })
             });
-            if !about_stock {
-                tracing::debug!(entry = ?ask.faq_id, "a stock question, not answered by a stock entry");
+            if !fits {
+                tracing::debug!(entry = ?ask.faq_id, ?guard, "not answered: the entry does not speak of what was asked");
                 ask.decision = Decision::Handoff;
                 ask.faq_id = None;
                 ask.answer = None;
@@ -731,10 +789,10 @@ impl Bot {
                     );
                 }
                 let reply = Reply {
-                    text: if stock {
-                        replies::STOCK_FALLBACK
-                    } else {
-                        replies::FALLBACK
+                    text: match guard {
+                        Some(Guard::Stock) => replies::STOCK_FALLBACK,
+                        Some(Guard::Price) => replies::PRICE_FALLBACK,
+                        None => replies::FALLBACK,
                     }
                     .into(),
                     quick_replies: vec![replies::QUICK_HUMAN.into()],
@@ -784,7 +842,7 @@ impl Bot {
         if already {
             state.pending = Pending::Nothing;
             let o = order.expect("checked");
-            return (vec![self.order_reply(&o)], None);
+            return self.order_answer(state, &o);
         }
         if !proof {
             state.pending = Pending::Verification { code };
@@ -795,6 +853,7 @@ impl Bot {
             // so the lock does not tell whether a code exists.
             state.pending = Pending::Nothing;
             state.verify_failures = 0;
+            state.cancel = false;
             return (
                 vec![Reply::text(replies::VERIFICATION_LOCKED)],
                 Some(HandoffReason::VerificationFailed),
@@ -807,7 +866,7 @@ impl Bot {
                 state.verify_failures = 0;
                 state.verified_orders.push(o.code.to_uppercase());
                 state.verified_phone = o.phone.as_deref().and_then(entities::normalize_phone);
-                (vec![self.order_reply(&o)], None)
+                self.order_answer(state, &o)
             }
             None => {
                 self.order_failed(&code);
@@ -815,6 +874,7 @@ impl Bot {
                 if state.verify_failures >= self.config.verification_attempts {
                     state.pending = Pending::Nothing;
                     state.verify_failures = 0;
+                    state.cancel = false;
                     return (
                         vec![Reply::text(replies::VERIFICATION_FAILED)],
                         Some(HandoffReason::VerificationFailed),

@@ -24,6 +24,7 @@ pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ đư
 // linen trắng còn size M không"): it does not blame the customer's wording.
 pub const FALLBACK: &str = "Dạ, câu này em chưa trả lời được ạ. Anh/chị hỏi lại theo cách khác giúp em, hoặc bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
 pub const STOCK_FALLBACK: &str = "Dạ, em chưa xem được tồn kho của từng mẫu ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên kiểm tra mẫu, size, màu còn hàng giúp mình nhé.";
+pub const PRICE_FALLBACK: &str = "Dạ, em chưa tra được giá của từng mẫu ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên báo giá giúp mình nhé.";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
 pub const CLARIFY_AGAIN: &str = "Dạ, anh/chị chọn giúp em một câu bên dưới (bấm vào câu hoặc nhắn số thứ tự của câu), hoặc nhắn câu hỏi khác ạ.";
 pub const CLARIFY_NONE: &str = "Dạ vâng, vậy anh/chị nói rõ hơn giúp em câu hỏi của mình nhé, hoặc bấm “Gặp nhân viên” để em chuyển nhân viên hỗ trợ ạ.";
@@ -154,6 +155,36 @@ pub fn order_late(o: &Order, today: chrono::NaiveDate) -> bool {
 
 /// The status reply for a verified customer, on `today` (the date an estimate in
 /// the past is read against: such an order is late, and the customer is told so).
+/// A verified request to cancel an order that can still be stopped: a person takes it
+/// (the ticket notice that follows says when).
+pub fn cancel_requested(o: &Order) -> String {
+    let shipping = if o.status == crate::orders::OrderStatus::Shipping {
+        " Vì đơn đang trên đường giao, nhân viên sẽ liên hệ đơn vị vận chuyển để dừng giao nếu còn kịp ạ."
+    } else {
+        ""
+    };
+    format!(
+        "Dạ, em đã ghi nhận yêu cầu hủy đơn hàng {} (đơn {}) và chuyển cho nhân viên xử lý ạ.{shipping} Nhân viên sẽ báo lại anh/chị khi hủy xong ạ.",
+        o.code,
+        o.status.vietnamese()
+    )
+}
+
+pub fn already_cancelled(o: &Order) -> String {
+    format!(
+        "Dạ, đơn hàng {} đã được hủy rồi ạ. Anh/chị cần em hỗ trợ thêm gì không ạ?",
+        o.code
+    )
+}
+
+pub fn too_late_to_cancel(o: &Order) -> String {
+    format!(
+        "Dạ, đơn hàng {} {} nên không hủy được nữa ạ. Nếu anh/chị muốn đổi hoặc trả hàng, anh/chị cứ nhắn em để được hướng dẫn nhé.",
+        o.code,
+        o.status.vietnamese()
+    )
+}
+
 pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
     use crate::orders::OrderStatus::*;
     let mut s = format!(

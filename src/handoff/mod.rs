@@ -184,6 +184,7 @@ pub fn reason_vietnamese(reason: &str) -> &'static str {
         }
         "verification_failed" => "xác minh đơn hàng không thành công",
         "speech_unrecognized" => "tổng đài không nhận dạng được giọng nói của khách",
+        "cancel_request" => "khách yêu cầu hủy đơn (đã xác minh)",
         _ => "khác",
     }
 }

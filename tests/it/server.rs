@@ -382,6 +382,36 @@ fn conversation_flow_over_http_survives_a_restart() {
     let r = stock.say("shop quận 1 còn size M không");
     assert_eq!(r["decision"]["faq_id"], "kiem-tra-ton-kho-cua-hang", "{r}");
 
+    // A product's price is not answered by an entry without prices (the fabric
+    // entry shares "áo sơ mi linen"); a fee question still gets its entry.
+    let mut price = Chat::new(&server, "khach-hoi-gia");
+    let r = price.say("áo sơ mi linen trắng giá bao nhiêu vậy shop");
+    assert_ne!(r["decision"]["decision"], "answer", "{r}");
+    assert!(reply_text(&r).contains("báo giá"), "{r}");
+    let r = price.say("phí ship ra Hà Nội bao nhiêu");
+    assert_eq!(r["decision"]["faq_id"], "phi-ship-ha-noi", "{r}");
+
+    // A request to cancel an order: verified first, then a person takes it; an order
+    // already cancelled is only said to be so.
+    let mut cancel = Chat::new(&server, "khach-huy-don");
+    let r = cancel.say("huỷ giúp em đơn DH240127 với");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    assert_eq!(r["handoff"], false, "{r}");
+    let r = cancel.say("0977522239");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(
+        reply_text(&r).contains("yêu cầu hủy đơn hàng DH240127"),
+        "{r}"
+    );
+    let mut cancelled = Chat::new(&server, "khach-huy-roi");
+    cancelled.say("đơn DH240225 em không lấy nữa");
+    let r = cancelled.say("1596");
+    assert_eq!(r["handoff"], false, "{r}");
+    assert!(reply_text(&r).contains("đã được hủy rồi"), "{r}");
+    // Asking why an order was cancelled is no request to cancel: its status.
+    let r = cancelled.say("sao đơn DH240225 bị hủy vậy shop");
+    assert!(reply_text(&r).contains("đã bị hủy"), "{r}");
+
     // A customer who cannot give the order code goes to a person, not round again.
     let mut forgot = Chat::new(&server, "khach-quen-ma");
     let r = forgot.say("kiểm tra đơn giúp em");
