@@ -580,6 +580,12 @@ impl ConversationService {
                 quick(crate::bot::replies::NPS_THANKS, Vec::new()),
                 "bot",
             )
+        } else if msg.attachment && conv.status == "bot" && crate::channels::only_stickers(&text) {
+            silent(
+                "attachment",
+                quick(crate::bot::replies::STICKER_RECEIVED, Vec::new()),
+                "bot",
+            )
         } else if msg.attachment && conv.status == "bot" {
             silent(
                 "attachment",
@@ -607,7 +613,15 @@ impl ConversationService {
             let before = state.clone();
             let outcome = match msg.escalate {
                 Some(reason) => self.bot.escalation(reason),
-                None => self.bot.turn(&mut state, &text).await,
+                None => {
+                    let written = crate::channels::written_text(&text);
+                    let read = if written.trim().is_empty() {
+                        &text
+                    } else {
+                        &written
+                    };
+                    self.bot.turn(&mut state, read).await
+                }
             };
             if let Some(phone) = verified_phone(&before, &state) {
                 let survivor = self

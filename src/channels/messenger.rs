@@ -164,6 +164,15 @@ struct Attachment {
     payload: serde_json::Value,
 }
 
+/// A machine code rather than words ("GET_STARTED", "MENU_ORDERS").
+fn is_code(payload: &str) -> bool {
+    !payload.is_empty()
+        && payload.contains('_')
+        && payload
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// How an attachment appears in the transcript (agents read it).
 fn attachment_text(list: &[Attachment]) -> String {
     list.iter()
@@ -225,12 +234,13 @@ impl ChannelAdapter for Messenger {
                     continue;
                 }
                 let attachment = m.text.is_none() && !m.attachments.is_empty();
-                // A quick reply carries the full option text in its payload.
-                let text = m
-                    .quick_reply
-                    .map(|q| q.payload)
-                    .or(m.text)
-                    .unwrap_or_else(|| attachment_text(&m.attachments));
+                // A quick reply carries the full option text in its payload. Text sent
+                // with a photo keeps the photo's link below it, for the agent.
+                let text = match (m.quick_reply.map(|q| q.payload).or(m.text), &m.attachments) {
+                    (Some(t), list) if list.is_empty() => t,
+                    (Some(t), list) => format!("{t}\n{}", attachment_text(list)),
+                    (None, list) => attachment_text(list),
+                };
                 if text.trim().is_empty() {
                     out.push(InboundEvent::Ignored("empty message".into()));
                     continue;
@@ -243,14 +253,26 @@ impl ChannelAdapter for Messenger {
                     attachment,
                 }));
             } else if let Some(p) = event.postback {
-                let text = p.payload.or(p.title).unwrap_or_default();
+                // Our own buttons carry their text as the payload; a page's buttons
+                // ("Get Started", a persistent menu) carry a code like GET_STARTED,
+                // and then the customer tapped the title.
+                let payload = p.payload.unwrap_or_default();
+                let text = match p.title {
+                    Some(title) if is_code(&payload) && !title.trim().is_empty() => title,
+                    title if payload.trim().is_empty() => title.unwrap_or_default(),
+                    _ => payload.clone(),
+                };
                 if text.trim().is_empty() {
                     out.push(InboundEvent::Ignored("empty postback".into()));
                     continue;
                 }
-                let message_id = p
-                    .mid
-                    .unwrap_or_else(|| format!("postback:{user_id}:{}", event.timestamp));
+                // Without a mid, two taps in the same millisecond differ by payload.
+                let message_id = p.mid.unwrap_or_else(|| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&payload, &mut h);
+                    let tag = std::hash::Hasher::finish(&h);
+                    format!("postback:{user_id}:{}:{tag:016x}", event.timestamp)
+                });
                 out.push(InboundEvent::Message(InboundMessage {
                     user_id,
                     account,
@@ -317,6 +339,20 @@ impl ChannelAdapter for Messenger {
 mod tests {
     use super::*;
 
+    #[test]
+    fn attachment_labels_are_the_ones_the_service_knows() {
+        for kind in ["image", "video", "audio", "file", "location", "fallback"] {
+            for payload in [serde_json::json!({}), serde_json::json!({"sticker_id": 1})] {
+                let a = Attachment {
+                    kind: kind.into(),
+                    payload,
+                };
+                let line = attachment_text(&[a]);
+                assert_eq!(crate::channels::written_text(&line), "", "{line}");
+            }
+        }
+    }
+
     fn adapter() -> Messenger {
         Messenger::new(
             MessengerSettings {
@@ -360,6 +396,33 @@ mod tests {
     }
 
     #[test]
+    fn get_started_text_with_a_photo_and_taps_in_the_same_millisecond() {
+        let body = serde_json::json!({"object": "page", "entry": [{"id": "p1", "messaging": [
+            {"sender": {"id": "u1"}, "recipient": {"id": "p1"}, "timestamp": 7,
+             "postback": {"title": "Bắt đầu", "payload": "GET_STARTED"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "p1"}, "timestamp": 7,
+             "postback": {"title": "Gặp nhân viên", "payload": "Gặp nhân viên"}},
+            {"sender": {"id": "u1"}, "recipient": {"id": "p1"}, "timestamp": 8,
+             "message": {"mid": "m8", "text": "áo bị lỗi như này",
+                         "attachments": [{"type": "image", "payload": {"url": "https://x/b.jpg"}}]}},
+        ]}]});
+        let events = adapter().parse(body.to_string().as_bytes()).unwrap();
+        let msgs: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                InboundEvent::Message(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[0].text, "Bắt đầu");
+        assert_eq!(msgs[1].text, "Gặp nhân viên");
+        assert_ne!(msgs[0].message_id, msgs[1].message_id);
+        assert_eq!(msgs[2].text, "áo bị lỗi như này\n[Ảnh] https://x/b.jpg");
+        assert!(!msgs[2].attachment);
+    }
+
+    #[test]
     fn parses_text_quick_replies_postbacks_and_skips_echoes() {
         let body = serde_json::json!({"object": "page", "entry": [
             {"id": "p1", "messaging": [
@@ -396,10 +459,11 @@ mod tests {
             vec![
                 ("u1", "m1", "ship bao lâu", false),
                 ("u2", "m3", "Chính sách đổi trả trong 7 ngày", false),
-                ("u2", "postback:u2:4", "Gặp nhân viên", false),
+                ("u2", msgs[2].1, "Gặp nhân viên", false),
                 ("u2", "m5", "[Ảnh] https://x/a.jpg", true),
             ]
         );
+        assert!(msgs[2].1.starts_with("postback:u2:4:"), "{msgs:?}");
         assert_eq!(events.len(), 6);
         assert!(adapter().parse(b"not json").is_err());
     }

@@ -81,6 +81,41 @@ pub struct InboundMessage {
     pub attachment: bool,
 }
 
+/// Labels the adapters write for an attachment, one line each: "[Ảnh] https://…".
+pub const ATTACHMENT_LABELS: [&str; 9] = [
+    "Ảnh",
+    "Nhãn dán",
+    "Video",
+    "Ghi âm",
+    "Tệp",
+    "Vị trí",
+    "Liên kết",
+    "Danh thiếp",
+    "Tệp đính kèm",
+];
+
+/// The label of an attachment line ("[Ảnh] https://x/a.jpg" → "Ảnh").
+fn attachment_label(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix('[')?;
+    let (label, _) = rest.split_once(']')?;
+    ATTACHMENT_LABELS.contains(&label).then_some(label)
+}
+
+/// What the customer wrote, without the attachment lines kept for agents: the bot
+/// reads "áo bị lỗi như này", not the photo's link below it.
+pub fn written_text(text: &str) -> String {
+    text.lines()
+        .filter(|l| attachment_label(l).is_none())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A message of stickers only (a thumbs-up): an acknowledgement, not a file.
+pub fn only_stickers(text: &str) -> bool {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    lines.peek().is_some() && lines.all(|l| attachment_label(l) == Some("Nhãn dán"))
+}
+
 #[derive(Debug, Error, PartialEq)]
 pub enum VerifyError {
     #[error("missing signature")]
@@ -267,6 +302,19 @@ fn clip(label: &str, max_chars: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn attachment_lines_are_for_agents_not_for_the_bot() {
+        assert_eq!(
+            written_text("áo bị lỗi như này\n[Ảnh] https://x/b.jpg"),
+            "áo bị lỗi như này"
+        );
+        assert_eq!(written_text("[Tệp] https://x/a.pdf"), "");
+        assert_eq!(written_text("[giá sốc] áo thun"), "[giá sốc] áo thun");
+        assert!(only_stickers("[Nhãn dán] https://x/like.png"));
+        assert!(!only_stickers("[Nhãn dán]\n[Ảnh] https://x/a.jpg"));
+        assert!(!only_stickers("ok shop"));
+    }
     use super::*;
 
     #[test]

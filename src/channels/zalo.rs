@@ -423,6 +423,27 @@ impl ChannelAdapter for Zalo {
 mod tests {
     use super::*;
 
+    #[test]
+    fn attachment_labels_are_the_ones_the_service_knows() {
+        for event in [
+            "user_send_image",
+            "user_send_gif",
+            "user_send_sticker",
+            "user_send_audio",
+            "user_send_video",
+            "user_send_file",
+            "user_send_location",
+            "user_send_link",
+            "user_send_business_card",
+            "user_send_other",
+        ] {
+            assert!(
+                crate::channels::ATTACHMENT_LABELS.contains(&attachment_label(event)),
+                "{event}"
+            );
+        }
+    }
+
     fn adapter() -> Zalo {
         Zalo::new(
             ZaloSettings {

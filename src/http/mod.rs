@@ -763,23 +763,51 @@ async fn webhook(
     let events = adapter
         .parse(body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_payload", e.to_string()))?;
+    // One bad event never costs the others their answer: it is skipped (logged), and
+    // the messages stored before a failure are answered whatever happens after.
     let mut fresh = Vec::new();
+    let mut failure = None;
     for event in events {
         match event {
             crate::channels::InboundEvent::Message(m) => {
+                let mut text = m.text;
+                if let Some((cut, _)) = text
+                    .char_indices()
+                    .nth(crate::service::MAX_PLATFORM_TEXT_CHARS)
+                {
+                    // Absurdly long: its first part is kept rather than all of it lost.
+                    tracing::warn!(
+                        channel = channel.as_str(),
+                        "webhook message cut to its first 20,000 characters"
+                    );
+                    text.truncate(cut);
+                }
                 let msg = IncomingMessage {
                     channel,
                     user_id: m.user_id,
                     message_id: m.message_id,
-                    text: m.text,
+                    text,
                     account: m.account,
                     attachment: m.attachment,
                     escalate: None,
                 };
-                if svc.receive(&msg).await? {
-                    fresh.push(msg);
-                } else {
-                    tracing::info!(channel = channel.as_str(), "repeated delivery acknowledged");
+                match svc.receive(&msg).await {
+                    Ok(true) => fresh.push(msg),
+                    Ok(false) => {
+                        tracing::info!(channel = channel.as_str(), "repeated delivery acknowledged")
+                    }
+                    Err(ServiceError::Invalid { field, message }) => {
+                        tracing::warn!(
+                            channel = channel.as_str(),
+                            field,
+                            message,
+                            "webhook event skipped: nothing to answer in it"
+                        );
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
             crate::channels::InboundEvent::Ignored(kind) => {
@@ -788,6 +816,7 @@ async fn webhook(
         }
     }
     if !fresh.is_empty() {
+        let svc = svc.clone();
         tokio::spawn(async move {
             for msg in fresh {
                 if let Err(e) = svc.handle(msg).await {
@@ -796,7 +825,10 @@ async fn webhook(
             }
         });
     }
-    Ok(())
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 fn voice(state: &AppState) -> Result<Arc<crate::voice::Voice>, ApiError> {

@@ -456,6 +456,26 @@ fn messenger_and_zalo_answer_once_and_refuse_forgeries() {
     );
     assert_eq!(r.0, 403);
 
+    // One event with nothing to answer (invisible characters only) does not cost the
+    // rest of its batch an answer; a page's "Get Started" tap is a greeting.
+    let batch = json!({"object": "page", "entry": [
+        {"id": PAGE, "time": 1, "messaging": [
+            {"sender": {"id": "psid-b1"}, "recipient": {"id": PAGE}, "timestamp": 1,
+             "message": {"mid": "mid-b1", "text": "Phí ship ra Hà Nội bao nhiêu vậy shop?"}}]},
+        {"id": PAGE, "time": 1, "messaging": [
+            {"sender": {"id": "psid-b2"}, "recipient": {"id": PAGE}, "timestamp": 1,
+             "message": {"mid": "mid-b2", "text": "\u{200b}\u{200b}"}}]},
+        {"id": PAGE, "time": 1, "messaging": [
+            {"sender": {"id": "psid-b3"}, "recipient": {"id": PAGE}, "timestamp": 1,
+             "postback": {"title": "Bắt đầu", "payload": "GET_STARTED"}}]},
+    ]})
+    .to_string()
+    .into_bytes();
+    assert_eq!(send_messenger(&server, &batch), 200);
+    assert!(p.wait_for("psid-b1", 1)[0].text().contains("25.000đ"));
+    assert!(p.wait_for("psid-b3", 1)[0].text().contains("em chào"));
+    assert_eq!(messages_with(data.path(), &["mid-b2"]), 0);
+
     // Zalo: the first send meets an expired token (-216): one refresh, then success.
     assert_eq!(
         send_zalo(
