@@ -1007,7 +1007,11 @@ async fn track(
     resp
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Backlogs, traffic per channel and the knowledge's hash are an operator's view.
+    if let Err(e) = admin(&state, &headers) {
+        return e.into_response();
+    }
     let m = &state.metrics;
     if let Some(svc) = state.service.get() {
         if let Ok((open, overdue)) = svc.store().ticket_backlog().await {

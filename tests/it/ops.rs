@@ -230,8 +230,17 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
         "6,9,10"
     );
 
-    // /metrics parses as Prometheus text and has the series.
-    let (s, body) = crate::server::ureq_get(&server.url("/metrics")).unwrap();
+    // /metrics is an operator's view: the admin token, else 401. It parses as
+    // Prometheus text and has the series.
+    assert_eq!(
+        crate::server::ureq_get(&server.url("/metrics")).unwrap().0,
+        401
+    );
+    assert_eq!(
+        crate::server::get_with_token(&server.url("/metrics"), "wrong").0,
+        401
+    );
+    let (s, body) = crate::server::get_with_token(&server.url("/metrics"), ADMIN);
     assert_eq!(s, 200);
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");

@@ -141,6 +141,15 @@ pub fn ureq_get(url: &str) -> Result<(u16, String), reqwest::Error> {
     })
 }
 
+/// A GET with a bearer token, as text.
+pub fn get_with_token(url: &str, token: &str) -> (u16, String) {
+    rt().block_on(async {
+        let r = client().get(url).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    })
+}
+
 pub fn post_raw(url: &str, body: Vec<u8>) -> (u16, Value) {
     rt().block_on(async {
         let r = client()
