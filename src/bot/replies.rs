@@ -45,7 +45,7 @@ pub const NPS_QUESTION: &str = "Dạ, anh/chị có sẵn lòng giới thiệu c
 pub const NPS_THANKS: &str =
     "Dạ, em cảm ơn anh/chị đã dành thời gian góp ý ạ! Chúc anh/chị một ngày tốt lành.";
 pub const HANDOFF_UNHEARD: &str =
-    "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em chuyển anh/chị sang nhân viên hỗ trợ ngay ạ.";
+    "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em xin chuyển anh/chị sang nhân viên hỗ trợ ạ.";
 pub const ATTACHMENT_RECEIVED: &str = "Dạ, em đã nhận được tệp anh/chị gửi ạ. Hiện em chỉ đọc được tin nhắn chữ, anh/chị mô tả giúp em nội dung cần hỗ trợ nhé. Nếu cần nhân viên xem tệp, anh/chị bấm “Gặp nhân viên” ạ.";
 pub const STICKER_RECEIVED: &str = "Dạ vâng ạ. Anh/chị cần em hỗ trợ gì thêm thì cứ nhắn em nhé.";
 pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";

@@ -273,6 +273,20 @@ impl Voice {
             }
         }
         let low = text.is_empty() || t.confidence.is_some_and(|c| c < self.cfg.min_confidence);
+        // An unsure top hypothesis with an alternative the bot understands: the
+        // alternative, rather than asking the caller again.
+        let alternative = match low {
+            true => self.understood_alternative(&t.alternatives).await,
+            false => None,
+        };
+        if let Some(a) = alternative {
+            st.misses = 0;
+            let chosen = match (st.options, heard::pick(&a)) {
+                (true, Some(n)) => n,
+                _ => heard::normalize(&a),
+            };
+            return self.bot(st, caller, t, &chosen, None).await;
+        }
         if low {
             st.misses += 1;
             return match st.misses {
@@ -315,15 +329,22 @@ impl Voice {
         if alternatives.is_empty() || self.understood(text).await {
             return text.to_string();
         }
+        self.understood_alternative(alternatives)
+            .await
+            .unwrap_or_else(|| text.to_string())
+    }
+
+    /// The first alternative hypothesis, not too unsure, that the bot understands.
+    async fn understood_alternative(&self, alternatives: &[Alternative]) -> Option<String> {
         for a in alternatives {
             if a.confidence.unwrap_or(1.0) >= self.cfg.min_confidence / 2.0
                 && self.understood(&a.text).await
             {
                 tracing::debug!(alternative = %a.text, "n-best alternative chosen");
-                return a.text.clone();
+                return Some(a.text.clone());
             }
         }
-        text.to_string()
+        None
     }
 
     async fn understood(&self, text: &str) -> bool {

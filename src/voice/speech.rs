@@ -136,6 +136,7 @@ macro_rules! re {
 }
 
 re!(URL, r"https?://\S+");
+re!(PER_UNIT, r"(\d[\d.,]*\s*(?:đ|₫|k|nghìn|triệu))/(\p{L}+)");
 re!(
     PHONE,
     r"(?:\+84|\b0)(?:[\s.]?\d){9}\b|\b1[89]00(?:[\s.]?\d){4,6}\b"
@@ -153,8 +154,28 @@ re!(NUMBER, r"\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?");
 re!(SPACES, r"\s+");
 
 /// Numbers, codes and symbols as words, on one sentence.
+/// Sentences written for a screen, as a caller hears them: there is no button to
+/// tap on a phone, and a caller speaks rather than types.
+const FOR_THE_EAR: [(&str, &str); 6] = [
+    ("bấm “Gặp nhân viên”", "nói “gặp nhân viên”"),
+    ("bấm \"Gặp nhân viên\"", "nói “gặp nhân viên”"),
+    (
+        "bấm vào câu hoặc nhắn số thứ tự của câu",
+        "nói số thứ tự của câu",
+    ),
+    ("nhắn câu hỏi khác", "hỏi câu khác"),
+    ("nhắn em", "nói với em"),
+    ("nhắn số", "nói số"),
+];
+
 pub fn words(text: &str) -> String {
-    let s = URL.replace_all(text, "");
+    let mut text = text.to_string();
+    for (screen, ear) in FOR_THE_EAR {
+        text = text.replace(screen, ear);
+    }
+    // "25.000đ/đơn" is "hai mươi lăm nghìn đồng một đơn".
+    let text = PER_UNIT.replace_all(&text, "$1 một $2");
+    let s = URL.replace_all(&text, "");
     let s = s
         .replace("anh/chị", "anh chị")
         .replace("Anh/chị", "Anh chị");
@@ -322,6 +343,14 @@ mod tests {
     #[test]
     fn spoken_forms() {
         let cases = [
+            (
+                "Phí giao hàng là 25.000đ/đơn.",
+                "Phí giao hàng là hai mươi lăm nghìn đồng một đơn.",
+            ),
+            (
+                "Anh/chị bấm “Gặp nhân viên” để nhân viên hỗ trợ, cần gì cứ nhắn em nhé.",
+                "Anh chị nói gặp nhân viên để nhân viên hỗ trợ, cần gì cứ nói với em nhé.",
+            ),
             (
                 "Phí ship là 150.000đ.",
                 "Phí ship là một trăm năm mươi nghìn đồng.",

@@ -341,4 +341,20 @@ fn generic_voice_api_order_call_and_recognition_ladder() {
             .contains("hai mươi lăm nghìn đồng"),
         "{v}"
     );
+    // The same when the top hypothesis is unsure too: the alternative the bot
+    // understands, not a re-prompt; and no button to tap is offered to a caller.
+    let v = voice_turn(
+        &server,
+        json!({"call_id": "c6", "from": "+84900000003", "text": "phi sip ha loi", "confidence": 0.45,
+               "alternatives": [{"text": "phí ship ra hà nội bao nhiêu", "confidence": 0.44}]}),
+    );
+    let say = v["say"].as_str().unwrap();
+    assert!(say.contains("hai mươi lăm nghìn đồng một đơn"), "{v}");
+    let v = voice_turn(
+        &server,
+        json!({"call_id": "c6", "from": "+84900000003", "text": "giá vàng hôm nay bao nhiêu", "confidence": 0.9}),
+    );
+    let say = v["say"].as_str().unwrap();
+    assert!(!say.contains("bấm"), "{v}");
+    assert!(say.contains("nói gặp nhân viên"), "{v}");
 }
