@@ -80,8 +80,19 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
         .has_headers(true)
         .flexible(true)
         .from_reader(text.as_bytes());
+    // The line of a record's first cell, counted from its byte offset: the reader's
+    // own line count is one short after CRLF row ends (Excel's "CSV UTF-8"), whose
+    // LF it counts as the start of the next record.
+    let line_at = |p: &csv::Position| {
+        let bytes = text.as_bytes();
+        let mut at = (p.byte() as usize).min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        1 + bytes[..at].iter().filter(|&&b| b == b'\n').count()
+    };
     let csv_error = |e: csv::Error| {
-        let line = e.position().map_or(1, |p| p.line() as usize);
+        let line = e.position().map_or(1, line_at);
         KnowledgeError::invalid(file, line, format!("unreadable CSV: {e}"))
     };
     let headers = reader.headers().map_err(csv_error)?.clone();
@@ -113,7 +124,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
-        let line = record.position().map_or(1, |p| p.line() as usize);
+        let line = record.position().map_or(1, line_at);
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -219,10 +230,18 @@ mod tests {
             ("id,question\na,Hỏi?\n", 1, "no `answer` column"),
             ("id,answer\na,\n", 2, "entry `a` has no `answer`"),
             ("id,answer\na,ok\n,Đáp\n", 3, "has no `id`"),
+            ("id;answer\na;1\nb;2\nc;3\nd;4;extra\n", 5, "double quotes"),
             ("id,answer\na,Dạ, được ạ\n", 2, "double quotes"),
             ("id,answer,ID\na,b,c\n", 1, "same field"),
         ];
         for (text, line, needle) in cases {
+            // Excel's "CSV UTF-8" ends rows with CRLF: the same lines.
+            let crlf = text.replace('\n', "\r\n");
+            let err = parse_str(&crlf).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("faq.csv:{line}:")),
+                "{crlf:?}: {err}"
+            );
             let err = parse_str(text).unwrap_err().to_string();
             assert!(
                 err.starts_with(&format!("faq.csv:{line}:")),
