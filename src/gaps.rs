@@ -75,13 +75,16 @@ fn cluster_id(first_message: &str) -> String {
 /// Groups questions by meaning (greedy, against each group's mean vector); without
 /// a model, identical normalized texts group.
 fn cluster(core: &Core, msgs: Vec<GapMessage>) -> Vec<Cluster> {
+    // "shop ơi" and "vậy shop" are no topic two questions share.
+    let rules = crate::bot::intents::IntentRules::default_rules();
+    let skip = |w: &str| rules.is_filler_word(w);
     let mut out: Vec<Cluster> = Vec::new();
     for m in msgs {
         let v = core.retriever.embed_query(&m.text).unwrap_or_default();
         let best = out
             .iter_mut()
             .filter_map(|c| {
-                let topic = core.retriever.overlap(&m.text, &c.members[0].text);
+                let topic = core.retriever.overlap(&m.text, &c.members[0].text, &skip);
                 let meaning = if v.is_empty() {
                     1.0
                 } else {

@@ -251,6 +251,7 @@ pub struct IntentRules {
     priced: PhraseSet,
     cancel: PhraseSet,
     cancel_unless: PhraseSet,
+    filler_words: std::collections::HashSet<String>,
     normalizer: Normalizer,
 }
 
@@ -296,6 +297,13 @@ impl IntentRules {
         let priced = PhraseSet::new(&normalizer, &file.priced);
         let cancel = PhraseSet::new(&normalizer, &file.cancel);
         let cancel_unless = PhraseSet::new(&normalizer, &file.cancel_unless);
+        let filler_words = file
+            .filler
+            .iter()
+            .chain(&file.address)
+            .map(|w| normalizer.normalize(w))
+            .filter(|w| !w.is_empty() && !w.contains(' '))
+            .collect();
         Ok(Self {
             rules,
             filler,
@@ -308,6 +316,7 @@ impl IntentRules {
             priced,
             cancel,
             cancel_unless,
+            filler_words,
             normalizer,
         })
     }
@@ -383,6 +392,12 @@ impl IntentRules {
     /// Whether a text speaks of stock ("còn hàng", "còn size M", "hết hàng").
     pub fn asks_stock(&self, text: &str) -> bool {
         self.stock.matches(&Prepared::new(&self.normalizer, text))
+    }
+
+    /// Whether a word (a normalized syllable) says nothing on its own: a one-word
+    /// `filler` or `address` entry ("ơi", "vậy", "shop", "ạ").
+    pub fn is_filler_word(&self, word: &str) -> bool {
+        self.filler_words.contains(word)
     }
 
     /// Whether a message asks to cancel an order ("hủy giúp em đơn DH240517",

@@ -787,10 +787,17 @@ impl Retriever {
     /// them: the shared weight over the smaller question's weight (a paraphrase that
     /// adds words is not penalized as it is by Jaccard). Shared rare words count,
     /// shared frame words ("shop", "có", "không") barely do; words the knowledge
-    /// base never uses weigh the most.
-    pub fn overlap(&self, a: &str, b: &str) -> f32 {
-        let words =
-            |t: &str| -> HashSet<String> { fold_all(&self.understand(t)).into_iter().collect() };
+    /// base never uses weigh the most, so words that say nothing ("ơi", "vậy": the
+    /// caller's `skip`) are left out first.
+    pub fn overlap(&self, a: &str, b: &str, skip: &dyn Fn(&str) -> bool) -> f32 {
+        let words = |t: &str| -> HashSet<String> {
+            let read: Vec<String> = self
+                .understand(t)
+                .into_iter()
+                .filter(|w| !skip(w))
+                .collect();
+            fold_all(&read).into_iter().collect()
+        };
         let (wa, wb) = (words(a), words(b));
         let w = |x: &String| self.idf.get(x).copied().unwrap_or(self.max_idf);
         let shared: f32 = wa.intersection(&wb).map(w).sum();

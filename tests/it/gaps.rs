@@ -87,6 +87,14 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     for (i, q) in tickets.iter().enumerate() {
         unanswered(Chat::new(&server, &format!("gap-t{i}")).say(q));
     }
+    // Two unrelated questions that share only "shop ơi" are two gaps.
+    let unrelated = [
+        "shop ơi cho em hỏi phí ship với đổi trả thế nào",
+        "giao sai màu rồi shop ơi",
+    ];
+    for (i, q) in unrelated.iter().enumerate() {
+        unanswered(Chat::new(&server, &format!("gap-u{i}")).say(q));
+    }
     // A vague question met with a choice the customer takes is not a gap.
     let mut picked = Chat::new(&server, "gap-picked");
     let v = picked.say("bảo hành");
@@ -140,6 +148,11 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     assert_eq!(tix["count"], 2, "{gaps:?}");
     assert!(tix["proposal"].is_null());
     assert_ne!(tix["id"], engr["id"]);
+    assert_ne!(
+        find(unrelated[0])["id"],
+        find(unrelated[1])["id"],
+        "{gaps:?}"
+    );
 
     // Reject one, accept the other: the next identical question is answered.
     let (s, _) = call(
