@@ -91,6 +91,9 @@ struct RuleFile {
     /// "hủy giúp em đơn DH…": a request to cancel the order being looked up.
     #[serde(default)]
     cancel: Vec<String>,
+    /// "đổi địa chỉ giao cho đơn DH…": a request to change it.
+    #[serde(default)]
+    change: Vec<String>,
     #[serde(default)]
     cancel_unless: Vec<String>,
     #[serde(default)]
@@ -251,6 +254,7 @@ pub struct IntentRules {
     priced: PhraseSet,
     cancel: PhraseSet,
     cancel_unless: PhraseSet,
+    change: PhraseSet,
     filler_words: std::collections::HashSet<String>,
     normalizer: Normalizer,
 }
@@ -297,6 +301,7 @@ impl IntentRules {
         let priced = PhraseSet::new(&normalizer, &file.priced);
         let cancel = PhraseSet::new(&normalizer, &file.cancel);
         let cancel_unless = PhraseSet::new(&normalizer, &file.cancel_unless);
+        let change = PhraseSet::new(&normalizer, &file.change);
         let filler_words = file
             .filler
             .iter()
@@ -316,6 +321,7 @@ impl IntentRules {
             priced,
             cancel,
             cancel_unless,
+            change,
             filler_words,
             normalizer,
         })
@@ -401,10 +407,17 @@ impl IntentRules {
     }
 
     /// Whether a message asks to cancel an order ("hủy giúp em đơn DH240517",
-    /// "đơn #10023 em không lấy nữa").
-    pub fn asks_cancel(&self, text: &str) -> bool {
+    /// "đơn #10023 em không lấy nữa") or to change one ("đổi địa chỉ giao cho đơn
+    /// DH240517"); a cancellation wins.
+    pub fn order_request(&self, text: &str) -> Option<crate::bot::OrderRequest> {
         let msg = Prepared::new(&self.normalizer, text);
-        self.cancel.matches(&msg) && !self.cancel_unless.matches(&msg)
+        if self.cancel.matches(&msg) && !self.cancel_unless.matches(&msg) {
+            Some(crate::bot::OrderRequest::Cancel)
+        } else if self.change.matches(&msg) {
+            Some(crate::bot::OrderRequest::Change)
+        } else {
+            None
+        }
     }
 
     /// Whether a message asks what something costs ("áo này giá bao nhiêu").
@@ -636,7 +649,8 @@ mod tests {
     }
 
     #[test]
-    fn requests_to_cancel_an_order() {
+    fn requests_to_cancel_or_change_an_order() {
+        use crate::bot::OrderRequest;
         let r = IntentRules::default_rules();
         for q in [
             "hủy giúp em đơn DH240517",
@@ -645,7 +659,7 @@ mod tests {
             "đơn #10023 em không lấy nữa",
             "em muốn hủy đơn DH240517 ạ",
         ] {
-            assert!(r.asks_cancel(q), "{q}");
+            assert_eq!(r.order_request(q), Some(OrderRequest::Cancel), "{q}");
         }
         for q in [
             "sao đơn DH240517 bị hủy vậy shop",
@@ -653,7 +667,14 @@ mod tests {
             "kiểm tra đơn DH240517",
             "đơn DH240517 giao chưa",
         ] {
-            assert!(!r.asks_cancel(q), "{q}");
+            assert_eq!(r.order_request(q), None, "{q}");
+        }
+        for q in [
+            "em muốn đổi địa chỉ giao cho đơn DH240517",
+            "sửa giúp em số điện thoại người nhận đơn DH240517",
+            "doi dia chi nhan hang don DH240517",
+        ] {
+            assert_eq!(r.order_request(q), Some(OrderRequest::Change), "{q}");
         }
     }
 

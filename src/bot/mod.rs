@@ -38,6 +38,8 @@ pub enum HandoffReason {
     SpeechUnrecognized,
     /// The customer asked to cancel an order (verified): a person cancels it.
     CancelRequest,
+    /// The customer asked to change an order (address, phone, items; verified).
+    ChangeRequest,
 }
 
 impl HandoffReason {
@@ -50,6 +52,7 @@ impl HandoffReason {
             HandoffReason::VerificationFailed => "verification_failed",
             HandoffReason::SpeechUnrecognized => "speech_unrecognized",
             HandoffReason::CancelRequest => "cancel_request",
+            HandoffReason::ChangeRequest => "change_request",
         }
     }
 }
@@ -65,6 +68,15 @@ pub enum Pending {
     },
 }
 
+/// What a customer asks the shop to do with an order; only a person does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderRequest {
+    Cancel,
+    /// A new address, phone or recipient, other items.
+    Change,
+}
+
 /// What the bot remembers about a conversation between turns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -76,9 +88,10 @@ pub struct DialogueState {
     pub offered: Vec<String>,
     pub verified_phone: Option<String>,
     pub verified_orders: Vec<String>,
-    /// The customer asked to cancel the order the flow is about ("hủy giúp em đơn
-    /// DH240517"): once verified, the request goes to a person instead of a status.
-    pub cancel: bool,
+    /// The customer asked to cancel or change the order the flow is about ("hủy
+    /// giúp em đơn DH240517", "đổi địa chỉ giao cho đơn DH240517"): once verified, the
+    /// request goes to a person instead of a status.
+    pub request: Option<OrderRequest>,
     /// The last question answered from the knowledge base, for follow-ups like "còn
     /// Đà Nẵng thì sao?".
     pub last_answered: Option<Answered>,
@@ -250,23 +263,27 @@ impl Bot {
     }
 
     /// What a verified customer gets for an order: its status, or for a request to
-    /// cancel it, a person (the shop decides and cancels; the bot never does) unless
-    /// the order is already cancelled or delivered.
+    /// cancel or change it, a person (the shop decides and does it; the bot never
+    /// does) unless the order is already cancelled or delivered.
     fn order_answer(
         &self,
         state: &mut DialogueState,
         o: &crate::orders::Order,
     ) -> (Vec<Reply>, Option<HandoffReason>) {
-        if !std::mem::take(&mut state.cancel) {
-            return (vec![self.order_reply(o)], None);
-        }
         use crate::orders::OrderStatus::*;
-        match o.status {
-            Cancelled => (vec![Reply::text(replies::already_cancelled(o))], None),
-            Delivered | Returned => (vec![Reply::text(replies::too_late_to_cancel(o))], None),
-            Pending | Confirmed | Packing | Shipping => (
+        match (state.request.take(), o.status) {
+            (None, _) => (vec![self.order_reply(o)], None),
+            (Some(_), Cancelled) => (vec![Reply::text(replies::already_cancelled(o))], None),
+            (Some(request), Delivered | Returned) => {
+                (vec![Reply::text(replies::too_late(o, request))], None)
+            }
+            (Some(OrderRequest::Cancel), Pending | Confirmed | Packing | Shipping) => (
                 vec![Reply::text(replies::cancel_requested(o))],
                 Some(HandoffReason::CancelRequest),
+            ),
+            (Some(OrderRequest::Change), Pending | Confirmed | Packing | Shipping) => (
+                vec![Reply::text(replies::change_requested(o))],
+                Some(HandoffReason::ChangeRequest),
             ),
         }
     }
@@ -537,8 +554,8 @@ impl Bot {
         {
             state.offered.clear();
             state.fallbacks = 0;
-            if self.rules.asks_cancel(text) {
-                state.cancel = true;
+            if let Some(request) = self.rules.order_request(text) {
+                state.request = Some(request);
             }
             // The ticket names the order even when this message only gave the phone.
             let mut ents = ents.clone();
@@ -595,7 +612,7 @@ impl Bot {
         if state.pending != Pending::Nothing {
             // The customer moved on to something else.
             state.pending = Pending::Nothing;
-            state.cancel = false;
+            state.request = None;
         }
 
         if let Some(small) = rule {
@@ -853,7 +870,7 @@ impl Bot {
             // so the lock does not tell whether a code exists.
             state.pending = Pending::Nothing;
             state.verify_failures = 0;
-            state.cancel = false;
+            state.request = None;
             return (
                 vec![Reply::text(replies::VERIFICATION_LOCKED)],
                 Some(HandoffReason::VerificationFailed),
@@ -874,7 +891,7 @@ impl Bot {
                 if state.verify_failures >= self.config.verification_attempts {
                     state.pending = Pending::Nothing;
                     state.verify_failures = 0;
-                    state.cancel = false;
+                    state.request = None;
                     return (
                         vec![Reply::text(replies::VERIFICATION_FAILED)],
                         Some(HandoffReason::VerificationFailed),

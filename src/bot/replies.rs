@@ -178,9 +178,24 @@ pub fn already_cancelled(o: &Order) -> String {
     )
 }
 
-pub fn too_late_to_cancel(o: &Order) -> String {
+/// A request to cancel or change an order that has arrived (or come back).
+pub fn too_late(o: &Order, request: crate::bot::OrderRequest) -> String {
+    let what = match request {
+        crate::bot::OrderRequest::Cancel => "hủy",
+        crate::bot::OrderRequest::Change => "thay đổi thông tin đơn",
+    };
     format!(
-        "Dạ, đơn hàng {} {} nên không hủy được nữa ạ. Nếu anh/chị muốn đổi hoặc trả hàng, anh/chị cứ nhắn em để được hướng dẫn nhé.",
+        "Dạ, đơn hàng {} {} nên không {what} được nữa ạ. Nếu anh/chị muốn đổi hoặc trả hàng, anh/chị cứ nhắn em để được hướng dẫn nhé.",
+        o.code,
+        o.status.vietnamese()
+    )
+}
+
+/// A verified request to change an order: a person takes it, and the customer's
+/// next messages (the new address, phone…) go to that person.
+pub fn change_requested(o: &Order) -> String {
+    format!(
+        "Dạ, em đã ghi nhận yêu cầu thay đổi đơn hàng {} (đơn {}) và chuyển cho nhân viên xử lý ạ. Anh/chị nhắn luôn thông tin mới (địa chỉ, số điện thoại, sản phẩm…) tại đây để nhân viên cập nhật giúp mình nhé.",
         o.code,
         o.status.vietnamese()
     )

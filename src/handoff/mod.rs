@@ -185,6 +185,9 @@ pub fn reason_vietnamese(reason: &str) -> &'static str {
         "verification_failed" => "xác minh đơn hàng không thành công",
         "speech_unrecognized" => "tổng đài không nhận dạng được giọng nói của khách",
         "cancel_request" => "khách yêu cầu hủy đơn (đã xác minh)",
+        "change_request" => {
+            "khách yêu cầu thay đổi đơn: địa chỉ, số điện thoại, sản phẩm (đã xác minh)"
+        }
         _ => "khác",
     }
 }

@@ -417,6 +417,19 @@ fn conversation_flow_over_http_survives_a_restart() {
     let r = cancelled.say("1596");
     assert_eq!(r["handoff"], false, "{r}");
     assert!(reply_text(&r).contains("đã được hủy rồi"), "{r}");
+    // A request to change an order goes to a person too, and the new address the
+    // customer sends next waits for that person (the bot does not answer it).
+    let mut change = Chat::new(&server, "khach-doi-dia-chi");
+    change.say("em muốn đổi địa chỉ giao cho đơn DH240174");
+    let r = change.say("0827291714");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(
+        reply_text(&r).contains("yêu cầu thay đổi đơn hàng DH240174"),
+        "{r}"
+    );
+    let r = change.say("đổi sang 12 Nguyễn Huệ quận 1 giúp em");
+    assert_eq!(r["intent"], "handoff_active", "{r}");
+    assert!(r["replies"].as_array().unwrap().is_empty(), "{r}");
     // Asking why an order was cancelled is no request to cancel: its status.
     let r = cancelled.say("sao đơn DH240225 bị hủy vậy shop");
     assert!(reply_text(&r).contains("đã bị hủy"), "{r}");
