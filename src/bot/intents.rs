@@ -94,6 +94,16 @@ struct RuleFile {
     /// "đổi địa chỉ giao cho đơn DH…": a request to change it.
     #[serde(default)]
     change: Vec<String>,
+    /// Words that make a sentence a question ("không", "bao nhiêu", "mấy"), with
+    /// `asking`: a message of several such sentences asks several questions.
+    #[serde(default)]
+    question_words: Vec<String>,
+    #[serde(default)]
+    question_ends: Vec<String>,
+    /// Words that join a second question to a first inside one sentence ("với lại",
+    /// "còn nữa"): "có ship cod không, với lại phí ship về quận 3 bao nhiêu".
+    #[serde(default)]
+    joiners: Vec<String>,
     #[serde(default)]
     cancel_unless: Vec<String>,
     #[serde(default)]
@@ -255,6 +265,9 @@ pub struct IntentRules {
     cancel: PhraseSet,
     cancel_unless: PhraseSet,
     change: PhraseSet,
+    question_words: PhraseSet,
+    question_ends: std::collections::HashSet<String>,
+    joiners: Vec<String>,
     filler_words: std::collections::HashSet<String>,
     normalizer: Normalizer,
 }
@@ -302,6 +315,17 @@ impl IntentRules {
         let cancel = PhraseSet::new(&normalizer, &file.cancel);
         let cancel_unless = PhraseSet::new(&normalizer, &file.cancel_unless);
         let change = PhraseSet::new(&normalizer, &file.change);
+        let question_words = PhraseSet::build(&normalizer, &file.question_words, 1);
+        let joiners = file
+            .joiners
+            .iter()
+            .map(|j| fold(&normalizer.normalize(j)))
+            .collect();
+        let question_ends = file
+            .question_ends
+            .iter()
+            .map(|j| normalizer.normalize(j))
+            .collect();
         let filler_words = file
             .filler
             .iter()
@@ -322,6 +346,9 @@ impl IntentRules {
             cancel,
             cancel_unless,
             change,
+            question_words,
+            question_ends,
+            joiners,
             filler_words,
             normalizer,
         })
@@ -455,6 +482,85 @@ impl IntentRules {
         self.address.cover(&msg, &mut covered);
         let start = covered.iter().position(|&c| !c)?;
         (start > 0 && talk[..start].contains(&true)).then(|| msg.syllables[start..].join(" "))
+    }
+
+    /// The questions of a message that asks several ("có ship cod không? phí ship về
+    /// quận 3 bao nhiêu?"), each with the sentences before it that ask nothing (its
+    /// context: "em ở Đà Nẵng. ship ra đó mấy ngày?"); empty when it asks one or none.
+    /// Sentences end at ".", "?", "!", ";" or a line break; a `joiners` phrase after a
+    /// comma also starts a new one ("…không, với lại …"). A part asks when it ends with
+    /// "?", holds an `asking` or `question_words` phrase or ends with a `question_ends`
+    /// word, and has three words or more.
+    pub fn question_parts(&self, text: &str) -> Vec<String> {
+        let mut sentences: Vec<String> = Vec::new();
+        let mut current = String::new();
+        for c in text.chars() {
+            current.push(c);
+            if matches!(c, '.' | '?' | '!' | ';' | '\n') {
+                sentences.push(std::mem::take(&mut current));
+            }
+        }
+        sentences.push(current);
+        // "…, với lại …": a joiner after a comma starts a new sentence.
+        let mut split = Vec::new();
+        for sentence in sentences {
+            let mut rest = sentence.as_str();
+            'cut: loop {
+                for (i, _) in rest.match_indices(',') {
+                    // Folded: "voi lai" typed without marks joins too.
+                    let after = fold(&self.normalizer.normalize(&rest[i + 1..]));
+                    if self
+                        .joiners
+                        .iter()
+                        .any(|j| after == *j || after.starts_with(&format!("{j} ")))
+                    {
+                        split.push(rest[..=i].to_string());
+                        rest = &rest[i + 1..];
+                        continue 'cut;
+                    }
+                }
+                split.push(rest.to_string());
+                break;
+            }
+        }
+        let mut parts = Vec::new();
+        let mut context = String::new();
+        for sentence in split {
+            let msg = Prepared::new(&self.normalizer, &sentence);
+            if msg.words == 0 {
+                continue;
+            }
+            // A message typed without marks compares folded words ("khong a").
+            let plain = msg.folded.is_some();
+            let is = |set: &std::collections::HashSet<String>, w: &str| {
+                set.contains(w) || plain && set.iter().any(|x| fold(x) == w)
+            };
+            let last = msg
+                .syllables
+                .iter()
+                .rev()
+                .find(|w| !is(&self.filler_words, w));
+            let asks = sentence.trim_end().ends_with('?')
+                || self.asking.matches(&msg)
+                || self.question_words.matches(&msg)
+                || last.is_some_and(|w| is(&self.question_ends, w));
+            context.push_str(&sentence);
+            if asks && msg.words >= 3 {
+                parts.push(std::mem::take(&mut context).trim().to_string());
+            }
+        }
+        if parts.len() < 2 {
+            return Vec::new();
+        }
+        // What follows the last question (a thanks, a "shop ơi") belongs to it.
+        if let Some(last) = parts.last_mut() {
+            let tail = context.trim();
+            if !tail.is_empty() {
+                last.push(' ');
+                last.push_str(tail);
+            }
+        }
+        parts
     }
 
     /// The message's syllables that small-talk phrases (of the `alone` rules) cover.
@@ -675,6 +781,41 @@ mod tests {
             "doi dia chi nhan hang don DH240517",
         ] {
             assert_eq!(r.order_request(q), Some(OrderRequest::Change), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_message_of_several_questions_is_read_as_its_questions() {
+        let r = IntentRules::default_rules();
+        let cases: [(&str, &[&str]); 8] = [
+            (
+                "có ship cod không, với lại phí ship về quận 3 bao nhiêu",
+                &["có ship cod không,", "với lại phí ship về quận 3 bao nhiêu"],
+            ),
+            (
+                "Em ở Đà Nẵng. Ship ra đó mấy ngày? Có được kiểm tra hàng không ạ?",
+                &["Em ở Đà Nẵng. Ship ra đó mấy ngày?", "Có được kiểm tra hàng không ạ?"],
+            ),
+            (
+                "shop ơi đổi size được không? còn bảo hành bao lâu vậy, cảm ơn shop",
+                &["shop ơi đổi size được không?", "còn bảo hành bao lâu vậy, cảm ơn shop"],
+            ),
+            // One question, however long: no parts.
+            ("phí ship ra Hà Nội bao nhiêu và mấy ngày thì nhận được hàng", &[]),
+            (
+                "Tuần trước em chuyển khoản cho một đơn rồi hủy. Giờ em vẫn chưa thấy tiền về. Mấy ngày thì được hoàn ạ?",
+                &[],
+            ),
+            ("phí ship bao nhiêu?", &[]),
+            (
+                "co ship cod khong a, voi lai phi ship ve quan 3 bao nhieu",
+                &["co ship cod khong a,", "voi lai phi ship ve quan 3 bao nhieu"],
+            ),
+            // "ok?" is too short to be a question of its own.
+            ("đổi size được không? ok?", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(r.question_parts(text), want.to_vec(), "{text}");
         }
     }
 

@@ -16,6 +16,20 @@ use crate::search::{Decision, Mode};
 use entities::{Entities, EntityExtractor};
 use intents::{Intent, IntentRules};
 
+/// At most this many questions of one message are answered one by one.
+const MAX_PARTS: usize = 3;
+
+/// What retrieval gave a message: the answer (or choice) for it, and for a message of
+/// several questions, the question the first answer is for and the other answers.
+struct Retrieved {
+    ask: AskResult,
+    offer: Vec<usize>,
+    /// The earlier question a follow-up was read with.
+    context: Option<Answered>,
+    question: Option<String>,
+    more: Vec<(String, AskResult)>,
+}
+
 /// What a question asks about that only some entries can answer (see `Bot::turn`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Guard {
@@ -632,6 +646,37 @@ impl Bot {
         // that question and the last answer got (its own words must not simply win
         // again), and with an entry that holds the words the follow-up adds (else
         // "thế còn giá vàng thì sao" after a warranty question gets the warranty).
+        // A question about stock ("áo này còn hàng không") or about a price ("áo sơ mi
+        // linen giá bao nhiêu") is answered only by an entry that speaks of stock or of
+        // prices: another one that merely shares its words ("áo này chất liệu gì") is
+        // no answer, and only a person can look at one product's stock or price.
+        // ("còn hàng sale thì sao" is a follow-up about sale items, not stock.)
+        let guard = if self
+            .followups
+            .content(self.core().retriever.normalizer(), text)
+            .is_some()
+        {
+            None
+        } else if self.rules.asks_stock(text) {
+            Some(Guard::Stock)
+        } else if self.rules.asks_price(text) {
+            Some(Guard::Price)
+        } else {
+            None
+        };
+        // A message of several questions ("có ship cod không, với lại phí ship về quận 3
+        // bao nhiêu") is answered question by question when two or more of them are
+        // answered on their own (a stock or price question is read whole).
+        let parts: Vec<String> = match guard {
+            Some(_) => Vec::new(),
+            None => self
+                .rules
+                .question_parts(text)
+                .into_iter()
+                .take(MAX_PARTS)
+                .map(|p| self.rules.question_part(&p).unwrap_or(p))
+                .collect(),
+        };
         let me = Arc::clone(self);
         // Retrieval reads the question without the small talk around it.
         let owned = self
@@ -651,6 +696,18 @@ impl Bot {
             });
         let result = tokio::task::spawn_blocking(move || {
             let core = me.core();
+            let mut answered: Vec<(String, AskResult)> = Vec::new();
+            for part in &parts {
+                let r = core.to_result(&core.retrieve(part, Mode::Hybrid)?);
+                if r.decision == Decision::Answer && answered.iter().all(|(_, a)| a.faq_id != r.faq_id) {
+                    answered.push((part.clone(), r));
+                }
+            }
+            if answered.len() >= 2 {
+                tracing::debug!(parts = answered.len(), "several questions answered one by one");
+                let (question, first) = answered.remove(0);
+                return Ok(Retrieved { ask: first, offer: Vec::new(), context: None, question: Some(question), more: answered });
+            }
             let alone = core.retrieve(&owned, Mode::Hybrid)?;
             if alone.decision != Decision::Answer {
                 if let Some((prev, content)) = &previous {
@@ -674,15 +731,21 @@ impl Bot {
                             && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content))
                         {
                             tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
-                            return Ok((core.to_result(&r), r.offer.clone(), Some(prev.clone())));
+                            return Ok(Retrieved { ask: core.to_result(&r), offer: r.offer.clone(), context: Some(prev.clone()), question: None, more: Vec::new() });
                         }
                     }
                 }
             }
-            Ok::<_, crate::search::SearchError>((core.to_result(&alone), alone.offer.clone(), None))
+            Ok::<_, crate::search::SearchError>(Retrieved { ask: core.to_result(&alone), offer: alone.offer.clone(), context: None, question: None, more: Vec::new() })
         })
         .await;
-        let (ask, offer, context) = match result {
+        let Retrieved {
+            ask,
+            offer,
+            context,
+            question,
+            more,
+        } = match result {
             Ok(Ok(x)) => x,
             other => {
                 tracing::error!(error = ?other.err(), "retrieval failed");
@@ -694,24 +757,6 @@ impl Bot {
                     &ents,
                 );
             }
-        };
-        // A question about stock ("áo này còn hàng không") or about a price ("áo sơ mi
-        // linen giá bao nhiêu") is answered only by an entry that speaks of stock or of
-        // prices: another one that merely shares its words ("áo này chất liệu gì") is
-        // no answer, and only a person can look at one product's stock or price.
-        // ("còn hàng sale thì sao" is a follow-up about sale items, not stock.)
-        let guard = if self
-            .followups
-            .content(self.core().retriever.normalizer(), text)
-            .is_some()
-        {
-            None
-        } else if self.rules.asks_stock(text) {
-            Some(Guard::Stock)
-        } else if self.rules.asks_price(text) {
-            Some(Guard::Price)
-        } else {
-            None
         };
         let mut ask = ask;
         if let (Some(guard), Decision::Answer) = (guard, ask.decision) {
@@ -751,17 +796,24 @@ impl Bot {
                         at: Some(chrono::Utc::now()),
                     },
                     None => Answered {
-                        question: text.to_string(),
+                        question: question.clone().unwrap_or_else(|| text.to_string()),
                         question_entry: entry.clone(),
                         entry,
                         at: Some(chrono::Utc::now()),
                     },
                 });
-                let text = match self.rewrite(text, &ask).await {
-                    Some(t) => t,
-                    None => ask.answer.clone().unwrap_or_default(),
-                };
-                outcome(vec![Reply::text(text)], Intent::Faq, Some(ask), None, &ents)
+                let asked = question.as_deref().unwrap_or(text);
+                let mut replies = Vec::with_capacity(1 + more.len());
+                for (q, a) in
+                    std::iter::once((asked, &ask)).chain(more.iter().map(|(q, a)| (q.as_str(), a)))
+                {
+                    let text = match self.rewrite(q, a).await {
+                        Some(t) => t,
+                        None => a.answer.clone().unwrap_or_default(),
+                    };
+                    replies.push(Reply::text(text));
+                }
+                outcome(replies, Intent::Faq, Some(ask), None, &ents)
             }
             Decision::Clarify => {
                 state.fallbacks = 0;

@@ -90,3 +90,75 @@ fn follow_up_questions_are_read_with_the_question_before_them() {
     let v = c.say("còn đà nẵng thì sao");
     assert_ne!(decision(&v).0, Some("answer"), "{v}");
 }
+
+/// A message of several questions is answered question by question, over the real
+/// server: the measured level on `eval/multi.jsonl` is held as a floor, and no
+/// answer given is for something the message did not ask.
+#[test]
+fn several_questions_in_one_message_are_each_answered() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let kb = cskh::knowledge::KnowledgeBase::load(&root().join("knowledge")).unwrap();
+    // Which entry a reply is (replies are the entries' answers word for word).
+    let entry_of = |text: &str| {
+        kb.entries
+            .iter()
+            .find(|e| e.answer.trim() == text.trim())
+            .map(|e| e.id.clone())
+    };
+
+    let mut c = Chat::new(&server, "multi-one");
+    let v = c.say("có ship cod không, với lại phí ship về quận 3 bao nhiêu");
+    let replies: Vec<Option<String>> = v["replies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| entry_of(r["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            Some("thanh-toan-cod".to_string()),
+            Some("phi-ship-noi-thanh-hcm".to_string())
+        ],
+        "{v}"
+    );
+
+    let (mut all, mut some, mut wrong) = (0, 0, 0);
+    let set = std::fs::read_to_string(root().join("eval/multi.jsonl")).unwrap();
+    let n = set.lines().count();
+    for (i, line) in set.lines().enumerate() {
+        let m: Value = serde_json::from_str(line).unwrap();
+        let asked: Vec<&str> = m["faq_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        let v = Chat::new(&server, &format!("multi-{i}")).say(m["text"].as_str().unwrap());
+        if decision(&v).0 != Some("answer") {
+            continue;
+        }
+        let answered: Vec<String> = v["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| entry_of(r["text"].as_str().unwrap()))
+            .collect();
+        let right = answered
+            .iter()
+            .filter(|a| asked.contains(&a.as_str()))
+            .count();
+        wrong += answered.len() - right;
+        if right == asked.len() {
+            all += 1;
+        } else if right > 0 {
+            some += 1;
+        }
+    }
+    println!("MULTI n={n} every_question={all} some={some} wrong_answers={wrong}");
+    // Measured: 18 of 30 with every question answered, 9 with some, no wrong answer
+    // (reading each message whole: 0, 22 and 0).
+    assert!(all >= 16, "every question answered in {all} of {n}");
+    assert_eq!(wrong, 0);
+}
