@@ -427,6 +427,15 @@ impl IntentRules {
         self.stock.matches(&Prepared::new(&self.normalizer, text))
     }
 
+    /// Whether a message holds one of `intent`'s phrases, whichever rule claims it
+    /// ("vậy thôi, cảm ơn em nhé" is thanks, and also says goodbye).
+    pub fn says(&self, intent: Intent, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        self.rules
+            .iter()
+            .any(|r| r.intent == intent && r.phrases.matches(&msg))
+    }
+
     /// Whether a word (a normalized syllable) says nothing on its own: a one-word
     /// `filler` or `address` entry ("ơi", "vậy", "shop", "ạ").
     pub fn is_filler_word(&self, word: &str) -> bool {

@@ -978,6 +978,11 @@ impl MessageClassifier {
         }
     }
 
+    /// Whether a message also says goodbye ("vậy thôi, cảm ơn em nhé, chào em").
+    pub fn says_goodbye(&self, text: &str) -> bool {
+        self.rules.says(Intent::Goodbye, text)
+    }
+
     pub fn intent_of(&self, text: &str, retrieval: &AskResult) -> Intent {
         if let Some(i) = self.rules.classify(text) {
             return i;

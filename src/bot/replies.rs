@@ -203,13 +203,30 @@ pub fn change_requested(o: &Order) -> String {
 
 pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
     use crate::orders::OrderStatus::*;
-    let mut s = format!(
-        "Dạ, đơn hàng {} của anh/chị {}.",
-        o.code,
-        o.status.vietnamese()
-    );
     let moving = matches!(o.status, Shipping | Delivered);
     let ahead = matches!(o.status, Pending | Confirmed | Packing);
+    let eta = o.eta.as_deref().filter(|_| o.status == Shipping || ahead);
+    let late = eta.is_some() && order_late(o, today);
+    // The status and when it arrives come first: a caller hears two sentences.
+    let mut s = match eta {
+        Some(e) if !late => format!(
+            "Dạ, đơn hàng {} của anh/chị {}, dự kiến giao ngày {} ạ.",
+            o.code,
+            o.status.vietnamese(),
+            date(e)
+        ),
+        _ => format!(
+            "Dạ, đơn hàng {} của anh/chị {}.",
+            o.code,
+            o.status.vietnamese()
+        ),
+    };
+    if let (Some(e), true) = (eta, late) {
+        s.push_str(&format!(
+            " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ.",
+            date(e)
+        ));
+    }
     match (&o.carrier, &o.tracking_code) {
         (Some(c), Some(t)) if moving => {
             s.push_str(&format!(" Đơn được giao qua {c}, mã vận đơn {t}."))
@@ -232,13 +249,10 @@ pub fn order_details(o: &Order, today: chrono::NaiveDate) -> String {
     if o.total > 0 {
         s.push_str(&format!(" Tổng tiền: {}.", money(o.total)));
     }
-    match o.eta.as_deref().filter(|_| o.status == Shipping || ahead) {
-        Some(e) if order_late(o, today) => s.push_str(&format!(
-            " Đơn dự kiến giao ngày {} nhưng đang chậm hơn dự kiến, em thành thật xin lỗi anh/chị ạ. Anh/chị cần nhân viên kiểm tra với đơn vị vận chuyển thì bấm “Gặp nhân viên” giúp em nhé.",
-            date(e)
-        )),
-        Some(e) => s.push_str(&format!(" Dự kiến giao ngày {} ạ.", date(e))),
-        None => s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ."),
+    if late {
+        s.push_str(" Anh/chị cần nhân viên kiểm tra với đơn vị vận chuyển thì bấm “Gặp nhân viên” giúp em nhé.");
+    } else if eta.is_none() {
+        s.push_str(" Anh/chị cần hỗ trợ thêm gì về đơn này cứ nhắn em nhé ạ.");
     }
     s
 }
@@ -311,10 +325,10 @@ mod tests {
             created_at: None,
         };
         let packing = order_details(&order(OrderStatus::Packing, "2026-11-30"), today);
-        assert_eq!(packing, "Dạ, đơn hàng DH240976 của anh/chị đang được đóng gói. Đơn sẽ được giao qua Viettel Post. Sản phẩm: 1 x Áo sơ mi linen trắng. Tổng tiền: 375.000đ. Dự kiến giao ngày 30/11/2026 ạ.");
+        assert_eq!(packing, "Dạ, đơn hàng DH240976 của anh/chị đang được đóng gói, dự kiến giao ngày 30/11/2026 ạ. Đơn sẽ được giao qua Viettel Post. Sản phẩm: 1 x Áo sơ mi linen trắng. Tổng tiền: 375.000đ.");
         let cancelled = order_details(&order(OrderStatus::Cancelled, "2026-11-30"), today);
         assert!(
-            !cancelled.contains("Viettel") && !cancelled.contains("Dự kiến"),
+            !cancelled.contains("Viettel") && !cancelled.contains("dự kiến"),
             "{cancelled}"
         );
         let late = order_details(&order(OrderStatus::Shipping, "2026-11-26"), today);
@@ -324,9 +338,12 @@ mod tests {
         );
         let on_time = order_details(&order(OrderStatus::Shipping, "2026-11-28"), today);
         assert!(
-            on_time.ends_with("Dự kiến giao ngày 28/11/2026 ạ."),
+            on_time.starts_with(
+                "Dạ, đơn hàng DH240976 của anh/chị đang được giao, dự kiến giao ngày 28/11/2026 ạ."
+            ),
             "{on_time}"
         );
+        assert!(!on_time.contains("chậm"), "{on_time}");
     }
 
     #[test]

@@ -710,7 +710,12 @@ async fn messenger_subscribe(
     let ok = messenger.subscription(q.mode.as_deref(), q.token.as_deref());
     match (ok, q.challenge) {
         (true, Some(c)) => Ok(c.into_response()),
-        _ => Err(ApiError::new(
+        (true, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "hub.challenge is missing",
+        )),
+        (false, _) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "verification token does not match",

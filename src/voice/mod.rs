@@ -380,7 +380,9 @@ impl Voice {
             escalate,
         };
         let r = self.svc.handle(msg).await?;
-        let out = self.spoken_reply(st, &r);
+        // Thanks that also take leave ("vậy thôi, cảm ơn em nhé, chào em") end the call.
+        let leaving = r.intent == "thanks" && self.classifier.says_goodbye(text);
+        let out = self.spoken_reply(st, &r, leaving);
         // The transcript an agent reads holds what the caller heard.
         self.svc.record_spoken(&r.replies, &out.say).await?;
         Ok(out)
@@ -388,7 +390,7 @@ impl Voice {
 
     /// The turn's replies as the caller hears them: a transfer, the out-of-hours
     /// promise, or the answer read out (choices numbered).
-    fn spoken_reply(&self, st: &mut CallState, r: &TurnResponse) -> VoiceReply {
+    fn spoken_reply(&self, st: &mut CallState, r: &TurnResponse, leaving: bool) -> VoiceReply {
         st.options = false;
         if r.handoff {
             let code = r.ticket_code.clone();
@@ -409,7 +411,7 @@ impl Voice {
             out.ticket_code = code;
             return out;
         }
-        let goodbye = r.intent == "goodbye";
+        let goodbye = r.intent == "goodbye" || leaving;
         let mut parts = Vec::new();
         for x in &r.replies {
             let options: Vec<&String> = x

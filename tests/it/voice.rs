@@ -357,4 +357,10 @@ fn generic_voice_api_order_call_and_recognition_ladder() {
     let say = v["say"].as_str().unwrap();
     assert!(!say.contains("bấm"), "{v}");
     assert!(say.contains("nói gặp nhân viên"), "{v}");
+    // Thanks that also take leave end the call.
+    let v = voice_turn(
+        &server,
+        json!({"call_id": "c6", "from": "+84900000003", "text": "vậy thôi cảm ơn em nhé chào em", "confidence": 0.9}),
+    );
+    assert_eq!(v["action"], "hangup", "{v}");
 }
