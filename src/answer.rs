@@ -80,6 +80,8 @@ pub fn model_dir(dir: &Path) -> PathBuf {
 
 pub struct Core {
     pub retriever: Retriever,
+    /// Reads the small talk that opens a question, which retrieval leaves out.
+    rules: crate::bot::intents::IntentRules,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -126,11 +128,22 @@ impl Core {
             cache.as_deref(),
             opts.params.clone(),
         )?;
-        Ok(Self { retriever })
+        Ok(Self {
+            retriever,
+            rules: crate::bot::intents::IntentRules::default_rules(),
+        })
     }
 
+    /// Retrieval for a customer's message, read without the small talk that opens it
+    /// ("shop ơi cho em hỏi đổi size được không" → "đổi size được không"): greetings
+    /// are no part of the question, and they diluted its words' coverage (and, typed
+    /// with marks before a question typed without, kept its marks from being
+    /// restored). The same reading for `ask`, `eval`, `calibrate` and the dialogue.
     pub fn retrieve(&self, text: &str, mode: Mode) -> Result<Retrieval, SearchError> {
-        self.retriever.retrieve(text, mode)
+        match self.rules.question_part(text) {
+            Some(question) => self.retriever.retrieve(&question, mode),
+            None => self.retriever.retrieve(text, mode),
+        }
     }
 
     pub fn ask(&self, text: &str, mode: Mode) -> Result<AskResult, SearchError> {
