@@ -26,6 +26,7 @@ use crate::store::{GapMessage, StoreError};
 pub const SAME_MEANING: f32 = 0.85;
 pub const SAME_TOPIC: f32 = 0.5;
 const EXAMPLES: usize = 5;
+const EXAMPLE_CHARS: usize = 300;
 pub const LEARNED_FILE: &str = "learned.jsonl";
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +67,14 @@ pub enum GapError {
 struct Cluster {
     centroid: Vec<f32>,
     members: Vec<GapMessage>,
+}
+
+/// A question as an example: a pasted wall of text is cut at `EXAMPLE_CHARS`.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(EXAMPLE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 fn cluster_id(first_message: &str) -> String {
@@ -129,8 +138,9 @@ pub async fn report(svc: &ConversationService, from: &str, to: &str) -> Result<V
         let id = cluster_id(&c.members[0].id);
         let mut examples: Vec<String> = Vec::new();
         for m in &c.members {
-            if !examples.contains(&m.text) && examples.len() < EXAMPLES {
-                examples.push(m.text.clone());
+            let example = shortened(&m.text);
+            if !examples.contains(&example) && examples.len() < EXAMPLES {
+                examples.push(example);
             }
         }
         let mut proposal = None;

@@ -379,7 +379,7 @@ impl ConversationService {
             "entities": {
                 "order_code": outcome.entities.order_code,
                 "email": outcome.entities.email,
-                "phone_given": outcome.entities.phone.is_some(),
+                "phone_given": outcome.entities.phone.is_some() || outcome.entities.last4.is_some(),
             },
             "candidates": outcome.decision.as_ref().map(|d| &d.candidates),
         });

@@ -106,6 +106,12 @@ struct RuleFile {
     joiners: Vec<String>,
     #[serde(default)]
     cancel_unless: Vec<String>,
+    /// "thế nào", "làm sao": a request phrase in a question about how it is done.
+    #[serde(default)]
+    how_to: Vec<String>,
+    /// "đơn này", "giúp em": a request about the order just checked.
+    #[serde(default)]
+    this_order: Vec<String>,
     #[serde(default)]
     priced: Vec<String>,
     #[serde(flatten)]
@@ -264,6 +270,8 @@ pub struct IntentRules {
     priced: PhraseSet,
     cancel: PhraseSet,
     cancel_unless: PhraseSet,
+    how_to: PhraseSet,
+    this_order: PhraseSet,
     change: PhraseSet,
     question_words: PhraseSet,
     question_ends: std::collections::HashSet<String>,
@@ -315,6 +323,8 @@ impl IntentRules {
         let cancel = PhraseSet::new(&normalizer, &file.cancel);
         let cancel_unless = PhraseSet::new(&normalizer, &file.cancel_unless);
         let change = PhraseSet::new(&normalizer, &file.change);
+        let how_to = PhraseSet::new(&normalizer, &file.how_to);
+        let this_order = PhraseSet::new(&normalizer, &file.this_order);
         let question_words = PhraseSet::build(&normalizer, &file.question_words, 1);
         let joiners = file
             .joiners
@@ -345,6 +355,8 @@ impl IntentRules {
             priced,
             cancel,
             cancel_unless,
+            how_to,
+            this_order,
             change,
             question_words,
             question_ends,
@@ -456,6 +468,14 @@ impl IntentRules {
         }
     }
 
+    /// Whether a request without an order code is about the order the customer has
+    /// just checked: it names it ("đơn này") or asks for it to be done ("giúp em"),
+    /// and does not ask how it is done.
+    pub fn about_this_order(&self, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        self.this_order.matches(&msg) && !self.how_to.matches(&msg)
+    }
+
     /// Whether a message asks what something costs ("áo này giá bao nhiêu").
     pub fn asks_price(&self, text: &str) -> bool {
         self.price.matches(&Prepared::new(&self.normalizer, text))
@@ -496,8 +516,9 @@ impl IntentRules {
     /// The questions of a message that asks several ("có ship cod không? phí ship về
     /// quận 3 bao nhiêu?"), each with the sentences before it that ask nothing (its
     /// context: "em ở Đà Nẵng. ship ra đó mấy ngày?"); empty when it asks one or none.
-    /// Sentences end at ".", "?", "!", ";" or a line break; a `joiners` phrase after a
-    /// comma also starts a new one ("…không, với lại …"). A part asks when it ends with
+    /// Sentences end at ".", "?", "!", ";" or a line break; a `joiners` phrase after
+    /// three words or more also starts a new one, and is left out ("…không, với lại
+    /// …"). A part asks when it ends with
     /// "?", holds an `asking` or `question_words` phrase or ends with a `question_ends`
     /// word, and has three words or more.
     pub fn question_parts(&self, text: &str) -> Vec<String> {
@@ -510,26 +531,55 @@ impl IntentRules {
             }
         }
         sentences.push(current);
-        // "…, với lại …": a joiner after a comma starts a new sentence.
+        // "…, với lại …": a joiner starts a new question (after three words or more),
+        // and is no part of it.
         let mut split = Vec::new();
         for sentence in sentences {
-            let mut rest = sentence.as_str();
-            'cut: loop {
-                for (i, _) in rest.match_indices(',') {
-                    // Folded: "voi lai" typed without marks joins too.
-                    let after = fold(&self.normalizer.normalize(&rest[i + 1..]));
-                    if self
-                        .joiners
-                        .iter()
-                        .any(|j| after == *j || after.starts_with(&format!("{j} ")))
-                    {
-                        split.push(rest[..=i].to_string());
-                        rest = &rest[i + 1..];
-                        continue 'cut;
+            let words: Vec<(usize, &str)> = sentence
+                .split_whitespace()
+                .map(|w| (w.as_ptr() as usize - sentence.as_ptr() as usize, w))
+                .collect();
+            // Folded: "voi lai" typed without marks joins too.
+            let folded: Vec<String> = words
+                .iter()
+                .map(|(_, w)| fold(&self.normalizer.normalize(w)))
+                .collect();
+            let joiner_at = |i: usize| -> Option<usize> {
+                self.joiners.iter().find_map(|j| {
+                    let mut said = String::new();
+                    for (n, f) in folded[i..].iter().enumerate() {
+                        if !said.is_empty() {
+                            said.push(' ');
+                        }
+                        said.push_str(f);
+                        if said == *j {
+                            return Some(n + 1);
+                        }
+                        if !j.starts_with(&said) {
+                            return None;
+                        }
                     }
+                    None
+                })
+            };
+            let mut begin = 0; // word index where the current part starts
+            let mut i = 0;
+            while i < words.len() {
+                match joiner_at(i) {
+                    Some(n) if i == begin => {
+                        begin = i + n;
+                        i += n;
+                    }
+                    Some(n) if i - begin >= 3 => {
+                        split.push(sentence[words[begin].0..words[i].0].to_string());
+                        begin = i + n;
+                        i += n;
+                    }
+                    _ => i += 1,
                 }
-                split.push(rest.to_string());
-                break;
+            }
+            if begin < words.len() {
+                split.push(sentence[words[begin].0..].to_string());
             }
         }
         let mut parts = Vec::new();
@@ -553,6 +603,9 @@ impl IntentRules {
                 || self.asking.matches(&msg)
                 || self.question_words.matches(&msg)
                 || last.is_some_and(|w| is(&self.question_ends, w));
+            if !context.is_empty() && !context.ends_with(char::is_whitespace) {
+                context.push(' ');
+            }
             context.push_str(&sentence);
             if asks && msg.words >= 3 {
                 parts.push(std::mem::take(&mut context).trim().to_string());
@@ -757,6 +810,8 @@ mod tests {
         }
         for t in [
             "Áo thun dùng cotton 100% định lượng 220gsm",
+            "Tai nghe, giá đỡ điện thoại, đồng hồ thông minh bảo hành 6 tháng",
+            "Anh/chị trả bằng tiền mặt khi nhận hàng",
             "Cửa hàng mở cửa từ 8 giờ đến 22 giờ",
         ] {
             assert!(!r.speaks_of_price(t), "{t}");
@@ -784,6 +839,13 @@ mod tests {
         ] {
             assert_eq!(r.order_request(q), None, "{q}");
         }
+        for q in ["hủy đơn này giúp em", "thôi em không lấy nữa, hủy giúp em"] {
+            assert!(r.about_this_order(q), "{q}");
+        }
+        for q in ["đổi size được không", "hủy đơn thế nào", "em muốn hủy đơn"]
+        {
+            assert!(!r.about_this_order(q), "{q}");
+        }
         for q in [
             "em muốn đổi địa chỉ giao cho đơn DH240517",
             "sửa giúp em số điện thoại người nhận đơn DH240517",
@@ -796,10 +858,10 @@ mod tests {
     #[test]
     fn a_message_of_several_questions_is_read_as_its_questions() {
         let r = IntentRules::default_rules();
-        let cases: [(&str, &[&str]); 8] = [
+        let cases: [(&str, &[&str]); 10] = [
             (
                 "có ship cod không, với lại phí ship về quận 3 bao nhiêu",
-                &["có ship cod không,", "với lại phí ship về quận 3 bao nhiêu"],
+                &["có ship cod không,", "phí ship về quận 3 bao nhiêu"],
             ),
             (
                 "Em ở Đà Nẵng. Ship ra đó mấy ngày? Có được kiểm tra hàng không ạ?",
@@ -818,7 +880,15 @@ mod tests {
             ("phí ship bao nhiêu?", &[]),
             (
                 "co ship cod khong a, voi lai phi ship ve quan 3 bao nhieu",
-                &["co ship cod khong a,", "voi lai phi ship ve quan 3 bao nhieu"],
+                &["co ship cod khong a,", "phi ship ve quan 3 bao nhieu"],
+            ),
+            (
+                "thanh toán momo được không với lại giao hàng mất mấy ngày",
+                &["thanh toán momo được không", "giao hàng mất mấy ngày"],
+            ),
+            (
+                "Em quên mật khẩu rồi, lấy lại sao ạ? Với lại không nhận được OTP thì sao?",
+                &["Em quên mật khẩu rồi, lấy lại sao ạ?", "không nhận được OTP thì sao?"],
             ),
             // "ok?" is too short to be a question of its own.
             ("đổi size được không? ok?", &[]),

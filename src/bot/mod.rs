@@ -28,6 +28,8 @@ struct Retrieved {
     context: Option<Answered>,
     question: Option<String>,
     more: Vec<(String, AskResult)>,
+    /// Questions of the message that were not answered.
+    unanswered: usize,
 }
 
 /// What a question asks about that only some entries can answer (see `Bot::turn`).
@@ -474,7 +476,7 @@ impl Bot {
 
     /// One turn. Retrieval runs on the blocking pool; order lookups are awaited.
     pub async fn turn(self: &Arc<Self>, state: &mut DialogueState, text: &str) -> TurnOutcome {
-        let ents = self.extractor.extract(text);
+        let mut ents = self.extractor.extract(text);
         let outcome = |replies, intent, decision, handoff, ents: &Entities| TurnOutcome {
             replies,
             intent,
@@ -558,6 +560,17 @@ impl Bot {
             return outcome(vec![Reply::text(reply)], intent, None, Some(reason), &ents);
         }
 
+        // A request to cancel or change an order: with its code, or without one about
+        // the order the customer has just had verified ("hủy đơn này giúp em").
+        let request = self.rules.order_request(text);
+        if request.is_some()
+            && ents.order_code.is_none()
+            && state.pending == Pending::Nothing
+            && self.rules.about_this_order(text)
+        {
+            ents.order_code = state.verified_orders.last().cloned();
+        }
+
         // Order status: an explicit ask, a code, or the answer to our own question.
         let verifying = matches!(state.pending, Pending::Verification { .. });
         let gives_proof = ents.phone.is_some() || ents.last4.is_some();
@@ -568,8 +581,8 @@ impl Bot {
         {
             state.offered.clear();
             state.fallbacks = 0;
-            if let Some(request) = self.rules.order_request(text) {
-                state.request = Some(request);
+            if request.is_some() {
+                state.request = request;
             }
             // The ticket names the order even when this message only gave the phone.
             let mut ents = ents.clone();
@@ -664,6 +677,9 @@ impl Bot {
         } else {
             None
         };
+        // A wish to cancel or change an order said without its code ("em muốn hủy
+        // đơn": the how-to entry answers) holds for the order the customer names next.
+        state.request = request;
         // A message of several questions ("có ship cod không, với lại phí ship về quận 3
         // bao nhiêu") is answered question by question when two or more of them are
         // answered on their own (a stock or price question is read whole).
@@ -697,16 +713,42 @@ impl Bot {
         let result = tokio::task::spawn_blocking(move || {
             let core = me.core();
             let mut answered: Vec<(String, AskResult)> = Vec::new();
+            let mut open: Vec<AskResult> = Vec::new();
             for part in &parts {
                 let r = core.to_result(&core.retrieve(part, Mode::Hybrid)?);
-                if r.decision == Decision::Answer && answered.iter().all(|(_, a)| a.faq_id != r.faq_id) {
+                if r.decision != Decision::Answer {
+                    open.push(r);
+                } else if answered.iter().all(|(_, a)| a.faq_id != r.faq_id) {
                     answered.push((part.clone(), r));
                 }
             }
-            if answered.len() >= 2 {
-                tracing::debug!(parts = answered.len(), "several questions answered one by one");
+            // A question not answered on its own whose best entry is one the answers
+            // give ("Lắp mạng cần giấy tờ gì? Có cần sổ hộ khẩu ko") is covered by it.
+            let unanswered = open
+                .iter()
+                .filter(|r| {
+                    let best = r.candidates.first().map(|c| c.id.as_str());
+                    !answered.iter().any(|(_, a)| a.faq_id.as_deref() == best)
+                })
+                .count();
+            // Its questions, when any is answered on its own: the whole message, read
+            // at once, may answer none of them ("thanh toán momo được không, với lại
+            // giao hàng mất mấy ngày" read whole got an entry on charges).
+            if !answered.is_empty() {
+                tracing::debug!(
+                    answered = answered.len(),
+                    unanswered,
+                    "several questions read one by one"
+                );
                 let (question, first) = answered.remove(0);
-                return Ok(Retrieved { ask: first, offer: Vec::new(), context: None, question: Some(question), more: answered });
+                return Ok(Retrieved {
+                    ask: first,
+                    offer: Vec::new(),
+                    context: None,
+                    question: Some(question),
+                    more: answered,
+                    unanswered,
+                });
             }
             let alone = core.retrieve(&owned, Mode::Hybrid)?;
             if alone.decision != Decision::Answer {
@@ -731,12 +773,26 @@ impl Bot {
                             && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content))
                         {
                             tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
-                            return Ok(Retrieved { ask: core.to_result(&r), offer: r.offer.clone(), context: Some(prev.clone()), question: None, more: Vec::new() });
+                            return Ok(Retrieved {
+                                ask: core.to_result(&r),
+                                offer: r.offer.clone(),
+                                context: Some(prev.clone()),
+                                question: None,
+                                more: Vec::new(),
+                                unanswered: 0,
+                            });
                         }
                     }
                 }
             }
-            Ok::<_, crate::search::SearchError>(Retrieved { ask: core.to_result(&alone), offer: alone.offer.clone(), context: None, question: None, more: Vec::new() })
+            Ok::<_, crate::search::SearchError>(Retrieved {
+                ask: core.to_result(&alone),
+                offer: alone.offer.clone(),
+                context: None,
+                question: None,
+                more: Vec::new(),
+                unanswered: 0,
+            })
         })
         .await;
         let Retrieved {
@@ -745,6 +801,7 @@ impl Bot {
             context,
             question,
             more,
+            unanswered,
         } = match result {
             Ok(Ok(x)) => x,
             other => {
@@ -812,6 +869,13 @@ impl Bot {
                         None => a.answer.clone().unwrap_or_default(),
                     };
                     replies.push(Reply::text(text));
+                }
+                if unanswered > 0 {
+                    // Say so rather than drop a question without a word.
+                    replies.push(Reply {
+                        text: replies::SOME_UNANSWERED.into(),
+                        quick_replies: vec![replies::QUICK_HUMAN.into()],
+                    });
                 }
                 outcome(replies, Intent::Faq, Some(ask), None, &ents)
             }

@@ -18,13 +18,14 @@ pub const ORDER_BACKEND_DOWN: &str = "Dạ, em xin lỗi, hệ thống tra cứu
 // honestly when a person will answer (within working hours, or when they reopen).
 pub const HANDOFF_REQUESTED: &str =
     "Dạ vâng, em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
-pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển ngay trường hợp này cho nhân viên chăm sóc khách hàng để xử lý ạ.";
+pub const HANDOFF_COMPLAINT: &str = "Dạ, em rất xin lỗi vì trải nghiệm không tốt của anh/chị. Em đã chuyển trường hợp này cho nhân viên chăm sóc khách hàng để xử lý ạ.";
 pub const HANDOFF_FALLBACK: &str = "Dạ, em xin lỗi vì chưa hỗ trợ được anh/chị. Em đã chuyển cuộc trò chuyện sang nhân viên chăm sóc khách hàng ạ.";
 // Honest for a vague message and for a precise one the bot cannot answer ("áo sơ mi
 // linen trắng còn size M không"): it does not blame the customer's wording.
 pub const FALLBACK: &str = "Dạ, câu này em chưa trả lời được ạ. Anh/chị hỏi lại theo cách khác giúp em, hoặc bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
 pub const STOCK_FALLBACK: &str = "Dạ, em chưa xem được tồn kho của từng mẫu ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên kiểm tra mẫu, size, màu còn hàng giúp mình nhé.";
-pub const PRICE_FALLBACK: &str = "Dạ, em chưa tra được giá của từng mẫu ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên báo giá giúp mình nhé.";
+pub const PRICE_FALLBACK: &str = "Dạ, em chưa có thông tin về giá hay chi phí cho câu này ạ. Anh/chị bấm “Gặp nhân viên” để nhân viên báo giá giúp mình nhé.";
+pub const SOME_UNANSWERED: &str = "Dạ, câu hỏi còn lại em chưa trả lời được ạ. Anh/chị hỏi lại riêng câu đó giúp em, hoặc bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
 pub const CLARIFY: &str = "Dạ, có phải anh/chị muốn hỏi một trong những câu dưới đây không ạ?";
 pub const CLARIFY_AGAIN: &str = "Dạ, anh/chị chọn giúp em một câu bên dưới (bấm vào câu hoặc nhắn số thứ tự của câu), hoặc nhắn câu hỏi khác ạ.";
 pub const CLARIFY_NONE: &str = "Dạ vâng, vậy anh/chị nói rõ hơn giúp em câu hỏi của mình nhé, hoặc bấm “Gặp nhân viên” để em chuyển nhân viên hỗ trợ ạ.";
@@ -40,6 +41,7 @@ pub const VOICE_SAY_AGAIN: &str = "Dạ, em xin lỗi. Anh/chị nói lại giú
 pub const VOICE_KEYS: &str = "Dạ, em vẫn chưa nghe rõ. Anh/chị bấm phím 1 để tra cứu đơn hàng, hoặc bấm phím 0 để gặp nhân viên ạ.";
 pub const VOICE_TRANSFER: &str =
     "Dạ, em xin chuyển máy cho nhân viên hỗ trợ, anh/chị vui lòng giữ máy ạ.";
+pub const VOICE_TICKET_WAITING: &str = "Dạ, yêu cầu của anh/chị đã được ghi nhận và đang chờ nhân viên xử lý ạ. Ngoài giờ làm việc nên nhân viên sẽ gọi lại cho anh/chị khi cửa hàng mở cửa ạ. Em xin phép kết thúc cuộc gọi ạ.";
 pub const VOICE_CHOOSE: &str = "Dạ, anh/chị muốn hỏi câu nào ạ:";
 pub const NPS_QUESTION: &str = "Dạ, anh/chị có sẵn lòng giới thiệu cửa hàng cho bạn bè hoặc người thân không ạ? Anh/chị chấm giúp em từ 0 (chắc chắn không) đến 10 (chắc chắn có) nhé.";
 pub const NPS_THANKS: &str =

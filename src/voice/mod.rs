@@ -394,10 +394,15 @@ impl Voice {
         st.options = false;
         if r.handoff {
             let code = r.ticket_code.clone();
-            if !self.svc.is_open_now() && !r.replies.is_empty() {
-                // Nobody to take the call: say what the ticket promises, then end.
+            if !self.svc.is_open_now() {
+                // Nobody to take the call: say what the ticket promises, then end. A
+                // caller whose ticket is already open hears that it waits for a person.
                 let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
-                let mut out = reply(&speech::speakable(&text.join(" "), 4), Action::Hangup);
+                let text = match text.is_empty() {
+                    true => replies::VOICE_TICKET_WAITING.to_string(),
+                    false => text.join(" "),
+                };
+                let mut out = reply(&speech::speakable(&text, 4), Action::Hangup);
                 out.ticket_code = code;
                 return out;
             }
@@ -431,7 +436,9 @@ impl Voice {
                 parts.push(speech::speakable(&x.text, self.cfg.max_sentences));
             }
         }
-        let say = speech::speakable(&parts.join("\n"), self.cfg.max_sentences + 1);
+        // Each answer of a message that asked several questions is read.
+        let cap = self.cfg.max_sentences * parts.len().max(1) + 1;
+        let say = speech::speakable(&parts.join("\n"), cap);
         reply(
             &say,
             if goodbye {

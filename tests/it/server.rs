@@ -417,6 +417,30 @@ fn conversation_flow_over_http_survives_a_restart() {
     let r = cancelled.say("1596");
     assert_eq!(r["handoff"], false, "{r}");
     assert!(reply_text(&r).contains("đã được hủy rồi"), "{r}");
+    // After a status check, "hủy đơn này giúp em" is about that order; a wish said
+    // before the code ("em muốn hủy đơn": the how-to entry answers) holds for the
+    // order named next.
+    let mut after = Chat::new(&server, "khach-huy-sau");
+    after.say("kiểm tra đơn DH240104");
+    let r = after.say("0988983640");
+    assert!(reply_text(&r).contains("đang được đóng gói"), "{r}");
+    let r = after.say("hủy đơn này giúp em");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(
+        reply_text(&r).contains("yêu cầu hủy đơn hàng DH240104"),
+        "{r}"
+    );
+    let mut wish = Chat::new(&server, "khach-muon-huy");
+    let r = wish.say("em muốn hủy đơn");
+    assert_eq!(r["decision"]["faq_id"], "huy-don-hang", "{r}");
+    wish.say("DH240500");
+    let r = wish.say("0338540640");
+    assert_eq!(r["handoff"], true, "{r}");
+    assert!(
+        reply_text(&r).contains("yêu cầu hủy đơn hàng DH240500"),
+        "{r}"
+    );
+
     // A request to change an order goes to a person too, and the new address the
     // customer sends next waits for that person (the bot does not answer it).
     let mut change = Chat::new(&server, "khach-doi-dia-chi");

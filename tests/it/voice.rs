@@ -364,3 +364,43 @@ fn generic_voice_api_order_call_and_recognition_ladder() {
     );
     assert_eq!(v["action"], "hangup", "{v}");
 }
+
+/// Outside working hours nobody takes a transfer: a caller who asks for a person
+/// hears the call-back promise and the call ends, and so does every later call of a
+/// caller whose ticket is still open (it used to be told to hold).
+#[test]
+fn after_hours_a_caller_with_an_open_ticket_is_promised_a_call_back() {
+    use chrono::Timelike;
+    let data = tempfile::tempdir().unwrap();
+    // One working hour that is not now (the shop's clock is UTC+7).
+    let local_hour = (chrono::Utc::now() + chrono::Duration::hours(7)).hour();
+    let hours = if local_hour == 13 {
+        "02:00-03:00"
+    } else {
+        "13:00-14:00"
+    };
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_VOICE_TOKEN", VOICE_TOKEN),
+            ("CSKH_VOICE_TRANSFER_TO", HOTLINE),
+            ("CSKH_BUSINESS_HOURS", hours),
+        ],
+    );
+    let v = voice_turn(
+        &server,
+        json!({"call_id": "n1", "from": "+84900000009", "text": "cho tôi gặp nhân viên", "confidence": 0.9}),
+    );
+    assert_eq!(v["action"], "hangup", "{v}");
+    assert!(v["ticket_code"].as_str().is_some(), "{v}");
+    for (call, text) in [("n2", "phí ship ra hà nội bao nhiêu"), ("n2", "ừ")] {
+        let v = voice_turn(
+            &server,
+            json!({"call_id": call, "from": "+84900000009", "text": text, "confidence": 0.9}),
+        );
+        assert_eq!(v["action"], "hangup", "{v}");
+        let say = v["say"].as_str().unwrap();
+        assert!(say.contains("gọi lại"), "{v}");
+        assert!(!say.contains("giữ máy"), "{v}");
+    }
+}
