@@ -500,17 +500,30 @@ impl IntentRules {
 
     /// The message without the small talk that opens it ("hi shop đổi size dc ko"
     /// → "đổi size được không", "em cảm ơn. đổi size được không" → "đổi size được
-    /// không"): what retrieval should read. Only an opening that holds a small-talk
-    /// phrase is left out, with the words addressing someone; words at the end ("…
-    /// bao nhiêu", "… mấy ngày") are the question's own. `None` when nothing opens
-    /// it so, or nothing else is in it.
+    /// không") or closes it ("đổi size được không ạ, cảm ơn shop"): what retrieval
+    /// should read. Only an opening or a closing that holds a small-talk phrase is
+    /// left out, with the words addressing someone; other words at the end ("… bao
+    /// nhiêu", "… mấy ngày ạ") are the question's own. `None` when nothing opens or
+    /// closes it so, or nothing else is in it.
     pub fn question_part(&self, text: &str) -> Option<String> {
         let msg = Prepared::new(&self.normalizer, text);
         let talk = self.small_talk(&msg);
         let mut covered = talk.clone();
         self.address.cover(&msg, &mut covered);
-        let start = covered.iter().position(|&c| !c)?;
-        (start > 0 && talk[..start].contains(&true)).then(|| msg.syllables[start..].join(" "))
+        let first = covered.iter().position(|&c| !c)?;
+        let start = match first > 0 && talk[..first].contains(&true) {
+            true => first,
+            false => 0,
+        };
+        // At the end, a run of small talk and words addressing someone that holds a
+        // small-talk phrase ("…, cảm ơn shop", "… shop ơi"); a lone "ạ" or "vậy shop"
+        // stays, as the decision models were fitted with them.
+        let tail = covered.iter().rposition(|&c| !c)? + 1;
+        let end = match talk[tail..].contains(&true) && tail > start {
+            true => tail,
+            false => msg.syllables.len(),
+        };
+        (start > 0 || end < msg.syllables.len()).then(|| msg.syllables[start..end].join(" "))
     }
 
     /// The questions of a message that asks several ("có ship cod không? phí ship về
@@ -745,6 +758,19 @@ mod tests {
             ("phí ship ra hà nội bao nhiêu", None),
             ("phi ship ra ha noi bao nhieu", None),
             ("giao hàng mất mấy ngày ạ", None),
+            (
+                "đổi size được không vậy ạ, cảm ơn shop",
+                Some("đổi size được không vậy"),
+            ),
+            (
+                "có giao cuối tuần không shop ơi",
+                Some("có giao cuối tuần không"),
+            ),
+            (
+                "shop ơi giao mấy ngày vậy shop",
+                Some("giao mấy ngày vậy shop"),
+            ),
+            ("ship mấy ngày", None),
             ("em muốn hỏi phí ship", Some("phí giao hàng")),
             (
                 "chào shop, sáng mai giao không",

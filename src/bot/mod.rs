@@ -859,6 +859,16 @@ impl Bot {
                         at: Some(chrono::Utc::now()),
                     },
                 });
+                // Of several questions answered, a follow-up reads after the last one
+                // ("… với lại phí ship về quận 3 bao nhiêu" → "còn Hà Nội thì sao").
+                if let Some((q, a)) = more.last() {
+                    state.last_answered = a.faq_id.clone().map(|entry| Answered {
+                        question: q.clone(),
+                        question_entry: entry.clone(),
+                        entry,
+                        at: Some(chrono::Utc::now()),
+                    });
+                }
                 let asked = question.as_deref().unwrap_or(text);
                 let mut replies = Vec::with_capacity(1 + more.len());
                 for (q, a) in

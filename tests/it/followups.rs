@@ -124,6 +124,14 @@ fn several_questions_in_one_message_are_each_answered() {
         "{v}"
     );
 
+    // A follow-up reads after the last of the questions answered.
+    let v = c.say("còn Hà Nội thì sao");
+    assert_eq!(
+        decision(&v),
+        (Some("answer"), Some("phi-ship-ha-noi")),
+        "{v}"
+    );
+
     let (mut all, mut some, mut wrong) = (0, 0, 0);
     let set = std::fs::read_to_string(root().join("eval/multi.jsonl")).unwrap();
     let n = set.lines().count();
