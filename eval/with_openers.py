@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes a copy of a query file with small talk before every query, as customers
-open a chat ("shop ơi cho em hỏi ..."). The opener cycles with the line number.
+"""Writes a copy of a query file with small talk around every query, as customers
+write to a shop: an opener before it ("shop ơi cho em hỏi ...", the default) or a
+closer after it ("... vậy shop", --closers). The phrase cycles with the line number.
 
-usage: python3 eval/with_openers.py QUERIES.jsonl OUT.jsonl [--address ad]
+usage: python3 eval/with_openers.py QUERIES.jsonl OUT.jsonl [--closers] [--address ad]
 """
 import json
 import sys
@@ -18,16 +19,33 @@ OPENERS = [
     "xin chào, cho mình hỏi",
 ]
 
+CLOSERS = [
+    "vậy shop",
+    "ạ",
+    "shop ơi",
+    "nhé ad",
+    "với ạ",
+    "vậy ạ, cảm ơn shop",
+    "z shop",
+    "ad ơi",
+]
+
 
 def main():
-    src, out = sys.argv[1], sys.argv[2]
-    address = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--address" else "shop"
+    args = sys.argv[1:]
+    closers = "--closers" in args
+    address = args[args.index("--address") + 1] if "--address" in args else "shop"
+    src, out = [a for a in args if not a.startswith("--") and a != address][:2]
     with open(src, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as w:
         for i, line in enumerate(f):
             q = json.loads(line)
-            opener = OPENERS[i % len(OPENERS)].replace("shop", address)
             text = q["text"]
-            q["text"] = f"{opener} {text[:1].lower()}{text[1:]}"
+            if closers:
+                closer = CLOSERS[i % len(CLOSERS)].replace("shop", address)
+                q["text"] = f"{text.rstrip(' ?.!')} {closer}"
+            else:
+                opener = OPENERS[i % len(OPENERS)].replace("shop", address)
+                q["text"] = f"{opener} {text[:1].lower()}{text[1:]}"
             w.write(json.dumps(q, ensure_ascii=False) + "\n")
 
 
