@@ -81,7 +81,7 @@ pub fn model_dir(dir: &Path) -> PathBuf {
 pub struct Core {
     pub retriever: Retriever,
     /// Reads the small talk that opens a question, which retrieval leaves out.
-    rules: crate::bot::intents::IntentRules,
+    rules: &'static crate::bot::intents::IntentRules,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -130,7 +130,7 @@ impl Core {
         )?;
         Ok(Self {
             retriever,
-            rules: crate::bot::intents::IntentRules::default_rules(),
+            rules: crate::bot::intents::IntentRules::shared(),
         })
     }
 

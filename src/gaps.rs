@@ -85,7 +85,7 @@ fn cluster_id(first_message: &str) -> String {
 /// a model, identical normalized texts group.
 fn cluster(core: &Core, msgs: Vec<GapMessage>) -> Vec<Cluster> {
     // "shop ơi" and "vậy shop" are no topic two questions share.
-    let rules = crate::bot::intents::IntentRules::default_rules();
+    let rules = crate::bot::intents::IntentRules::shared();
     let skip = |w: &str| rules.is_filler_word(w);
     let mut out: Vec<Cluster> = Vec::new();
     for m in msgs {

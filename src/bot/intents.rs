@@ -285,6 +285,14 @@ impl IntentRules {
         Self::parse(DEFAULT_RULES).expect("embedded intent rules are valid")
     }
 
+    /// The embedded rules, parsed once for the whole process (the dialogue, the
+    /// answering core and the knowledge gaps read messages alike).
+    pub fn shared() -> &'static Self {
+        static RULES: std::sync::LazyLock<IntentRules> =
+            std::sync::LazyLock::new(IntentRules::default_rules);
+        &RULES
+    }
+
     pub fn parse(src: &str) -> Result<Self, IntentError> {
         let file: RuleFile = toml::from_str(src).map_err(|e| IntentError::Parse(e.to_string()))?;
         let normalizer = Normalizer::default();

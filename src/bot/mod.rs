@@ -213,7 +213,7 @@ impl Suggestion {
 pub struct Bot {
     /// Swapped whole when the knowledge base changes (no restart).
     core: std::sync::RwLock<Arc<Core>>,
-    rules: IntentRules,
+    rules: &'static IntentRules,
     extractor: EntityExtractor,
     orders: Arc<dyn OrderBackend>,
     config: DialogueConfig,
@@ -241,7 +241,7 @@ impl Bot {
     ) -> Result<Self, regex::Error> {
         Ok(Self {
             core: std::sync::RwLock::new(core),
-            rules: IntentRules::default_rules(),
+            rules: IntentRules::shared(),
             extractor: EntityExtractor::new(&config.order_code_pattern)?,
             orders,
             config,
@@ -1033,7 +1033,7 @@ impl Bot {
 /// Context-free intent of one message: rules, then an order code, then the
 /// retrieval decision (for `cskh ask --json` and `cskh eval --intents`).
 pub struct MessageClassifier {
-    rules: IntentRules,
+    rules: &'static IntentRules,
     entities: EntityExtractor,
 }
 
@@ -1046,7 +1046,7 @@ impl Default for MessageClassifier {
 impl MessageClassifier {
     pub fn new() -> Self {
         Self {
-            rules: IntentRules::default_rules(),
+            rules: IntentRules::shared(),
             entities: EntityExtractor::new(entities::DEFAULT_ORDER_PATTERN)
                 .expect("default pattern is valid"),
         }
