@@ -69,14 +69,6 @@ struct Cluster {
     members: Vec<GapMessage>,
 }
 
-/// A question as an example: a pasted wall of text is cut at `EXAMPLE_CHARS`.
-fn shortened(text: &str) -> String {
-    match text.char_indices().nth(EXAMPLE_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 fn cluster_id(first_message: &str) -> String {
     hex::encode(&Sha256::digest(first_message.as_bytes())[..6])
 }
@@ -138,7 +130,8 @@ pub async fn report(svc: &ConversationService, from: &str, to: &str) -> Result<V
         let id = cluster_id(&c.members[0].id);
         let mut examples: Vec<String> = Vec::new();
         for m in &c.members {
-            let example = shortened(&m.text);
+            // A pasted wall of text is no example: cut.
+            let example = crate::text::clip(&m.text, EXAMPLE_CHARS);
             if !examples.contains(&example) && examples.len() < EXAMPLES {
                 examples.push(example);
             }

@@ -113,6 +113,16 @@ pub struct DialogueState {
     pub last_answered: Option<Answered>,
 }
 
+impl DialogueState {
+    /// The order flow ends with a person (verification failed or locked): nothing
+    /// of it is pending or remembered as asked.
+    fn hand_order_to_a_person(&mut self) {
+        self.pending = Pending::Nothing;
+        self.verify_failures = 0;
+        self.request = None;
+    }
+}
+
 /// A question the bot answered, and the entry it answered with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answered {
@@ -994,9 +1004,7 @@ impl Bot {
         if self.order_locked(&code) {
             // Not even a right answer is checked now; unknown codes lock the same way,
             // so the lock does not tell whether a code exists.
-            state.pending = Pending::Nothing;
-            state.verify_failures = 0;
-            state.request = None;
+            state.hand_order_to_a_person();
             return (
                 vec![Reply::text(replies::VERIFICATION_LOCKED)],
                 Some(HandoffReason::VerificationFailed),
@@ -1015,9 +1023,7 @@ impl Bot {
                 self.order_failed(&code);
                 state.verify_failures += 1;
                 if state.verify_failures >= self.config.verification_attempts {
-                    state.pending = Pending::Nothing;
-                    state.verify_failures = 0;
-                    state.request = None;
+                    state.hand_order_to_a_person();
                     return (
                         vec![Reply::text(replies::VERIFICATION_FAILED)],
                         Some(HandoffReason::VerificationFailed),

@@ -9,10 +9,11 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::secret::same_bytes;
+use crate::text::clip;
 
 use super::{
-    clip, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage,
-    ParseError, SendError, VerifyError,
+    transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage, ParseError,
+    SendError, VerifyError,
 };
 
 /// Longest text the Send API takes in one message.

@@ -290,16 +290,6 @@ fn cut_point(text: &str, limit: usize) -> usize {
     word.filter(|&i| i > 0).unwrap_or(limit)
 }
 
-/// Shortens a quick-reply label to a platform's limit, on a character boundary.
-fn clip(label: &str, max_chars: usize) -> String {
-    if label.chars().count() <= max_chars {
-        return label.to_string();
-    }
-    let mut s: String = label.chars().take(max_chars - 1).collect();
-    s.push('…');
-    s
-}
-
 #[cfg(test)]
 mod tests {
 
@@ -372,8 +362,8 @@ mod tests {
 
     #[test]
     fn clip_keeps_characters_whole() {
-        assert_eq!(clip("Phí giao hàng", 20), "Phí giao hàng");
-        let c = clip("Chính sách đổi trả hàng trong 7 ngày", 20);
+        assert_eq!(crate::text::clip("Phí giao hàng", 20), "Phí giao hàng");
+        let c = crate::text::clip("Chính sách đổi trả hàng trong 7 ngày", 20);
         assert_eq!(c.chars().count(), 20);
         assert!(c.ends_with('…'));
     }

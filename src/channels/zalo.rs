@@ -8,11 +8,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    clip, transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage,
-    ParseError, SendError, VerifyError,
+    transport_error, Channel, ChannelAdapter, Delivery, InboundEvent, InboundMessage, ParseError,
+    SendError, VerifyError,
 };
 use crate::secret::same_bytes;
 use crate::store::Store;
+use crate::text::clip;
 
 const MAX_TEXT: usize = 2000;
 /// Choices are sent as buttons (`oa.query.show`: a tap sends the button's payload

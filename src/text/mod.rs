@@ -206,6 +206,17 @@ impl Normalizer {
     }
 }
 
+/// Shortens a text to at most `max_chars` characters, on a character boundary, the
+/// last one an ellipsis when it was cut (a quick-reply label, a gap's example).
+pub fn clip(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
 /// One tone placement for the open syllables written both ways: "hoà"/"hòa",
 /// "khoẻ"/"khỏe", "huỷ"/"hủy", "thuý"/"thúy" (keyboards and schools differ). The tone
 /// goes on the first vowel of a final "oa", "oe" or "uy", as most Vietnamese text and
