@@ -570,16 +570,24 @@ impl ConversationService {
                 )
             }
         } else if let Some(score) = (conv.status == "nps")
-            .then(|| text.trim().trim_end_matches(" điểm").parse::<i64>().ok())
+            .then(|| crate::bot::nps_score(&text))
             .flatten()
-            .filter(|s| (0..=10).contains(s))
         {
-            self.store.record_nps(&conv.id, score).await?;
-            silent(
-                "nps",
-                quick(crate::bot::replies::NPS_THANKS, Vec::new()),
-                "bot",
-            )
+            if (0..=10).contains(&score) {
+                self.store.record_nps(&conv.id, score).await?;
+                silent(
+                    "nps",
+                    quick(crate::bot::replies::NPS_THANKS, Vec::new()),
+                    "bot",
+                )
+            } else {
+                // "11 điểm": the survey is still open; its scale is said again.
+                silent(
+                    "nps",
+                    quick(crate::bot::replies::NPS_RANGE, Vec::new()),
+                    "nps",
+                )
+            }
         } else if msg.attachment && conv.status == "bot" && crate::channels::only_stickers(&text) {
             silent(
                 "attachment",

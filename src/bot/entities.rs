@@ -4,8 +4,11 @@
 
 use regex::Regex;
 
-/// Default order-code pattern: `DH240517`-style codes or `#10023`.
-pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH[0-9]{4,10})\b|#([0-9]{4,10})\b";
+/// Default order-code pattern: `DH240517`-style codes (also typed "dh 240517" or
+/// "DH-240517"), `#10023`, or a number of five digits or more right after "đơn"
+/// ("đơn 10088 khi nào giao"), read as `#10088`. See `EntityExtractor::extract`
+/// for how a match becomes a code.
+pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?([0-9]{4,10})\b|\b(?:đơn|don)(?:\s+(?:hàng|hang))?(?:\s+(?:số|so))?\s+([1-9][0-9]{4,8})\b";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entities {
@@ -33,8 +36,23 @@ impl EntityExtractor {
         })
     }
 
+    /// The entities of a message. An order code is the pattern's capture groups
+    /// joined (the whole match when it has none), upper-cased, with a `#` before a
+    /// code of digits only: "dh 240517" → `DH240517`, "đơn 10088" → `#10088`.
     pub fn extract(&self, text: &str) -> Entities {
-        let order_code = self.order.find(text).map(|m| m.as_str().to_uppercase());
+        let order_code = self.order.captures_iter(text).find_map(|c| {
+            let groups: String = c.iter().skip(1).flatten().map(|m| m.as_str()).collect();
+            let code = match groups.is_empty() {
+                true => c[0].to_uppercase(),
+                false => groups.to_uppercase(),
+            };
+            if !code.chars().all(|ch| ch.is_ascii_digit()) {
+                return Some(code);
+            }
+            // "đơn 500000 có freeship không" is an amount, not an order.
+            let amount = !c[0].contains('#') && code.ends_with("000");
+            (!amount).then(|| format!("#{code}"))
+        });
         let email = self.email.find(text).map(|m| m.as_str().to_lowercase());
         // Order codes and e-mails must not be read as phone digits.
         let mut rest = text.to_string();
@@ -95,6 +113,16 @@ mod tests {
             ("đơn DH240517 của em đâu", Some("DH240517")),
             ("kiểm tra giúp mình đơn #10023 nhé", Some("#10023")),
             ("ma don dh241102 a", Some("DH241102")),
+            ("dh 240517", Some("DH240517")),
+            ("mã đơn DH-240517 ạ", Some("DH240517")),
+            ("đơn 10088 khi nào giao", Some("#10088")),
+            ("don hang so 10088", Some("#10088")),
+            ("# 10088", Some("#10088")),
+            // A phone after "đơn" is not an order code; nor is a small number.
+            ("đơn 0912345678", None),
+            ("em đặt đơn 2 cái áo", None),
+            ("đơn 500000 có được freeship không", None),
+            ("đơn #20000", Some("#20000")),
             ("đơn của em đâu rồi", None),
             ("em đặt 2 cái áo", None),
         ];

@@ -383,7 +383,7 @@ impl IntentRules {
     pub fn read(&self, text: &str) -> Option<RuleMatch> {
         let msg = Prepared::new(&self.normalizer, text);
         if msg.words == 0 {
-            return None;
+            return wordless(text);
         }
         let mut talk = self.small_talk(&msg);
         self.filler.cover(&msg, &mut talk);
@@ -543,6 +543,25 @@ impl IntentRules {
     /// "?", holds an `asking` or `question_words` phrase or ends with a `question_ends`
     /// word, and has three words or more.
     pub fn question_parts(&self, text: &str) -> Vec<String> {
+        let parts = self.questions(text);
+        match parts.len() {
+            0 | 1 => Vec::new(),
+            _ => parts,
+        }
+    }
+
+    /// Every question of a message, read as `question_parts` reads them (each with
+    /// the sentences before it that ask nothing), however many there are.
+    pub fn questions(&self, text: &str) -> Vec<String> {
+        self.questions_besides(text, |_| false)
+    }
+
+    /// The questions of a message besides its sentences that `another` claims (a
+    /// sentence naming an order: the order flow's). A question right after such a
+    /// sentence belongs to it ("em đặt đơn DH240517 hôm qua. bao giờ giao ạ"),
+    /// unless that sentence was a question of its own or a joiner opens the next one
+    /// ("kiểm tra đơn DH240517, với lại có xuất hóa đơn VAT không").
+    pub fn questions_besides(&self, text: &str, another: impl Fn(&str) -> bool) -> Vec<String> {
         let mut sentences: Vec<String> = Vec::new();
         let mut current = String::new();
         for c in text.chars() {
@@ -553,8 +572,8 @@ impl IntentRules {
         }
         sentences.push(current);
         // "…, với lại …": a joiner starts a new question (after three words or more),
-        // and is no part of it.
-        let mut split = Vec::new();
+        // and is no part of it. Each piece says whether a joiner opened it.
+        let mut split: Vec<(String, bool)> = Vec::new();
         for sentence in sentences {
             let words: Vec<(usize, &str)> = sentence
                 .split_whitespace()
@@ -584,28 +603,35 @@ impl IntentRules {
                 })
             };
             let mut begin = 0; // word index where the current part starts
+            let mut joined = false;
             let mut i = 0;
             while i < words.len() {
                 match joiner_at(i) {
                     Some(n) if i == begin => {
                         begin = i + n;
+                        joined = true;
                         i += n;
                     }
                     Some(n) if i - begin >= 3 => {
-                        split.push(sentence[words[begin].0..words[i].0].to_string());
+                        split.push((sentence[words[begin].0..words[i].0].to_string(), joined));
                         begin = i + n;
+                        joined = true;
                         i += n;
                     }
                     _ => i += 1,
                 }
             }
             if begin < words.len() {
-                split.push(sentence[words[begin].0..].to_string());
+                split.push((sentence[words[begin].0..].to_string(), joined));
             }
         }
         let mut parts = Vec::new();
         let mut context = String::new();
-        for sentence in split {
+        // Whether the part being read may be a question of its own: not one right
+        // after another flow's sentence that asked nothing.
+        let mut free = true;
+        let mut other_since_last = false;
+        for (sentence, joined) in split {
             let msg = Prepared::new(&self.normalizer, &sentence);
             if msg.words == 0 {
                 continue;
@@ -624,19 +650,30 @@ impl IntentRules {
                 || self.asking.matches(&msg)
                 || self.question_words.matches(&msg)
                 || last.is_some_and(|w| is(&self.question_ends, w));
+            if another(&sentence) {
+                context.clear();
+                free = asks;
+                other_since_last = true;
+                continue;
+            }
+            if context.is_empty() {
+                free = free || joined;
+            }
             if !context.is_empty() && !context.ends_with(char::is_whitespace) {
                 context.push(' ');
             }
             context.push_str(&sentence);
             if asks && msg.words >= 3 {
-                parts.push(std::mem::take(&mut context).trim().to_string());
+                let part = std::mem::take(&mut context).trim().to_string();
+                if free {
+                    parts.push(part);
+                    other_since_last = false;
+                }
+                free = true;
             }
         }
-        if parts.len() < 2 {
-            return Vec::new();
-        }
         // What follows the last question (a thanks, a "shop ơi") belongs to it.
-        if let Some(last) = parts.last_mut() {
+        if let Some(last) = parts.last_mut().filter(|_| !other_since_last) {
             let tail = context.trim();
             if !tail.is_empty() {
                 last.push(' ');
@@ -654,6 +691,32 @@ impl IntentRules {
         }
         covered
     }
+}
+
+/// A message without a word: "👍", "🙏", "❤️" acknowledge (read as thanks); anything
+/// else ("?", "...", "😡") is read as a greeting, so the bot asks what the customer
+/// needs. Neither is a question retrieval failed on.
+fn wordless(text: &str) -> Option<RuleMatch> {
+    const KIND: &[char] = &[
+        '👍', '👌', '🙏', '❤', '♥', '💕', '💖', '💗', '😊', '☺', '🥰', '😍', '😘', '🤗', '😁',
+        '😄', '😀', '😃', '🥳', '👏', '✌', '🌹', '🌸', '💯', '✅', '🆗',
+    ];
+    let shown = |c: &char| !c.is_whitespace() && !matches!(c, '\u{fe0f}' | '\u{200d}');
+    if !text.chars().any(|c| shown(&c)) {
+        return None;
+    }
+    let kind = text
+        .chars()
+        .filter(shown)
+        .all(|c| KIND.contains(&c) || ('\u{1f3fb}'..='\u{1f3ff}').contains(&c));
+    Some(RuleMatch {
+        intent: if kind {
+            Intent::Thanks
+        } else {
+            Intent::Greeting
+        },
+        waiting: false,
+    })
 }
 
 #[cfg(test)]
@@ -696,6 +759,13 @@ mod tests {
             ("ok em cảm ơn shop nhiều nha", Some(Intent::Thanks)),
             ("dạ vâng", Some(Intent::Thanks)),
             ("ok", Some(Intent::Thanks)),
+            ("uk", Some(Intent::Thanks)),
+            ("👍", Some(Intent::Thanks)),
+            ("🙏🏻", Some(Intent::Thanks)),
+            ("❤️ ❤️", Some(Intent::Thanks)),
+            ("?", Some(Intent::Greeting)),
+            ("😡", Some(Intent::Greeting)),
+            ("...", Some(Intent::Greeting)),
             ("ok em đợi chút", Some(Intent::Thanks)),
             ("cảm ơn bạn đã hỗ trợ", Some(Intent::Thanks)),
             ("shop ơi cho em hỏi", Some(Intent::Greeting)),

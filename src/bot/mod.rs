@@ -111,6 +111,13 @@ pub struct DialogueState {
     /// The last question answered from the knowledge base, for follow-ups like "còn
     /// Đà Nẵng thì sao?".
     pub last_answered: Option<Answered>,
+    /// An order whose verification the customer left for another question ("đơn
+    /// DH240517 tới đâu rồi" → phone asked → "à mà có ship cod không"): a phone
+    /// given next still opens it.
+    pub left_order: Option<String>,
+    /// The question the last menu (`offered`) was shown for: a follow-up sent while
+    /// it shows ("nếu hàng sale thì sao") reads after it.
+    pub menu_question: Option<String>,
 }
 
 impl DialogueState {
@@ -572,7 +579,22 @@ impl Bot {
 
         // A request to cancel or change an order: with its code, or without one about
         // the order the customer has just had verified ("hủy đơn này giúp em").
-        let request = self.rules.order_request(text);
+        let mut request = self.rules.order_request(text);
+        // In a message of several questions, only the one about the order asks for
+        // something to be done with it: "đơn DH240517 giao chưa, với lại áo mặc không
+        // vừa thì đổi size được không" asks a status and a question.
+        if request.is_some() && ents.order_code.is_some() {
+            let parts = self.rules.questions(text);
+            if parts.len() >= 2 {
+                request = parts
+                    .iter()
+                    .filter(|p| {
+                        self.extractor.extract(p).order_code.is_some()
+                            || self.rules.about_this_order(p)
+                    })
+                    .find_map(|p| self.rules.order_request(p));
+            }
+        }
         if request.is_some()
             && ents.order_code.is_none()
             && state.pending == Pending::Nothing
@@ -582,8 +604,20 @@ impl Bot {
         }
 
         // Order status: an explicit ask, a code, or the answer to our own question.
-        let verifying = matches!(state.pending, Pending::Verification { .. });
         let gives_proof = ents.phone.is_some() || ents.last4.is_some();
+        // A short message giving a phone after the customer left a verification for
+        // another question answers that verification.
+        if let Some(code) = state.left_order.take() {
+            let short = text.split_whitespace().count() <= 8;
+            if gives_proof
+                && short
+                && ents.order_code.is_none()
+                && state.pending == Pending::Nothing
+            {
+                state.pending = Pending::Verification { code };
+            }
+        }
+        let verifying = matches!(state.pending, Pending::Verification { .. });
         if rule == Some(Intent::OrderStatus)
             || ents.order_code.is_some()
             || (state.pending == Pending::OrderCode && ents.order_code.is_some())
@@ -599,7 +633,35 @@ impl Bot {
             if let Pending::Verification { code } = &state.pending {
                 ents.order_code.get_or_insert_with(|| code.clone());
             }
+            let others = self.answer_besides_order(text).await;
             let (mut out, handoff) = self.order_turn(state, &ents).await;
+            if !others.is_empty() && handoff.is_none() {
+                let mut answers = Vec::with_capacity(others.len());
+                for (q, a) in &others {
+                    let text = match self.rewrite(q, a).await {
+                        Some(t) => t,
+                        None => a.answer.clone().unwrap_or_default(),
+                    };
+                    answers.push(Reply::text(text));
+                }
+                // The order's answer first; but a question the bot asks back (the
+                // code, the phone) comes last, where the customer's next message
+                // answers it.
+                if state.pending == Pending::Nothing {
+                    out.extend(answers);
+                } else {
+                    answers.extend(out);
+                    out = answers;
+                }
+                if let Some((q, a)) = others.last() {
+                    state.last_answered = a.faq_id.clone().map(|entry| Answered {
+                        question: q.clone(),
+                        question_entry: entry.clone(),
+                        entry,
+                        at: Some(chrono::Utc::now()),
+                    });
+                }
+            }
             if read.is_some_and(|m| m.waiting) {
                 out.insert(0, Reply::text(replies::SORRY_FOR_THE_WAIT));
             }
@@ -647,7 +709,11 @@ impl Bot {
             _ => {}
         }
         if state.pending != Pending::Nothing {
-            // The customer moved on to something else.
+            // The customer moved on to something else; an order waiting for its
+            // proof is kept for one more message.
+            if let Pending::Verification { code } = &state.pending {
+                state.left_order = Some(code.clone());
+            }
             state.pending = Pending::Nothing;
             state.request = None;
         }
@@ -674,19 +740,11 @@ impl Bot {
         // prices: another one that merely shares its words ("áo này chất liệu gì") is
         // no answer, and only a person can look at one product's stock or price.
         // ("còn hàng sale thì sao" is a follow-up about sale items, not stock.)
-        let guard = if self
+        let follows_up = self
             .followups
             .content(self.core().retriever.normalizer(), text)
-            .is_some()
-        {
-            None
-        } else if self.rules.asks_stock(text) {
-            Some(Guard::Stock)
-        } else if self.rules.asks_price(text) {
-            Some(Guard::Price)
-        } else {
-            None
-        };
+            .is_some();
+        let guard = if follows_up { None } else { self.guard(text) };
         // A wish to cancel or change an order said without its code ("em muốn hủy
         // đơn": the how-to entry answers) holds for the order the customer names next.
         state.request = request;
@@ -710,10 +768,19 @@ impl Bot {
             .question_part(text)
             .unwrap_or_else(|| text.to_string());
         let window = self.config.followup_minutes;
-        let previous = state
-            .last_answered
+        // While a menu shows, its question; else the last question answered.
+        let menu_question = state
+            .menu_question
             .clone()
-            .filter(|p| p.recent(window))
+            .filter(|_| !state.offered.is_empty())
+            .map(|question| Answered {
+                question,
+                entry: state.offered[0].clone(),
+                question_entry: state.offered[0].clone(),
+                at: None,
+            });
+        let previous = menu_question
+            .or_else(|| state.last_answered.clone().filter(|p| p.recent(window)))
             .and_then(|prev| {
                 let content = self
                     .followups
@@ -773,15 +840,17 @@ impl Bot {
                         ),
                         Some(format!("{} {owned}", prev.question)),
                     ];
+                    // A reading that offers a choice led by such an entry is shown
+                    // when nothing answers and the follow-up alone gets nothing.
+                    let mut menu = None;
                     for reading in readings.iter().flatten() {
                         let r = core.retrieve(reading, Mode::Hybrid)?;
                         let best = r.best();
                         let entry = best.map(|c| c.id.as_str());
                         // The entry must be about what the follow-up adds.
-                        if r.decision == Decision::Answer
-                            && entry.is_some_and(|e| !again.contains(&e))
-                            && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content))
-                        {
+                        let about = entry.is_some_and(|e| !again.contains(&e))
+                            && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content));
+                        if about && r.decision == Decision::Answer {
                             tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
                             return Ok(Retrieved {
                                 ask: core.to_result(&r),
@@ -792,6 +861,20 @@ impl Bot {
                                 unanswered: 0,
                             });
                         }
+                        if about && r.decision == Decision::Clarify && menu.is_none() {
+                            menu = Some(r);
+                        }
+                    }
+                    if let Some(r) = menu.filter(|_| alone.decision == Decision::Handoff) {
+                        tracing::debug!("follow-up offered a choice in context");
+                        return Ok(Retrieved {
+                            ask: core.to_result(&r),
+                            offer: r.offer.clone(),
+                            context: None,
+                            question: None,
+                            more: Vec::new(),
+                            unanswered: 0,
+                        });
                     }
                 }
             }
@@ -827,29 +910,16 @@ impl Bot {
         };
         let mut ask = ask;
         if let (Some(guard), Decision::Answer) = (guard, ask.decision) {
-            let fits = ask.faq_id.as_deref().is_some_and(|id| {
-                let core = self.core();
-                core.retriever.knowledge().get(id).is_some_and(|e| {
-                    let words = e.questions().chain(e.tags.iter().map(String::as_str));
-                    let text = words
-                        .chain([e.answer.as_str()])
-                        .collect::<Vec<_>>()
-                        .join(". ");
-                    match guard {
-                        Guard::Stock => self.rules.asks_stock(&text),
-                        Guard::Price => self.rules.speaks_of_price(&text),
-                    }
-                })
-            });
-            if !fits {
+            if !self.fits(guard, ask.faq_id.as_deref()) {
                 tracing::debug!(entry = ?ask.faq_id, ?guard, "not answered: the entry does not speak of what was asked");
                 ask.decision = Decision::Handoff;
                 ask.faq_id = None;
                 ask.answer = None;
             }
         }
-        // Still nothing that fits right after we offered choices: a person should take it.
-        let after_clarify = !state.offered.is_empty();
+        // Still nothing that fits right after we offered choices: a person should take
+        // it (not for a follow-up, which asks about something else).
+        let after_clarify = !state.offered.is_empty() && !follows_up;
         state.offered.clear();
         match ask.decision {
             Decision::Answer => {
@@ -904,6 +974,11 @@ impl Bot {
                 let core = self.core();
                 let kb = core.retriever.knowledge();
                 state.offered = offer.iter().map(|&i| kb.entries[i].id.clone()).collect();
+                state.menu_question = Some(
+                    self.rules
+                        .question_part(text)
+                        .unwrap_or_else(|| text.to_string()),
+                );
                 let quick: Vec<String> = state
                     .offered
                     .iter()
@@ -955,6 +1030,86 @@ impl Bot {
         }
     }
 
+    /// What a message's question asks about (`Guard`), if only some entries can
+    /// answer it.
+    fn guard(&self, text: &str) -> Option<Guard> {
+        if self.rules.asks_stock(text) {
+            Some(Guard::Stock)
+        } else if self.rules.asks_price(text) {
+            Some(Guard::Price)
+        } else {
+            None
+        }
+    }
+
+    /// Whether an entry speaks of what a guarded question asks about.
+    fn fits(&self, guard: Guard, entry: Option<&str>) -> bool {
+        let core = self.core();
+        entry
+            .and_then(|id| core.retriever.knowledge().get(id))
+            .is_some_and(|e| {
+                let words = e.questions().chain(e.tags.iter().map(String::as_str));
+                let text = words
+                    .chain([e.answer.as_str()])
+                    .collect::<Vec<_>>()
+                    .join(". ");
+                match guard {
+                    Guard::Stock => self.rules.asks_stock(&text),
+                    Guard::Price => self.rules.speaks_of_price(&text),
+                }
+            })
+    }
+
+    /// The answers to the other questions of a message about an order ("đơn DH240517
+    /// giao chưa shop? với lại có xuất hóa đơn công ty không"): each question that
+    /// does not name the order, give a phone, or ask about an order, and that the
+    /// knowledge base answers on its own; the rest of the message is the order
+    /// flow's (`IntentRules::questions_besides`: "em đặt đơn DH240517 hôm qua. bao
+    /// giờ giao ạ" is all the order's).
+    async fn answer_besides_order(self: &Arc<Self>, text: &str) -> Vec<(String, AskResult)> {
+        let questions: Vec<String> = self
+            .rules
+            .questions_besides(text, |q| {
+                let e = self.extractor.extract(q);
+                e.order_code.is_some()
+                    || e.phone.is_some()
+                    || e.last4.is_some()
+                    || self.rules.order_request(q).is_some() && self.rules.about_this_order(q)
+                    || self.rules.says(Intent::OrderStatus, q)
+            })
+            .into_iter()
+            .take(MAX_PARTS)
+            .map(|q| self.rules.question_part(&q).unwrap_or(q))
+            .collect();
+        if questions.is_empty() {
+            return Vec::new();
+        }
+        let me = Arc::clone(self);
+        let found = tokio::task::spawn_blocking(move || {
+            let core = me.core();
+            let mut answered: Vec<(String, AskResult)> = Vec::new();
+            for q in questions {
+                let r = core.to_result(&core.retrieve(&q, Mode::Hybrid)?);
+                let fits = me.guard(&q).is_none_or(|g| me.fits(g, r.faq_id.as_deref()));
+                if r.decision == Decision::Answer
+                    && fits
+                    && answered.iter().all(|(_, a)| a.faq_id != r.faq_id)
+                {
+                    answered.push((q, r));
+                }
+            }
+            Ok::<_, crate::search::SearchError>(answered)
+        })
+        .await;
+        match found {
+            Ok(Ok(answered)) => answered,
+            other => {
+                tracing::error!(error = ?other.err(), "retrieval failed");
+                Vec::new()
+            }
+        }
+    }
+
     async fn order_turn(
         &self,
         state: &mut DialogueState,
@@ -964,6 +1119,9 @@ impl Bot {
             Pending::Verification { code } => Some(code.clone()),
             _ => None,
         });
+        // Without a code, the order verified last in this conversation ("đơn của em
+        // khi nào giao" right after its status).
+        let code = code.or_else(|| state.verified_orders.last().cloned());
         let Some(code) = code else {
             state.pending = Pending::OrderCode;
             return (vec![Reply::text(replies::ASK_ORDER_CODE)], None);
@@ -1128,6 +1286,46 @@ pub fn csat_rating(text: &str) -> Option<i64> {
     })
 }
 
+/// An answer to the 0–10 recommendation survey: "8", "8 điểm", "8/10", "điểm 8",
+/// "tám", "chắc tầm 7 điểm thôi". A number outside 0–10 is returned as said, for the
+/// caller to ask again; `None` when the message gives no score.
+pub fn nps_score(text: &str) -> Option<i64> {
+    const WORDS: [&str; 11] = [
+        "không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín", "mười",
+    ];
+    // Number words compare with their marks ("tầm" is no "tám"), unless the
+    // message is typed without any.
+    let lower = crate::text::nfc(&text.trim().to_lowercase());
+    let plain = !crate::text::has_diacritics(&lower);
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '/')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() || words.len() > 8 {
+        return None;
+    }
+    let number = |w: &str| -> Option<i64> {
+        let w = w.strip_suffix("/10").unwrap_or(w);
+        w.parse::<i64>().ok()
+    };
+    // A number anywhere in a short message, or one in words alone or beside "điểm".
+    if let Some(n) = words.iter().find_map(|w| number(w)) {
+        return Some(n);
+    }
+    let point = |w: &str| w == "điểm" || w == "diem";
+    let points = |i: usize| {
+        words.len() == 1
+            || words.get(i + 1).is_some_and(|w| point(w))
+            || i > 0 && point(words[i - 1])
+    };
+    words.iter().enumerate().find_map(|(i, w)| {
+        let n = WORDS
+            .iter()
+            .position(|x| x == w || plain && crate::text::fold(x) == *w)?;
+        points(i).then_some(n as i64)
+    })
+}
+
 /// What a customer's message says about a menu of choices they were offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MenuReply {
@@ -1199,7 +1397,7 @@ pub fn verified_phone(before: &DialogueState, after: &DialogueState) -> Option<S
 
 #[cfg(test)]
 mod tests {
-    use super::{menu_reply, MenuReply::*};
+    use super::{menu_reply, nps_score, MenuReply::*};
 
     #[test]
     fn replies_to_a_menu() {
@@ -1231,6 +1429,28 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(menu_reply(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn recommendation_scores() {
+        let cases = [
+            ("8", Some(8)),
+            ("8 điểm", Some(8)),
+            ("8/10", Some(8)),
+            ("điểm 8", Some(8)),
+            ("tám", Some(8)),
+            ("tam diem", Some(8)),
+            ("chắc tầm 7 điểm thôi", Some(7)),
+            ("chắc tầm điểm sáu thôi", Some(6)),
+            ("10 điểm nhé shop", Some(10)),
+            ("không điểm", Some(0)),
+            ("chắc 11 điểm", Some(11)),
+            ("ship hơi chậm", None),
+            ("cho em hỏi phí ship bao nhiêu", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(nps_score(text), want, "{text}");
         }
     }
 

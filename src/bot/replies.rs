@@ -6,8 +6,8 @@ use crate::orders::Order;
 pub const SORRY_FOR_THE_WAIT: &str =
     "Dạ em thành thật xin lỗi vì anh/chị phải chờ đơn lâu ạ. Em kiểm tra ngay giúp mình nhé.";
 pub const ASK_ORDER_CODE: &str =
-    "Dạ, anh/chị cho em xin mã đơn hàng (ví dụ DH240517) để em kiểm tra giúp mình nhé ạ.";
-pub const ASK_ORDER_CODE_TOO: &str = "Dạ, em ghi nhận số điện thoại rồi ạ. Anh/chị cho em xin thêm mã đơn hàng (ví dụ DH240517) để em tra cứu giúp mình nhé.";
+    "Dạ, anh/chị cho em xin mã đơn hàng (có trong tin nhắn hoặc email xác nhận đặt hàng) để em kiểm tra giúp mình nhé ạ.";
+pub const ASK_ORDER_CODE_TOO: &str = "Dạ, em ghi nhận số điện thoại rồi ạ. Anh/chị cho em xin thêm mã đơn hàng (có trong tin nhắn hoặc email xác nhận đặt hàng) để em tra cứu giúp mình nhé.";
 pub const ASK_VERIFICATION: &str = "Dạ, để bảo mật thông tin đơn hàng, anh/chị vui lòng cho em xin số điện thoại đặt hàng (hoặc 4 số cuối của số điện thoại) ạ.";
 pub const VERIFICATION_MISMATCH: &str = "Dạ, thông tin anh/chị cung cấp chưa khớp với đơn hàng ạ. Anh/chị kiểm tra lại giúp em mã đơn và số điện thoại đặt hàng (hoặc 4 số cuối) nhé.";
 pub const VERIFICATION_FAILED: &str = "Dạ, thông tin xác minh vẫn chưa khớp nên em chưa thể cung cấp chi tiết đơn hàng ạ. Em xin chuyển anh/chị sang nhân viên chăm sóc khách hàng để hỗ trợ kỹ hơn nhé.";
@@ -44,6 +44,8 @@ pub const VOICE_TRANSFER: &str =
 pub const VOICE_TICKET_WAITING: &str = "Dạ, yêu cầu của anh/chị đã được ghi nhận và đang chờ nhân viên xử lý ạ. Ngoài giờ làm việc nên nhân viên sẽ gọi lại cho anh/chị khi cửa hàng mở cửa ạ. Em xin phép kết thúc cuộc gọi ạ.";
 pub const VOICE_CHOOSE: &str = "Dạ, anh/chị muốn hỏi câu nào ạ:";
 pub const NPS_QUESTION: &str = "Dạ, anh/chị có sẵn lòng giới thiệu cửa hàng cho bạn bè hoặc người thân không ạ? Anh/chị chấm giúp em từ 0 (chắc chắn không) đến 10 (chắc chắn có) nhé.";
+pub const NPS_RANGE: &str =
+    "Dạ, anh/chị chấm giúp em một điểm từ 0 đến 10 thôi ạ (10 là chắc chắn sẽ giới thiệu).";
 pub const NPS_THANKS: &str =
     "Dạ, em cảm ơn anh/chị đã dành thời gian góp ý ạ! Chúc anh/chị một ngày tốt lành.";
 pub const HANDOFF_UNHEARD: &str =

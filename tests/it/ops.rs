@@ -121,11 +121,12 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     assert!(reply_text(&c.say("5")).contains("cảm ơn"));
     d.say("2");
 
-    // NPS to B, C, D: 9, 6, 10.
+    // NPS to B, C, D: 9, 6, 10, said as customers say them; a score off the scale
+    // is asked again.
     for (user, chat, score) in [
-        ("khach-b", &mut b, "9"),
-        ("khach-c", &mut c, "6"),
-        ("khach-d", &mut d, "10"),
+        ("khach-b", &mut b, "9/10"),
+        ("khach-c", &mut c, "chắc tầm điểm sáu thôi"),
+        ("khach-d", &mut d, "10 điểm nhé shop"),
     ] {
         let (s, v) = call(
             &server,
@@ -135,6 +136,10 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
             Some(json!({"channel": "api", "user_id": user})),
         );
         assert_eq!(s, 200, "{v}");
+        if user == "khach-d" {
+            let r = chat.say("11 điểm");
+            assert!(reply_text(&r).contains("từ 0 đến 10"), "{r}");
+        }
         assert!(reply_text(&chat.say(score)).contains("cảm ơn"));
     }
     // E is with an agent: no survey lands in the middle of that (nothing changes).

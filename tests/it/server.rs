@@ -313,6 +313,94 @@ fn an_order_locks_after_repeated_failed_verifications_across_customers() {
     assert_eq!(r["handoff"], false, "{r}");
 }
 
+/// What customers do around an order (QA's fifth pass): another question in the
+/// same message, an order asked about again without its code, a question asked
+/// before giving the phone, codes typed loosely, an emoji for "ok", a follow-up while
+/// a menu shows, a missing item reported with the order.
+#[test]
+fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    let texts = |r: &Value| -> Vec<String> {
+        r["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // A question beside an order is answered; the bot's own question comes last.
+    let mut a = Chat::new(&server, "khach-hai-viec");
+    let r = a.say("kiểm tra đơn DH240127 giúp em, với lại shop có xuất hóa đơn VAT không");
+    let t = texts(&r);
+    assert_eq!(t.len(), 2, "{r}");
+    assert!(t[0].contains("mã số thuế"), "{r}");
+    assert!(t[1].contains("số điện thoại"), "{r}");
+    let r = a.say("0977522239");
+    assert!(reply_text(&r).contains("DH240127"), "{r}");
+    // Verified in this conversation: asked again without its code, it is that order.
+    let r = a.say("đơn của em khi nào giao");
+    assert!(reply_text(&r).contains("DH240127"), "{r}");
+    assert!(!reply_text(&r).contains("mã đơn hàng"), "{r}");
+    // A status and a question: the status first, then the answer; "đổi size được
+    // không" asked apart from the order is a question, not a request to change it.
+    let r = a.say(
+        "đơn DH240127 giao tới đâu rồi shop? với lại áo mặc không vừa thì đổi size được không",
+    );
+    assert_eq!(r["handoff"], false, "{r}");
+    let t = texts(&r);
+    assert_eq!(t.len(), 2, "{r}");
+    assert!(t[0].contains("DH240127"), "{r}");
+    assert!(t[1].contains("size"), "{r}");
+
+    // A question after a sentence naming the order is the order's own.
+    let mut b = Chat::new(&server, "khach-hoi-giua");
+    let r = b.say("e dat don DH240517 hom qua. bao gio giao a");
+    assert_eq!(texts(&r).len(), 1, "{r}");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    // A question in between does not lose the verification: the phone opens it.
+    let r = b.say("à mà shop ơi có ship cod không");
+    assert_eq!(r["decision"]["faq_id"], "thanh-toan-cod", "{r}");
+    let r = b.say("0912345678");
+    assert!(reply_text(&r).contains("GHN8K2M4Q7"), "{r}");
+
+    // Codes typed loosely; an emoji or "uk" is an acknowledgement.
+    let mut c = Chat::new(&server, "khach-go-ma");
+    let r = c.say("dh 240517");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    let r = c.say("5678");
+    assert!(reply_text(&r).contains("GHN8K2M4Q7"), "{r}");
+    let r = c.say("thế đơn 10088 khi nào giao");
+    assert!(reply_text(&r).contains("#10088"), "{r}");
+    for ack in ["👍", "uk", "🙏"] {
+        let r = c.say(ack);
+        assert_eq!(r["intent"], "thanks", "{r}");
+        assert_eq!(r["handoff"], false, "{r}");
+    }
+
+    // A follow-up while a menu shows reads after the menu's question: a choice led
+    // by the entry it adds, not a hand-off.
+    let mut d = Chat::new(&server, "khach-menu");
+    let r = d.say("đổi trả trong bao lâu vậy shop");
+    assert_eq!(r["decision"]["decision"], "clarify", "{r}");
+    let r = d.say("nếu hàng sale thì sao");
+    assert_eq!(r["handoff"], false, "{r}");
+    assert_eq!(
+        r["decision"]["candidates"][0]["id"], "doi-tra-hang-giam-gia",
+        "{r}"
+    );
+
+    // A missing item reported with its order goes to a person, order named.
+    let mut e = Chat::new(&server, "khach-thieu-hang");
+    let r = e.say("mình đặt đơn DH240449 mà nhận thiếu 1 đôi giày");
+    assert_eq!(r["intent"], "complaint", "{r}");
+    assert_eq!(r["handoff"], true, "{r}");
+    let named = "SELECT COUNT(*) FROM tickets WHERE context LIKE '%DH240449%'";
+    assert_eq!(db_count(data.path(), named), 1);
+}
+
 #[test]
 fn conversation_flow_over_http_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
