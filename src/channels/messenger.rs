@@ -304,18 +304,32 @@ impl ChannelAdapter for Messenger {
         let (kind, tag) =
             Self::messaging_type(&d.author, d.since_customer).map_err(SendError::Permanent)?;
         let page = d.account.as_deref().unwrap_or("me");
-        let chunks = super::split_text(&d.text, MAX_TEXT);
+        // Messenger shows 20 characters of a quick reply: when a choice is longer,
+        // the text lists every choice in full, numbered, and each button starts with
+        // its number ("2. Quy trình bảo hà…"); its payload stays the whole choice.
+        let shown = d.quick_replies.iter().take(MAX_QUICK_REPLIES);
+        let numbered = shown.clone().any(|q| q.chars().count() > QUICK_TITLE_CHARS);
+        let mut text = d.text.clone();
+        if numbered {
+            for (n, q) in shown.clone().enumerate() {
+                text.push_str(&format!("\n{}. {q}", n + 1));
+            }
+        }
+        let chunks = super::split_text(&text, MAX_TEXT);
         let mut last_id = None;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate().skip(d.skip_parts) {
             let mut message = json!({ "text": chunk });
             if i == last && !d.quick_replies.is_empty() {
-                message["quick_replies"] = d
-                    .quick_replies
-                    .iter()
-                    .take(MAX_QUICK_REPLIES)
-                    .map(|q| {
-                        json!({"content_type": "text", "title": clip(q, QUICK_TITLE_CHARS), "payload": q})
+                message["quick_replies"] = shown
+                    .clone()
+                    .enumerate()
+                    .map(|(n, q)| {
+                        let title = match numbered {
+                            true => clip(&format!("{}. {q}", n + 1), QUICK_TITLE_CHARS),
+                            false => q.clone(),
+                        };
+                        json!({"content_type": "text", "title": title, "payload": q})
                     })
                     .collect();
             }

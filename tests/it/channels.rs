@@ -476,6 +476,30 @@ fn messenger_and_zalo_answer_once_and_refuse_forgeries() {
     assert!(p.wait_for("psid-b3", 1)[0].text().contains("em chào"));
     assert_eq!(messages_with(data.path(), &["mid-b2"]), 0);
 
+    // A menu whose choices are longer than Messenger's 20-character buttons: the
+    // text lists them in full, numbered; each button starts with its number and
+    // sends the whole choice.
+    assert_eq!(
+        send_messenger(&server, &messenger_body("psid-m", "mid-m1", "bảo hành")),
+        200
+    );
+    let got = p.wait_for("psid-m", 1);
+    let quick = got[0].body["message"]["quick_replies"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(quick.len() >= 2, "{:?}", got[0]);
+    for (n, q) in quick.iter().enumerate() {
+        let (title, payload) = (q["title"].as_str().unwrap(), q["payload"].as_str().unwrap());
+        assert!(title.chars().count() <= 20, "{title}");
+        assert!(title.starts_with(&format!("{}. ", n + 1)), "{title}");
+        assert!(
+            got[0].text().contains(&format!("{}. {payload}", n + 1)),
+            "{:?}",
+            got[0]
+        );
+    }
+
     // Zalo: the first send meets an expired token (-216): one refresh, then success.
     assert_eq!(
         send_zalo(
