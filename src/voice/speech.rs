@@ -152,11 +152,40 @@ re!(TIME, r"\b(\d{1,2})(?::|h)(\d{2})\b|\b(\d{1,2})h\b");
 re!(RANGE, r"(\d)\s*[-–]\s*(\d)");
 re!(NUMBER, r"\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?");
 re!(SPACES, r"\s+");
+re!(SPACE_BEFORE_MARK, r"\s+([,.;:!?])");
+// A number with its unit written on: "220gsm", "1,5kg", "10000mAh".
+re!(UNIT, r"(\d[\d.,]*)\s*(gsm|kg|g|cm|mm|km|ml|mAh|GB|W)\b");
+
+/// How a unit written after a number is said.
+fn unit(u: &str) -> &'static str {
+    match u {
+        "gsm" => "gam trên mét vuông",
+        "kg" => "ki lô gam",
+        "g" => "gam",
+        "cm" => "xăng ti mét",
+        "mm" => "mi li mét",
+        "km" => "ki lô mét",
+        "ml" => "mi li lít",
+        "mAh" => "mi li am pe giờ",
+        "GB" => "gi ga bai",
+        _ => "oát",
+    }
+}
 
 /// Numbers, codes and symbols as words, on one sentence.
 /// Sentences written for a screen, as a caller hears them: there is no button to
 /// tap on a phone, and a caller speaks rather than types.
-const FOR_THE_EAR: [(&str, &str); 6] = [
+const FOR_THE_EAR: [(&str, &str); 12] = [
+    // A caller is called back: "phản hồi" on a screen is a reply in the chat.
+    (
+        "nhân viên sẽ phản hồi anh/chị",
+        "nhân viên sẽ gọi lại cho anh/chị",
+    ),
+    ("Nhân viên sẽ phản hồi", "Nhân viên sẽ gọi lại cho anh/chị"),
+    ("TP.HCM", "thành phố Hồ Chí Minh"),
+    ("TP. HCM", "thành phố Hồ Chí Minh"),
+    ("TP HCM", "thành phố Hồ Chí Minh"),
+    ("HCM", "Hồ Chí Minh"),
     ("bấm “Gặp nhân viên”", "nói “gặp nhân viên”"),
     ("bấm \"Gặp nhân viên\"", "nói “gặp nhân viên”"),
     (
@@ -212,6 +241,9 @@ pub fn words(text: &str) -> String {
         (_, _, Some(h)) => format!("{} giờ", number(grouped(h.as_str()))),
         _ => c[0].to_string(),
     });
+    let s = UNIT.replace_all(&s, |c: &Captures| {
+        format!("{} {}", amount(&c[1]), unit(&c[2]))
+    });
     let s = NUMBER.replace_all(&s, |c: &Captures| amount(&c[0]));
     let s = s
         .replace('&', " và ")
@@ -220,7 +252,9 @@ pub fn words(text: &str) -> String {
         .chars()
         .filter(|c| !matches!(*c as u32, 0x1F000..=0x1FFFF | 0x2600..=0x27BF))
         .collect();
-    SPACES.replace_all(s.trim(), " ").to_string()
+    let s = SPACES.replace_all(s.trim(), " ");
+    // A quote taken out leaves a space before the comma after it.
+    SPACE_BEFORE_MARK.replace_all(&s, "$1").to_string()
 }
 
 /// Splits into sentences on `.`, `!`, `?` followed by space (not inside numbers).
@@ -356,6 +390,18 @@ mod tests {
                 "Phí ship là một trăm năm mươi nghìn đồng.",
             ),
             ("Phí 25.000 đ", "Phí hai mươi lăm nghìn đồng"),
+            (
+                "cotton định lượng 220gsm, nặng 1,5kg",
+                "cotton định lượng hai trăm hai mươi gam trên mét vuông, nặng một phẩy năm ki lô gam",
+            ),
+            (
+                "chọn \"Ví MoMo\", hệ thống ở TP.HCM",
+                "chọn Ví MoMo, hệ thống ở thành phố Hồ Chí Minh",
+            ),
+            (
+                "Hiện đã ngoài giờ làm việc, nhân viên sẽ phản hồi anh/chị từ 8 giờ sáng mai ạ.",
+                "Hiện đã ngoài giờ làm việc, nhân viên sẽ gọi lại cho anh chị từ tám giờ sáng mai ạ.",
+            ),
             ("chỉ 99k thôi", "chỉ chín mươi chín nghìn thôi"),
             (
                 "tổng 1.250.000 VNĐ",

@@ -357,12 +357,18 @@ fn generic_voice_api_order_call_and_recognition_ladder() {
     let say = v["say"].as_str().unwrap();
     assert!(!say.contains("bấm"), "{v}");
     assert!(say.contains("nói gặp nhân viên"), "{v}");
-    // Thanks that also take leave end the call.
+    // Thanks that also take leave end the call with a farewell, not an offer of
+    // more help.
     let v = voice_turn(
         &server,
         json!({"call_id": "c6", "from": "+84900000003", "text": "vậy thôi cảm ơn em nhé chào em", "confidence": 0.9}),
     );
     assert_eq!(v["action"], "hangup", "{v}");
+    let say = v["say"].as_str().unwrap();
+    assert!(
+        say.contains("chào anh chị") && !say.contains("hỗ trợ thêm"),
+        "{v}"
+    );
 }
 
 /// Outside working hours nobody takes a transfer: a caller who asks for a person
@@ -393,6 +399,9 @@ fn after_hours_a_caller_with_an_open_ticket_is_promised_a_call_back() {
     );
     assert_eq!(v["action"], "hangup", "{v}");
     assert!(v["ticket_code"].as_str().is_some(), "{v}");
+    // The hand-off's promise, said for a caller: a call back.
+    let say = v["say"].as_str().unwrap();
+    assert!(say.contains("gọi lại cho anh chị"), "{v}");
     for (call, text) in [("n2", "phí ship ra hà nội bao nhiêu"), ("n2", "ừ")] {
         let v = voice_turn(
             &server,
