@@ -164,7 +164,7 @@ pub fn order_late(o: &Order, today: chrono::NaiveDate) -> bool {
 /// (the ticket notice that follows says when).
 pub fn cancel_requested(o: &Order) -> String {
     let shipping = if o.status == crate::orders::OrderStatus::Shipping {
-        " Vì đơn đang trên đường giao, nhân viên sẽ liên hệ đơn vị vận chuyển để dừng giao nếu còn kịp ạ."
+        " Đơn đang trên đường giao nên có thể không hủy kịp, nhân viên sẽ kiểm tra và báo anh/chị cách xử lý ạ."
     } else {
         ""
     };

@@ -476,6 +476,11 @@ fn conversation_flow_over_http_survives_a_restart() {
     let r = stock.say("áo này còn hàng không shop");
     assert_ne!(r["decision"]["decision"], "answer", "{r}");
     assert!(reply_text(&r).contains("tồn kho"), "{r}");
+    // The colours a product comes in are its stock too (the fabric entry shares
+    // "áo thun").
+    let r = Chat::new(&server, "khach-hoi-mau").say("áo thun có mấy màu");
+    assert_ne!(r["decision"]["decision"], "answer", "{r}");
+    assert!(reply_text(&r).contains("tồn kho"), "{r}");
     let r = stock.say("shop quận 1 còn size M không");
     assert_eq!(r["decision"]["faq_id"], "kiem-tra-ton-kho-cua-hang", "{r}");
 
