@@ -112,6 +112,9 @@ struct RuleFile {
     /// "đơn này", "giúp em": a request about the order just checked.
     #[serde(default)]
     this_order: Vec<String>,
+    /// "đơn này", "đơn đó": an order named without its code.
+    #[serde(default)]
+    named_order: Vec<String>,
     #[serde(default)]
     priced: Vec<String>,
     #[serde(flatten)]
@@ -272,6 +275,7 @@ pub struct IntentRules {
     cancel_unless: PhraseSet,
     how_to: PhraseSet,
     this_order: PhraseSet,
+    named_order: PhraseSet,
     change: PhraseSet,
     question_words: PhraseSet,
     question_ends: std::collections::HashSet<String>,
@@ -333,6 +337,7 @@ impl IntentRules {
         let change = PhraseSet::new(&normalizer, &file.change);
         let how_to = PhraseSet::new(&normalizer, &file.how_to);
         let this_order = PhraseSet::new(&normalizer, &file.this_order);
+        let named_order = PhraseSet::new(&normalizer, &file.named_order);
         let question_words = PhraseSet::build(&normalizer, &file.question_words, 1);
         let joiners = file
             .joiners
@@ -365,6 +370,7 @@ impl IntentRules {
             cancel_unless,
             how_to,
             this_order,
+            named_order,
             change,
             question_words,
             question_ends,
@@ -482,6 +488,13 @@ impl IntentRules {
     pub fn about_this_order(&self, text: &str) -> bool {
         let msg = Prepared::new(&self.normalizer, text);
         self.this_order.matches(&msg) && !self.how_to.matches(&msg)
+    }
+
+    /// Whether a message speaks of an order it names without a code ("đơn này ship
+    /// bằng gì"), other than to ask how something is done.
+    pub fn names_an_order(&self, text: &str) -> bool {
+        let msg = Prepared::new(&self.normalizer, text);
+        self.named_order.matches(&msg) && !self.how_to.matches(&msg)
     }
 
     /// Whether a message asks what something costs ("áo này giá bao nhiêu").
@@ -949,6 +962,15 @@ mod tests {
         for q in ["đổi size được không", "hủy đơn thế nào", "em muốn hủy đơn"]
         {
             assert!(!r.about_this_order(q), "{q}");
+        }
+        for q in ["đơn này ship bằng gì v shop", "đơn đó bao giờ tới"] {
+            assert!(r.names_an_order(q), "{q}");
+        }
+        for q in [
+            "đơn hàng trên 500k có freeship không",
+            "hủy đơn này thế nào",
+        ] {
+            assert!(!r.names_an_order(q), "{q}");
         }
         for q in [
             "em muốn đổi địa chỉ giao cho đơn DH240517",

@@ -603,6 +603,15 @@ impl Bot {
             ents.order_code = state.verified_orders.last().cloned();
         }
 
+        // An order named without its code after a status check ("đơn này ship bằng
+        // gì") is that order.
+        if ents.order_code.is_none()
+            && state.pending == Pending::Nothing
+            && self.rules.names_an_order(text)
+        {
+            ents.order_code = state.verified_orders.last().cloned();
+        }
+
         // Order status: an explicit ask, a code, or the answer to our own question.
         let gives_proof = ents.phone.is_some() || ents.last4.is_some();
         // A short message giving a phone after the customer left a verification for
