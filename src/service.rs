@@ -644,6 +644,19 @@ impl ConversationService {
                 }
             }
             let mut replies = outcome.replies.clone();
+            // Words the bot cannot answer sent with a photo or a file ("áo giao tới bị
+            // thế này nè shop" + a photo): a person should look at it, and the
+            // customer hears that it arrived.
+            let with_file = text
+                .lines()
+                .any(|l| crate::channels::attachment_label(l).is_some_and(|k| k != "Nhãn dán"));
+            let unanswered = replies.len() == 1 && replies[0].text == crate::bot::replies::FALLBACK;
+            if with_file && unanswered && outcome.handoff.is_none() {
+                replies = vec![quick(
+                    crate::bot::replies::FILE_WITH_WORDS,
+                    vec![crate::bot::replies::QUICK_HUMAN.to_string()],
+                )];
+            }
             let ticket = match outcome.handoff {
                 Some(reason) => {
                     let t = self

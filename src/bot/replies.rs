@@ -51,6 +51,7 @@ pub const NPS_THANKS: &str =
 pub const HANDOFF_UNHEARD: &str =
     "Dạ, em xin lỗi vì chưa nghe rõ anh/chị nói. Em xin chuyển anh/chị sang nhân viên hỗ trợ ạ.";
 pub const ATTACHMENT_RECEIVED: &str = "Dạ, em đã nhận được tệp anh/chị gửi ạ. Hiện em chỉ đọc được tin nhắn chữ, anh/chị mô tả giúp em nội dung cần hỗ trợ nhé. Nếu cần nhân viên xem tệp, anh/chị bấm “Gặp nhân viên” ạ.";
+pub const FILE_WITH_WORDS: &str = "Dạ, em đã nhận được tin nhắn và tệp anh/chị gửi ạ. Trường hợp này cần nhân viên xem trực tiếp, anh/chị bấm “Gặp nhân viên” để nhân viên hỗ trợ mình nhé.";
 pub const STICKER_RECEIVED: &str = "Dạ vâng ạ. Anh/chị cần em hỗ trợ gì thêm thì cứ nhắn em nhé.";
 pub const CSAT_QUESTION: &str = "Dạ, yêu cầu của anh/chị đã được xử lý xong. Anh/chị đánh giá hỗ trợ hôm nay thế nào ạ? (1 là chưa hài lòng, 5 là rất hài lòng)";
 pub const CSAT_THANKS: &str =

@@ -95,7 +95,7 @@ pub const ATTACHMENT_LABELS: [&str; 9] = [
 ];
 
 /// The label of an attachment line ("[Ảnh] https://x/a.jpg" → "Ảnh").
-fn attachment_label(line: &str) -> Option<&str> {
+pub(crate) fn attachment_label(line: &str) -> Option<&str> {
     let rest = line.trim().strip_prefix('[')?;
     let (label, _) = rest.split_once(']')?;
     ATTACHMENT_LABELS.contains(&label).then_some(label)

@@ -394,6 +394,16 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
         "{r}"
     );
 
+    // Words the bot cannot answer, sent with a photo: the photo is acknowledged and
+    // a person offered, not "hỏi lại theo cách khác".
+    let r = Chat::new(&server, "khach-gui-anh")
+        .say("áo giao tới bị thế này nè shop\n[Ảnh] https://cdn.example.com/a.jpg");
+    assert!(
+        reply_text(&r).contains("đã nhận được tin nhắn và tệp"),
+        "{r}"
+    );
+    assert!(!reply_text(&r).contains("cách khác"), "{r}");
+
     // A missing item reported with its order goes to a person, order named.
     let mut e = Chat::new(&server, "khach-thieu-hang");
     let r = e.say("mình đặt đơn DH240449 mà nhận thiếu 1 đôi giày");
