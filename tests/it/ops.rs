@@ -326,6 +326,87 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     );
 }
 
+/// Today in the business time zone (the default `utc_offset_minutes`, 420).
+fn local_day(days_from_today: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::minutes(420) + chrono::Duration::days(days_from_today))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A day as `to` includes that day: `from=D&to=D` is one day, `to=<today>` counts
+/// today; `from` after `to` and years past 9999 are refused; `to=9999-12-31` counts
+/// conversations and tickets alike.
+#[test]
+fn a_day_as_to_includes_that_day() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("CSKH_ADMIN_TOKEN", ADMIN)]);
+    Chat::new(&server, "khach-hom-nay").say("Phí ship ra Hà Nội bao nhiêu vậy shop?");
+    assert_eq!(
+        Chat::new(&server, "khach-can-nguoi").say("cho gặp nhân viên")["handoff"],
+        true
+    );
+    let stats = |query: &str| {
+        call(
+            &server,
+            "GET",
+            &format!("/api/v1/stats?{query}"),
+            Some(ADMIN),
+            None,
+        )
+    };
+    let today = local_day(0);
+    for query in [
+        format!("from={today}&to={today}"),
+        format!("to={today}"),
+        format!("from=2026-01-01&to={today}"),
+        "from=2026-01-01&to=9999-12-31".to_string(),
+        "from=0001-01-01&to=9999-12-31".to_string(),
+    ] {
+        let (s, k) = stats(&query);
+        assert_eq!(s, 200, "{query}: {k}");
+        assert_eq!(
+            (k["conversations"].as_i64(), k["tickets"].as_i64()),
+            (Some(2), Some(1)),
+            "{query}: {k}"
+        );
+    }
+    // The range ends at the next local midnight.
+    let (_, k) = stats(&format!("from={today}&to={today}"));
+    let end = chrono::NaiveDate::parse_from_str(&local_day(1), "%Y-%m-%d")
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        - chrono::Duration::minutes(420);
+    assert_eq!(
+        k["to"].as_str().unwrap(),
+        end.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    // Yesterday alone and tomorrow alone hold nothing.
+    for day in [local_day(-1), local_day(1)] {
+        let (s, k) = stats(&format!("from={day}&to={day}"));
+        assert_eq!(s, 200, "{k}");
+        assert_eq!(
+            (k["conversations"].as_i64(), k["tickets"].as_i64()),
+            (Some(0), Some(0)),
+            "{day}: {k}"
+        );
+    }
+    for query in [
+        format!("from={}&to={today}", local_day(1)),
+        "from=2026-01-01&to=%2B10000-01-01".to_string(),
+        "from=0000-12-31&to=2026-01-01".to_string(),
+        "from=hom-qua".to_string(),
+    ] {
+        let (s, v) = stats(&query);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{query}: {v}"
+        );
+    }
+}
+
 fn urlenc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
