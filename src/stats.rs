@@ -239,14 +239,19 @@ pub async fn compute(
         if let Some(first) = k.first_reply_at.as_deref().and_then(t) {
             first_response.push((first - created).num_seconds() as f64 / 60.0);
         }
-        // A deadline counts once it is decided: resolved (met or late) or passed.
+        // The deadline is the one the customer was told ("nhân viên sẽ phản hồi trong
+        // vòng …"): a person's first reply. It counts once decided: replied (in time or
+        // late), passed, or the ticket ended without a reply (resolved, or handed back
+        // to the bot): missed.
         let entry = sla.entry(k.priority.clone()).or_default();
-        match resolved {
+        let first_reply = k.first_reply_at.as_deref().and_then(t);
+        let ended = matches!(k.status.as_str(), "resolved" | "closed");
+        match first_reply {
             Some(r) => {
                 entry.due += 1;
                 entry.met += (r <= due) as usize;
             }
-            None if due < now => entry.due += 1,
+            None if ended || due < now => entry.due += 1,
             None => {}
         }
         if let Some(c) = k.csat {
