@@ -1144,7 +1144,8 @@ impl ConversationService {
                 agent,
                 &t,
                 "reply",
-                None,
+                // The customer's turn; their next message sets `in_progress` again.
+                Some("waiting_customer"),
                 "handoff",
                 Some(CustomerMessage {
                     author: "agent",
