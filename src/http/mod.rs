@@ -1232,6 +1232,9 @@ fn gap_error(e: crate::gaps::GapError) -> ApiError {
         G::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such knowledge gap"),
         G::NoAnswer => ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()),
         G::Knowledge(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_knowledge", m),
+        G::AlreadyAccepted(_) => {
+            ApiError::new(StatusCode::CONFLICT, "gap_already_accepted", e.to_string())
+        }
         G::Store(err) => ServiceError::Store(err).into(),
     }
 }
@@ -1380,10 +1383,7 @@ async fn reject_gap(
     admin(&state, &headers)?;
     let svc = service(&state)?;
     let gap = find_gap(&svc, &id).await?;
-    svc.store()
-        .decide_gap(&gap.id, "rejected", None)
-        .await
-        .map_err(ServiceError::from)?;
+    crate::gaps::reject(&svc, &gap).await.map_err(gap_error)?;
     Ok(Json(json!({"status": "rejected"})).into_response())
 }
 
