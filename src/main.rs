@@ -419,6 +419,15 @@ fn with_intent(
 }
 
 fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
+    if a.question
+        .as_deref()
+        .is_some_and(|q| !cskh::service::has_visible_text(q))
+    {
+        anyhow::bail!(
+            "the question is empty (or only white space, invisible or control characters); \
+             give a question, or none to read questions from standard input"
+        );
+    }
     let core = Core::load(&a.core.options()?)?;
     let classifier = IntentClassifier::new();
     let stdout = std::io::stdout();
@@ -468,7 +477,7 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             for line in stdin.lock().lines() {
                 let line = line?;
-                if line.trim().is_empty() {
+                if !cskh::service::has_visible_text(&line) {
                     continue;
                 }
                 let r = core.ask(&line, a.mode)?;

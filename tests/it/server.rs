@@ -803,6 +803,9 @@ fn text_of_only_invisible_characters_is_refused_like_white_space() {
         "\u{feff}",
         " \u{200b}\u{2060}\u{200d} ",
         "\u{00a0}\u{2800}",
+        "\u{0}",
+        "\u{0}\u{1}\u{1b}\u{7f}",
+        " \u{0}\n\u{9f} ",
     ]
     .iter()
     .enumerate()
@@ -815,6 +818,11 @@ fn text_of_only_invisible_characters_is_refused_like_white_space() {
         db_count(data.path(), "SELECT COUNT(*) FROM messages"),
         before,
         "nothing stored, nothing counted toward a hand-off"
+    );
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM turns"),
+        0,
+        "nothing answered"
     );
     // Visible text around a zero-width space is an ordinary message.
     let (s, v) = send(&server, "u-blank", "b-ok", "\u{200b}chào shop");
