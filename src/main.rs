@@ -102,6 +102,10 @@ enum OrdersCommand {
         file: PathBuf,
         #[arg(long, env = "CSKH_DATA", default_value = "data")]
         data: PathBuf,
+        /// TOML configuration file whose `dialogue.order_code_pattern` the codes must
+        /// match (default: cskh.toml if present; CSKH_ORDER_CODE_PATTERN also applies).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -326,14 +330,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Orders {
-            command: OrdersCommand::Import { file, data },
+            command: OrdersCommand::Import { file, data, config },
         } => {
+            let cfg = Config::load(config.as_deref(), &Overrides::default())?;
+            let codes = cskh::bot::entities::EntityExtractor::new(&cfg.dialogue.order_code_pattern)
+                .context("dialogue.order_code_pattern")?;
             let src = cskh::text::read_text(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let n = runtime()?.block_on(async {
                 let store = Store::open(&data).await?;
                 let orders = SqliteOrders::new(store.pool());
-                anyhow::Ok(orders.import(&file.display().to_string(), &src).await?)
+                anyhow::Ok(
+                    orders
+                        .import(&file.display().to_string(), &src, &codes)
+                        .await?,
+                )
             })?;
             eprintln!(
                 "imported {n} orders into {}",
