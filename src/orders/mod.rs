@@ -215,7 +215,7 @@ mod tests {
             ("tracking_code", json!(null)),
             ("total", json!(0)),
         ] {
-            assert_eq!(check(&[ok.clone()]), Ok(()), "{ok:?}");
+            assert_eq!(check(std::slice::from_ref(&ok)), Ok(()), "{ok:?}");
         }
     }
 
