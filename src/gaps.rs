@@ -60,6 +60,11 @@ pub enum GapError {
     NoAnswer,
     #[error("the knowledge base did not accept the entry: {0}")]
     Knowledge(String),
+    #[error(
+        "this knowledge gap was already accepted as entry `{0}`; to change or remove \
+         the entry, edit learned.jsonl"
+    )]
+    AlreadyAccepted(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -174,8 +179,18 @@ pub async fn report(svc: &ConversationService, from: &str, to: &str) -> Result<V
     Ok(gaps)
 }
 
+/// Rejects a gap: its proposal is hidden. An accepted gap stays accepted (its entry
+/// answers customers): refused. A rejected gap may still be accepted later.
+pub async fn reject(svc: &ConversationService, gap: &Gap) -> Result<(), GapError> {
+    match svc.store().reject_gap(&gap.id).await? {
+        None => Ok(()),
+        Some(entry) => Err(GapError::AlreadyAccepted(entry.unwrap_or_default())),
+    }
+}
+
 /// Accepts a gap's proposal (optionally edited): appends the entry to
-/// `learned.jsonl`, rebuilds the core and swaps it in. Nothing changes on failure.
+/// `learned.jsonl`, rebuilds the core and swaps it in. Nothing changes on failure,
+/// nor for a gap accepted before (`AlreadyAccepted`).
 pub async fn accept(
     svc: &ConversationService,
     reloader: &Reloader,
@@ -205,8 +220,18 @@ pub async fn accept(
     });
     let path = reloader.options().knowledge.join(LEARNED_FILE);
     // One guard over the write and the rebuild: no other rebuild reads the file
-    // half-way, and a failed one is undone before anyone else looks.
+    // half-way, and a failed one is undone before anyone else looks. The decision is
+    // read under it too, so two accepts of one gap write one entry.
     let mut attempt = reloader.lock().await;
+    if let Some(("accepted", entry)) = svc
+        .store()
+        .gap_decision(&gap.id)
+        .await?
+        .as_ref()
+        .map(|(d, e)| (d.as_str(), e.clone()))
+    {
+        return Err(GapError::AlreadyAccepted(entry.unwrap_or_default()));
+    }
     let before = std::fs::read_to_string(&path).ok();
     let mut content = before.clone().unwrap_or_default();
     if !content.is_empty() && !content.ends_with('\n') {

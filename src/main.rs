@@ -102,6 +102,10 @@ enum OrdersCommand {
         file: PathBuf,
         #[arg(long, env = "CSKH_DATA", default_value = "data")]
         data: PathBuf,
+        /// TOML configuration file whose `dialogue.order_code_pattern` the codes must
+        /// match (default: cskh.toml if present; CSKH_ORDER_CODE_PATTERN also applies).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -326,14 +330,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Orders {
-            command: OrdersCommand::Import { file, data },
+            command: OrdersCommand::Import { file, data, config },
         } => {
+            let cfg = Config::load(config.as_deref(), &Overrides::default())?;
+            let codes = cskh::bot::entities::EntityExtractor::new(&cfg.dialogue.order_code_pattern)
+                .context("dialogue.order_code_pattern")?;
             let src = cskh::text::read_text(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let n = runtime()?.block_on(async {
                 let store = Store::open(&data).await?;
                 let orders = SqliteOrders::new(store.pool());
-                anyhow::Ok(orders.import(&file.display().to_string(), &src).await?)
+                anyhow::Ok(
+                    orders
+                        .import(&file.display().to_string(), &src, &codes)
+                        .await?,
+                )
             })?;
             eprintln!(
                 "imported {n} orders into {}",
@@ -419,6 +430,15 @@ fn with_intent(
 }
 
 fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
+    if a.question
+        .as_deref()
+        .is_some_and(|q| !cskh::service::has_visible_text(q))
+    {
+        anyhow::bail!(
+            "the question is empty (or only white space, invisible or control characters); \
+             give a question, or none to read questions from standard input"
+        );
+    }
     let core = Core::load(&a.core.options()?)?;
     let classifier = IntentClassifier::new();
     let stdout = std::io::stdout();
@@ -468,7 +488,7 @@ fn ask(a: AskArgs) -> anyhow::Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             for line in stdin.lock().lines() {
                 let line = line?;
-                if line.trim().is_empty() {
+                if !cskh::service::has_visible_text(&line) {
                     continue;
                 }
                 let r = core.ask(&line, a.mode)?;

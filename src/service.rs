@@ -412,7 +412,7 @@ impl ConversationService {
         if !has_visible_text(&msg.text) {
             return invalid(
                 "text",
-                "must not be empty or made only of invisible characters",
+                "must not be empty or made only of invisible or control characters",
             );
         }
         let max = if msg.channel.pushes() {
@@ -835,10 +835,12 @@ pub fn has_visible_text(text: &str) -> bool {
     text.chars().any(|c| !c.is_whitespace() && !invisible(c))
 }
 
-/// Unicode's default-ignorable code points, the other format characters (Cf), and
-/// blank-looking fillers (Hangul fillers, the braille blank).
+/// Control characters (Cc: NUL, escape, DEL, C1 controls), Unicode's
+/// default-ignorable code points, the other format characters (Cf), and blank-looking
+/// fillers (Hangul fillers, the braille blank).
 fn invisible(c: char) -> bool {
-    matches!(c,
+    c.is_control()
+        || matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{0600}'..='\u{0605}' | '\u{06DD}'
         | '\u{070F}' | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}'..='\u{1160}'
         | '\u{17B4}'..='\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
@@ -1165,7 +1167,8 @@ impl ConversationService {
                 agent,
                 &t,
                 "reply",
-                None,
+                // The customer's turn; their next message sets `in_progress` again.
+                Some("waiting_customer"),
                 "handoff",
                 Some(CustomerMessage {
                     author: "agent",
@@ -1282,6 +1285,9 @@ mod tests {
             " \u{200b}\u{200c}\u{200d}\u{2060} ",
             "\u{00a0}\u{3000}\u{2800}",
             "\u{202e}\u{fe0f}\u{e0020}",
+            "\u{0}",
+            "\u{0}\u{1}\u{1b}\u{7f}\u{85}\u{9f}",
+            "\t\u{0}\r\n",
         ] {
             assert!(!has_visible_text(blank), "{blank:?}");
         }

@@ -158,6 +158,18 @@ fn sessions(rows: &[InboundRow]) -> Vec<Session> {
     out
 }
 
+/// A time bound as stored times are written: RFC 3339 in UTC. They have four-digit
+/// years and are compared as text, so a bound past the last such instant (a `to` of
+/// 9999-12-31, plus a look-ahead) is held to it: printed as `+10000-…` it would sort
+/// before every stored time.
+pub fn db_time(d: DateTime<Utc>) -> String {
+    let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999Z")
+        .expect("valid")
+        .with_timezone(&Utc);
+    d.min(last)
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// KPIs for sessions starting and tickets created in `[from, to)`; the backlog is
 /// as of `now`. Days are local days at `offset`.
 pub async fn compute(
@@ -167,7 +179,7 @@ pub async fn compute(
     now: DateTime<Utc>,
     offset: FixedOffset,
 ) -> Result<Stats, StoreError> {
-    let iso = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let iso = db_time;
     // Earlier messages decide where the first session really starts; later ones
     // decide repeat contacts.
     let rows = store
@@ -227,14 +239,19 @@ pub async fn compute(
         if let Some(first) = k.first_reply_at.as_deref().and_then(t) {
             first_response.push((first - created).num_seconds() as f64 / 60.0);
         }
-        // A deadline counts once it is decided: resolved (met or late) or passed.
+        // The deadline is the one the customer was told ("nhân viên sẽ phản hồi trong
+        // vòng …"): a person's first reply. It counts once decided: replied (in time or
+        // late), passed, or the ticket ended without a reply (resolved, or handed back
+        // to the bot): missed.
         let entry = sla.entry(k.priority.clone()).or_default();
-        match resolved {
+        let first_reply = k.first_reply_at.as_deref().and_then(t);
+        let ended = matches!(k.status.as_str(), "resolved" | "closed");
+        match first_reply {
             Some(r) => {
                 entry.due += 1;
                 entry.met += (r <= due) as usize;
             }
-            None if due < now => entry.due += 1,
+            None if ended || due < now => entry.due += 1,
             None => {}
         }
         if let Some(c) = k.csat {

@@ -1106,13 +1106,42 @@ fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `YYYY-MM-DD` (a local day's start) or RFC 3339.
+/// Which end of a range a `from`/`to` value is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    From,
+    To,
+}
+
+/// A `from`/`to` query value: a local day `YYYY-MM-DD` at `offset` (the business time
+/// zone) or an RFC 3339 time. Ranges are half-open, `[from, to)`: a day as `from`
+/// starts at its local midnight and a day as `to` ends at the next one, so the day is
+/// included and `from=D&to=D` is that one day. Years 1 to 9999 only.
 fn parse_time(
-    name: &'static str,
+    bound: Bound,
     v: &str,
     offset: chrono::FixedOffset,
 ) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    use chrono::Datelike;
+    let name = match bound {
+        Bound::From => "from",
+        Bound::To => "to",
+    };
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message);
     if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        let local = d.and_hms_opt(0, 0, 0).expect("midnight");
+        if !(1..=9999).contains(&d.year()) {
+            return Err(invalid(format!(
+                "{name} must be a day from 0001-01-01 to 9999-12-31"
+            )));
+        }
+        let day = match bound {
+            Bound::From => d,
+            Bound::To => d
+                .succ_opt()
+                .expect("a day before year 10000 has a next day"),
+        };
+        let local = day.and_hms_opt(0, 0, 0).expect("midnight");
         return Ok(local
             .and_local_timezone(offset)
             .single()
@@ -1121,13 +1150,7 @@ fn parse_time(
     }
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|d| d.with_timezone(&chrono::Utc))
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_field",
-                format!("{name} must be YYYY-MM-DD or an RFC 3339 time"),
-            )
-        })
+        .map_err(|_| invalid(format!("{name} must be YYYY-MM-DD or an RFC 3339 time")))
 }
 
 #[derive(Deserialize)]
@@ -1146,18 +1169,18 @@ async fn stats(
     let offset = svc.utc_offset();
     let now = chrono::Utc::now();
     let to = match &q.to {
-        Some(v) => parse_time("to", v, offset)?,
+        Some(v) => parse_time(Bound::To, v, offset)?,
         None => now,
     };
     let from = match &q.from {
-        Some(v) => parse_time("from", v, offset)?,
+        Some(v) => parse_time(Bound::From, v, offset)?,
         None => to - chrono::Duration::days(7),
     };
     if from >= to {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_field",
-            "from must be before to",
+            "from must be before to (a day as `to` includes that day)",
         ));
     }
     let s = crate::stats::compute(svc.store(), from, to, now, offset)
@@ -1209,6 +1232,9 @@ fn gap_error(e: crate::gaps::GapError) -> ApiError {
         G::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such knowledge gap"),
         G::NoAnswer => ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()),
         G::Knowledge(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_knowledge", m),
+        G::AlreadyAccepted(_) => {
+            ApiError::new(StatusCode::CONFLICT, "gap_already_accepted", e.to_string())
+        }
         G::Store(err) => ServiceError::Store(err).into(),
     }
 }
@@ -1218,16 +1244,14 @@ fn gap_window(svc: &ConversationService, q: &RangeQuery) -> Result<(String, Stri
     let offset = svc.utc_offset();
     let now = chrono::Utc::now();
     let to = match &q.to {
-        Some(v) => parse_time("to", v, offset)?,
+        Some(v) => parse_time(Bound::To, v, offset)?,
         None => now + chrono::Duration::minutes(1),
     };
     let from = match &q.from {
-        Some(v) => parse_time("from", v, offset)?,
+        Some(v) => parse_time(Bound::From, v, offset)?,
         None => to - chrono::Duration::days(30),
     };
-    let iso =
-        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    Ok((iso(from), iso(to)))
+    Ok((crate::stats::db_time(from), crate::stats::db_time(to)))
 }
 
 async fn list_gaps(
@@ -1359,10 +1383,7 @@ async fn reject_gap(
     admin(&state, &headers)?;
     let svc = service(&state)?;
     let gap = find_gap(&svc, &id).await?;
-    svc.store()
-        .decide_gap(&gap.id, "rejected", None)
-        .await
-        .map_err(ServiceError::from)?;
+    crate::gaps::reject(&svc, &gap).await.map_err(gap_error)?;
     Ok(Json(json!({"status": "rejected"})).into_response())
 }
 

@@ -74,9 +74,66 @@ fn sniff_delimiter(text: &str) -> u8 {
         .map_or(b',', |(d, _)| *d)
 }
 
+/// A quoted cell that does not end where a cell ends: `csv` reads an unclosed quote
+/// to the end of the file, and a quote closed by the next cell's opening quote runs
+/// on past it, either way swallowing the rows after it into one cell. Returns the
+/// line where that cell's quote opens and what is wrong. Quoting follows `csv`: a
+/// quote opens a cell only as its first character, and `""` inside is one quote.
+fn quote_error(text: &str, delimiter: u8) -> Option<(usize, String)> {
+    let bytes = text.as_bytes();
+    let mut line = 1;
+    let mut cell_start = true;
+    let mut opened: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match opened {
+            Some(open_line) if b == b'"' => {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    opened = None;
+                    let next = bytes.get(i + 1).copied();
+                    if !matches!(next, None | Some(b'\r' | b'\n')) && next != Some(delimiter) {
+                        return Some((
+                            open_line,
+                            format!(
+                                "the quoted cell opened on this line is closed on line {line} \
+                                 with text after its closing quote: a quote inside a cell \
+                                 must be written twice (\"\"), and every cell that opens \
+                                 with a quote must close with one"
+                            ),
+                        ));
+                    }
+                    cell_start = false;
+                }
+            }
+            Some(_) => {}
+            None if b == b'"' && cell_start => opened = Some(line),
+            None => cell_start = b == delimiter || b == b'\n' || b == b'\r',
+        }
+        if b == b'\n' {
+            line += 1;
+        }
+        i += 1;
+    }
+    opened.map(|open_line| {
+        (
+            open_line,
+            "a quote opened on this line is never closed: the rows after it would be read \
+             as part of one cell; close the cell with a double quote (\")"
+                .to_string(),
+        )
+    })
+}
+
 pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
+    let delimiter = sniff_delimiter(text);
+    if let Some((line, message)) = quote_error(text, delimiter) {
+        return Err(KnowledgeError::invalid(file, line, message));
+    }
     let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(text))
+        .delimiter(delimiter)
         .has_headers(true)
         .flexible(true)
         .from_reader(text.as_bytes());
@@ -205,6 +262,28 @@ mod tests {
     }
 
     #[test]
+    fn quoted_cells_over_several_lines_and_inner_quotes_read_whole() {
+        let text = "id,question,answer\n\
+            a,Đổi trả?,\"Dạ được ạ:\n- trong 7 ngày\n- còn tem \"\"mác\"\"\"\n\
+            b,\"Giờ mở cửa, đóng cửa?\",8h đến 22h ạ 5\"\n\
+            c,Ship?,\"Dạ có ạ.\"";
+        for text in [text.to_string(), text.replace('\n', "\r\n")] {
+            let entries = parse_str(&text).unwrap();
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(ids, ["a", "b", "c"], "{text:?}");
+            let a = entries[0].answer.replace("\r\n", "\n");
+            assert_eq!(a, "Dạ được ạ:\n- trong 7 ngày\n- còn tem \"mác\"");
+            assert_eq!(
+                entries[1].question.as_deref(),
+                Some("Giờ mở cửa, đóng cửa?")
+            );
+            // A quote inside an unquoted cell is just a character.
+            assert_eq!(entries[1].answer, "8h đến 22h ạ 5\"");
+            assert_eq!(entries[2].origin.line, 6);
+        }
+    }
+
+    #[test]
     fn semicolons_and_tabs_separate_as_the_header_does() {
         for sep in [";", "\t"] {
             let text =
@@ -233,6 +312,19 @@ mod tests {
             ("id;answer\na;1\nb;2\nc;3\nd;4;extra\n", 5, "double quotes"),
             ("id,answer\na,Dạ, được ạ\n", 2, "double quotes"),
             ("id,answer,ID\na,b,c\n", 1, "same field"),
+            // An unclosed quote would swallow the rows after it into one answer.
+            (
+                "id,question,answer\nx1,Thuê xe máy?,\"Dạ không ạ.\nx2,Nón?,Dạ có ạ.\nx3,Găng tay?,Dạ có ạ.\n",
+                2,
+                "never closed",
+            ),
+            ("id,answer\na,ok\nb,\"Dạ\n\nvâng ạ.", 3, "never closed"),
+            // Closed by the next quoted cell's opening quote: the same swallowing.
+            (
+                "id,question,answer\nx1,Thuê xe?,\"Dạ không ạ.\nx2,\"Nón, mũ?\",Dạ có ạ.\n",
+                2,
+                "closed on line 3",
+            ),
         ];
         for (text, line, needle) in cases {
             // Excel's "CSV UTF-8" ends rows with CRLF: the same lines.

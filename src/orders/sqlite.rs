@@ -1,6 +1,10 @@
 //! The embedded demo order store (a table in the service's SQLite file).
 
+use std::collections::HashMap;
+
 use sqlx::SqlitePool;
+
+use crate::bot::entities::EntityExtractor;
 
 use super::{Order, OrderBackend, OrderError};
 
@@ -25,10 +29,17 @@ impl SqliteOrders {
         Self { pool }
     }
 
-    /// Validates every line first, then writes all orders in one transaction: a bad
+    /// Validates every line first ([`Order::check`] with the order-code pattern of
+    /// `codes`, and no code twice), then writes all orders in one transaction: a bad
     /// line changes nothing.
-    pub async fn import(&self, file: &str, src: &str) -> Result<usize, ImportError> {
+    pub async fn import(
+        &self,
+        file: &str,
+        src: &str,
+        codes: &EntityExtractor,
+    ) -> Result<usize, ImportError> {
         let mut orders = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, line) in src.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -40,8 +51,12 @@ impl SqliteOrders {
             };
             let o: Order =
                 serde_json::from_str(line).map_err(|e| invalid(format!("invalid order: {e}")))?;
-            if o.code.trim().is_empty() {
-                return Err(invalid("empty `code`".into()));
+            o.check(codes).map_err(invalid)?;
+            if let Some(first) = seen.insert(o.code.to_uppercase(), i + 1) {
+                return Err(invalid(format!(
+                    "`code` {:?} is also on line {first}: each order once per file",
+                    o.code
+                )));
             }
             orders.push(o);
         }

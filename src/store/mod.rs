@@ -1635,6 +1635,44 @@ impl Store {
         )
     }
 
+    /// A gap's decision and entry, if it has one.
+    pub async fn gap_decision(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT decision, entry_id FROM gap_decisions WHERE cluster_id = ?")
+                .bind(cluster_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Marks a gap rejected unless it was accepted; then nothing changes and its
+    /// entry id is returned (`Some`).
+    pub async fn reject_gap(&self, cluster_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let _writer = self.write.lock().await;
+        let done = sqlx::query(
+            "INSERT INTO gap_decisions (cluster_id, decision, entry_id, created_at)
+             VALUES (?, 'rejected', NULL, ?)
+             ON CONFLICT(cluster_id) DO UPDATE SET decision = 'rejected', entry_id = NULL,
+             created_at = excluded.created_at WHERE gap_decisions.decision != 'accepted'",
+        )
+        .bind(cluster_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(None);
+        }
+        let (entry,): (Option<String>,) =
+            sqlx::query_as("SELECT entry_id FROM gap_decisions WHERE cluster_id = ?")
+                .bind(cluster_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Some(entry))
+    }
+
     pub async fn decide_gap(
         &self,
         cluster_id: &str,

@@ -74,6 +74,21 @@ fn ask_hands_off_what_the_knowledge_base_cannot_answer() {
 }
 
 #[test]
+fn ask_refuses_an_empty_question() {
+    let data = tempfile::tempdir().unwrap();
+    for q in ["", "   ", "\u{200b}", "\u{1}\u{7f}"] {
+        let o = run(cskh().args(["ask", "--data"]).arg(data.path()).arg(q));
+        assert!(!o.status.success(), "{q:?}");
+        assert!(
+            stderr(&o).contains("the question is empty"),
+            "{q:?}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{q:?}: {}", stdout(&o));
+    }
+}
+
+#[test]
 fn ask_reads_questions_from_stdin_one_json_line_each() {
     require_model();
     let data = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::server::{agent_login, call, reply_text, Chat, Server};
 use crate::support::*;
@@ -186,6 +186,39 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
     assert_eq!(r["decision"]["faq_id"], entry.as_str());
     assert_eq!(reply_text(&r), answer);
 
+    // An accepted gap is neither accepted twice nor rejected: 409, nothing changes.
+    let gap_path = |g: &Value, action: &str| {
+        format!(
+            "/api/v1/knowledge/gaps/{}/{action}",
+            g["id"].as_str().unwrap()
+        )
+    };
+    for action in ["accept", "reject"] {
+        let (s, v) = call(&server, "POST", &gap_path(&engr, action), Some(ADMIN), None);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (409, Some("gap_already_accepted")),
+            "{action}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(&entry),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(kb.join("learned.jsonl")).unwrap(),
+        learned
+    );
+    // Rejecting again is no change.
+    let (s, _) = call(
+        &server,
+        "POST",
+        &gap_path(&tix, "reject"),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(s, 200);
+
     let (_, gaps) = call(&server, "GET", "/api/v1/knowledge/gaps", Some(ADMIN), None);
     let status: Vec<(String, String)> = gaps
         .as_array()
@@ -206,4 +239,14 @@ fn unanswered_paraphrases_group_and_an_accepted_answer_is_learned() {
         status.contains(&(tix["id"].as_str().unwrap().to_string(), "rejected".into())),
         "{status:?}"
     );
+
+    // A rejected gap can still be accepted (nothing was written for it).
+    let (s, v) = call(
+        &server,
+        "POST",
+        &gap_path(&tix, "accept"),
+        Some(ADMIN),
+        Some(json!({"question": tickets[0], "answer": "Dạ, bên em chưa bán vé ạ."})),
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("accepted")), "{v}");
 }

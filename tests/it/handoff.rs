@@ -146,19 +146,32 @@ fn tickets_agents_csat_and_release() {
         None,
     );
     assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
-    let (s, _) = call(
+    // A reply waits for the customer; the customer's answer puts it back in progress.
+    let (s, v) = call(
         &server,
         "POST",
         &format!("/api/v1/handoffs/{id}/reply"),
         Some(&token),
         Some(json!({"text": "Dạ chào anh/chị, em là Lan bên CSKH, em hỗ trợ mình ngay ạ."})),
     );
-    assert_eq!(s, 200);
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("waiting_customer")),
+        "{v}"
+    );
     let r = chat.say("vâng, mình cần hỏi về vé");
     assert!(
         r["replies"].as_array().unwrap().is_empty(),
         "bot silent: {r}"
     );
+    let (_, v) = call(
+        &server,
+        "GET",
+        &format!("/api/v1/handoffs/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(v["status"], "in_progress", "{v}");
     assert_eq!(
         db_count(
             data.path(),

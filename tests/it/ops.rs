@@ -168,7 +168,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
 
     // Fixed times for the ticket clock (minutes after `base`):
     // T1 (P3): created 0, claimed 5, first reply 10, resolved 30, due 60 → met.
-    // T2 (P1): created 60, first reply 62, resolved 80, due 70 → missed.
+    // T2 (P1): created 60, first reply 62, resolved 80, due 61 → missed.
     // T3 (P3): open, due a minute ago → overdue, missed.
     let base = chrono::Utc::now() - chrono::Duration::hours(3);
     let (i1, i2, i3) = (id(&t1), id(&t2), id(&t3));
@@ -176,7 +176,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
         format!("UPDATE tickets SET created_at = '{}', resolved_at = '{}', sla_due_at = '{}' WHERE id = '{i1}'", at(base, 0), at(base, 30), at(base, 60)),
         format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i1}' AND action = 'claim'", at(base, 5)),
         format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i1}' AND action = 'reply'", at(base, 10)),
-        format!("UPDATE tickets SET created_at = '{}', resolved_at = '{}', sla_due_at = '{}' WHERE id = '{i2}'", at(base, 60), at(base, 80), at(base, 70)),
+        format!("UPDATE tickets SET created_at = '{}', resolved_at = '{}', sla_due_at = '{}' WHERE id = '{i2}'", at(base, 60), at(base, 80), at(base, 61)),
         format!("UPDATE audit_log SET created_at = '{}' WHERE ticket_id = '{i2}' AND action = 'reply'", at(base, 62)),
         format!("UPDATE tickets SET sla_due_at = '{}' WHERE id = '{i3}'", at(chrono::Utc::now(), -1)),
     ] {
@@ -328,6 +328,144 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
     assert_eq!(
         value("cskh_model_info", &[("model", "multilingual-e5-small")]),
         Some(1.0)
+    );
+}
+
+/// Today in the business time zone (the default `utc_offset_minutes`, 420).
+fn local_day(days_from_today: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::minutes(420) + chrono::Duration::days(days_from_today))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A day as `to` includes that day: `from=D&to=D` is one day, `to=<today>` counts
+/// today; `from` after `to` and years past 9999 are refused; `to=9999-12-31` counts
+/// conversations and tickets alike.
+#[test]
+fn a_day_as_to_includes_that_day() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("CSKH_ADMIN_TOKEN", ADMIN)]);
+    Chat::new(&server, "khach-hom-nay").say("Phí ship ra Hà Nội bao nhiêu vậy shop?");
+    assert_eq!(
+        Chat::new(&server, "khach-can-nguoi").say("cho gặp nhân viên")["handoff"],
+        true
+    );
+    let stats = |query: &str| {
+        call(
+            &server,
+            "GET",
+            &format!("/api/v1/stats?{query}"),
+            Some(ADMIN),
+            None,
+        )
+    };
+    let today = local_day(0);
+    for query in [
+        format!("from={today}&to={today}"),
+        format!("to={today}"),
+        format!("from=2026-01-01&to={today}"),
+        "from=2026-01-01&to=9999-12-31".to_string(),
+        "from=0001-01-01&to=9999-12-31".to_string(),
+    ] {
+        let (s, k) = stats(&query);
+        assert_eq!(s, 200, "{query}: {k}");
+        assert_eq!(
+            (k["conversations"].as_i64(), k["tickets"].as_i64()),
+            (Some(2), Some(1)),
+            "{query}: {k}"
+        );
+    }
+    // The range ends at the next local midnight.
+    let (_, k) = stats(&format!("from={today}&to={today}"));
+    let end = chrono::NaiveDate::parse_from_str(&local_day(1), "%Y-%m-%d")
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        - chrono::Duration::minutes(420);
+    assert_eq!(
+        k["to"].as_str().unwrap(),
+        end.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    // Yesterday alone and tomorrow alone hold nothing.
+    for day in [local_day(-1), local_day(1)] {
+        let (s, k) = stats(&format!("from={day}&to={day}"));
+        assert_eq!(s, 200, "{k}");
+        assert_eq!(
+            (k["conversations"].as_i64(), k["tickets"].as_i64()),
+            (Some(0), Some(0)),
+            "{day}: {k}"
+        );
+    }
+    for query in [
+        format!("from={}&to={today}", local_day(1)),
+        "from=2026-01-01&to=%2B10000-01-01".to_string(),
+        "from=0000-12-31&to=2026-01-01".to_string(),
+        "from=hom-qua".to_string(),
+    ] {
+        let (s, v) = stats(&query);
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{query}: {v}"
+        );
+    }
+}
+
+/// The SLA deadline is the customer's promised reply: a ticket handed back to the bot
+/// or resolved without a person's reply missed it, however soon that happened.
+#[test]
+fn only_a_first_human_reply_in_time_meets_the_sla() {
+    let data = tempfile::tempdir().unwrap();
+    create_agent(data.path(), "lan", "mat-khau-an-toan");
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    );
+    for user in ["p1-tra-lai", "p1-tra-loi", "p1-giai-quyet"] {
+        assert_eq!(
+            Chat::new(&server, user).say("em bị trừ tiền 2 lần")["handoff"],
+            true
+        );
+    }
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    let id_of = |user: &str| -> String {
+        let t = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["customer"]["channel_user_id"] == user)
+            .unwrap();
+        assert_eq!(t["priority"], "P1", "{t}");
+        t["id"].as_str().unwrap().to_string()
+    };
+    let act = |user: &str, action: &str, body: Option<Value>| {
+        let path = format!("/api/v1/handoffs/{}/{action}", id_of(user));
+        let (s, v) = call(&server, "POST", &path, Some(&token), body);
+        assert_eq!(s, 200, "{action}: {v}");
+    };
+    // Claimed and handed back to the bot, no reply: missed.
+    act("p1-tra-lai", "claim", None);
+    act("p1-tra-lai", "release", None);
+    // Resolved without a reply: missed.
+    act("p1-giai-quyet", "resolve", None);
+    // Replied within the hour, then handed back: met.
+    act(
+        "p1-tra-loi",
+        "reply",
+        Some(json!({"text": "Dạ em kiểm tra giao dịch ngay ạ."})),
+    );
+    act("p1-tra-loi", "release", None);
+    let (s, k) = call(&server, "GET", "/api/v1/stats", Some(ADMIN), None);
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(
+        k["sla"]["P1"],
+        json!({"due": 3, "met": 1, "rate": 0.333}),
+        "{k}"
     );
 }
 

@@ -278,6 +278,64 @@ pub fn import_orders(data: &Path) {
     assert!(stderr(&o).contains("imported 50 orders"), "{}", stderr(&o));
 }
 
+/// `cskh orders import` checks every line before writing any: a value the bot would
+/// repeat to a customer, or a code no customer's message is read as, stops the import
+/// with `file:line` and the field, and nothing is imported.
+#[test]
+fn orders_import_refuses_bad_values_and_imports_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let good = r#"{"code": "DH900001", "customer_name": "Lan", "phone": "0912345678", "status": "shipping", "total": 100000, "eta": "2026-11-30", "created_at": "2026-11-26T10:00:00+07:00"}"#;
+    let file = data.path().join("orders.jsonl");
+    for (bad, line, field) in [
+        (good.replace("0912345678", "abc"), 2, "`phone`"),
+        (good.replace("100000", "-5"), 2, "`total`"),
+        (
+            good.replace("2026-11-26T10:00:00+07:00", "yesterday"),
+            2,
+            "`created_at`",
+        ),
+        (good.replace("2026-11-30", "soon"), 2, "`eta`"),
+        (good.replace("\"Lan\"", "\"\""), 2, "`customer_name`"),
+        (good.replace("DH900001", "DH 900001"), 2, "`code`"),
+        (good.replace("DH900001", "SO-900001"), 2, "`code`"),
+        (good.to_string(), 2, "also on line 1"),
+    ] {
+        // The bad line second, then a good one: nothing of either is imported.
+        let other = good.replace("DH900001", "DH900002");
+        let src = format!("{good}\n{bad}\n{}\n", other.replace("DH900002", "DH900003"));
+        std::fs::write(&file, src.replace('\n', "\r\n")).unwrap();
+        let o = run(cskh()
+            .args(["orders", "import"])
+            .arg(&file)
+            .arg("--data")
+            .arg(data.path()));
+        assert!(!o.status.success(), "{bad}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("orders.jsonl:{line}: ")) && err.contains(field),
+            "{bad}: {err}"
+        );
+        assert_eq!(
+            db_count(data.path(), "SELECT COUNT(*) FROM orders"),
+            0,
+            "{err}"
+        );
+    }
+    // A shop whose codes look otherwise configures the pattern, and they import.
+    std::fs::write(&file, good.replace("DH900001", "SO-900001")).unwrap();
+    let o = run(cskh()
+        .env("CSKH_ORDER_CODE_PATTERN", r"(?i)\bSO-[0-9]{6}\b")
+        .args(["orders", "import"])
+        .arg(&file)
+        .arg("--data")
+        .arg(data.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM orders"), 1);
+    // The demo's 50 orders pass.
+    import_orders(data.path());
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM orders"), 51);
+}
+
 /// Guessing a phone's last four digits from ever new user ids: the order code locks
 /// after five failures in any conversations, and then not even the right phone opens
 /// it; the customer goes to a person.
@@ -908,6 +966,9 @@ fn text_of_only_invisible_characters_is_refused_like_white_space() {
         "\u{feff}",
         " \u{200b}\u{2060}\u{200d} ",
         "\u{00a0}\u{2800}",
+        "\u{0}",
+        "\u{0}\u{1}\u{1b}\u{7f}",
+        " \u{0}\n\u{9f} ",
     ]
     .iter()
     .enumerate()
@@ -920,6 +981,11 @@ fn text_of_only_invisible_characters_is_refused_like_white_space() {
         db_count(data.path(), "SELECT COUNT(*) FROM messages"),
         before,
         "nothing stored, nothing counted toward a hand-off"
+    );
+    assert_eq!(
+        db_count(data.path(), "SELECT COUNT(*) FROM turns"),
+        0,
+        "nothing answered"
     );
     // Visible text around a zero-width space is an ordinary message.
     let (s, v) = send(&server, "u-blank", "b-ok", "\u{200b}chào shop");
