@@ -264,7 +264,7 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
                 _ => f64::NAN,
             })
     };
-    // 13 customer messages: A 2, B 3, C 4, D 3, E 1.
+    // 14 customer messages: A 2, B 3, C 4, D 4 (one an NPS score off the scale), E 1.
     assert_eq!(
         value(
             "cskh_http_request_duration_seconds",
@@ -274,12 +274,12 @@ fn a_scripted_day_gives_the_hand_computed_kpis() {
                 ("status", "200")
             ]
         ),
-        Some(13.0),
+        Some(14.0),
         "{body}"
     );
     assert_eq!(
         value("cskh_turn_duration_seconds", &[("channel", "api")]),
-        Some(13.0)
+        Some(14.0)
     );
     // Retrieval ran for A twice (answer), B once (clarify; the pick needs none), C once.
     assert_eq!(
