@@ -599,9 +599,31 @@ impl Retriever {
                 .map(|s| self.idf.get(&fold(s)).copied().unwrap_or(0.0))
                 .sum()
         };
-        let at = (0..=prev.len() - k)
+        let spans: Vec<usize> = (0..=prev.len() - k)
             .rev()
             .filter(|&a| prev[a..a + k].iter().all(|s| !is_frame(s)))
+            .collect();
+        // A follow-up usually sets its words against words of the same kind:
+        // "còn ngoại thành?" after "phí ship nội thành sài gòn" replaces "nội thành",
+        // not the place. A span sharing a syllable in the same place with the
+        // addition (and not the same) is taken first.
+        let folded: Vec<String> = content.iter().take(k).map(|s| fold(s)).collect();
+        let contrast: Vec<usize> = spans
+            .iter()
+            .copied()
+            .filter(|&a| {
+                let span: Vec<String> = prev[a..a + k].iter().map(|s| fold(s)).collect();
+                span != folded && span.iter().zip(&folded).any(|(x, y)| x == y)
+            })
+            .collect();
+        let pool = if contrast.is_empty() {
+            &spans
+        } else {
+            &contrast
+        };
+        let at = pool
+            .iter()
+            .copied()
             .max_by(|&a, &b| weight(&prev[a..a + k]).total_cmp(&weight(&prev[b..b + k])))?;
         let mut out: Vec<String> = prev[..at].to_vec();
         out.extend(content.iter().cloned());
@@ -1077,6 +1099,16 @@ mod tests {
             entry("dn", "Phí ship ra Đà Nẵng bao nhiêu?", "Dạ, 35.000đ ạ."),
             entry("momo", "Thanh toán bằng MoMo được không?", "Dạ được ạ."),
             entry("zalo", "Có thanh toán qua ZaloPay không?", "Dạ có ạ."),
+            entry(
+                "sg",
+                "Phí ship nội thành Sài Gòn bao nhiêu?",
+                "Dạ, 20.000đ ạ.",
+            ),
+            entry(
+                "hn-ngoai",
+                "Phí ship ngoại thành Hà Nội bao nhiêu?",
+                "Dạ, 30.000đ ạ.",
+            ),
         ])
         .unwrap();
         let r =
@@ -1101,6 +1133,13 @@ mod tests {
                 "zalopay",
                 true,
                 "thanh toán bằng zalopay được không",
+            ),
+            // Set against words of its kind: "nội thành", not the place.
+            (
+                "phí ship nội thành Sài Gòn bao nhiêu",
+                "ngoại thành",
+                true,
+                "phí giao hàng ngoại thành sài gòn bao nhiêu",
             ),
         ];
         for (prev, content, marked, want) in cases {
