@@ -5,10 +5,10 @@
 use regex::Regex;
 
 /// Default order-code pattern: `DH240517`-style codes (also typed "dh 240517" or
-/// "DH-240517"), `#10023`, or a number of five digits or more right after "đơn"
-/// ("đơn 10088 khi nào giao"), read as `#10088`. See `EntityExtractor::extract`
+/// "DH-240517"), `#10023`, or a number of four or five digits right after "đơn"
+/// ("đơn 10088 khi nào giao"; not one ending in 00, an amount), read as `#10088`. See `EntityExtractor::extract`
 /// for how a match becomes a code.
-pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?([0-9]{4,10})\b|\b(?:đơn|don)(?:\s+(?:hàng|hang))?(?:\s+(?:số|so))?\s+([1-9][0-9]{4,8})\b";
+pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?([0-9]{4,10})\b|\b(?:đơn|don)(?:\s+(?:hàng|hang))?(?:\s+(?:số|so))?\s+([1-9][0-9]{3,4})\b";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entities {
@@ -49,8 +49,8 @@ impl EntityExtractor {
             if !code.chars().all(|ch| ch.is_ascii_digit()) {
                 return Some(code);
             }
-            // "đơn 500000 có freeship không" is an amount, not an order.
-            let amount = !c[0].contains('#') && code.ends_with("000");
+            // "đơn 5000 có freeship không" is an amount, not an order.
+            let amount = !c[0].contains('#') && code.ends_with("00");
             (!amount).then(|| format!("#{code}"))
         });
         let email = self.email.find(text).map(|m| m.as_str().to_lowercase());
@@ -74,6 +74,15 @@ impl EntityExtractor {
             email,
             last4,
         }
+    }
+}
+
+impl EntityExtractor {
+    /// The text with its order codes left out ("đơn DH240449 bị thiếu hàng thì làm
+    /// sao" → "đơn bị thiếu hàng thì làm sao"): what retrieval reads of it.
+    pub fn without_order_codes(&self, text: &str) -> String {
+        let cut = self.order.replace_all(text, " ");
+        cut.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -122,6 +131,8 @@ mod tests {
             ("đơn 0912345678", None),
             ("em đặt đơn 2 cái áo", None),
             ("đơn 500000 có được freeship không", None),
+            ("đơn 299900 có freeship không", None),
+            ("đơn 2000 có freeship không", None),
             ("đơn #20000", Some("#20000")),
             ("đơn của em đâu rồi", None),
             ("em đặt 2 cái áo", None),

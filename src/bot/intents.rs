@@ -115,6 +115,9 @@ struct RuleFile {
     /// "đơn này", "đơn đó": an order named without its code.
     #[serde(default)]
     named_order: Vec<String>,
+    /// "bao giờ", "khi nào": a question about when, after a sentence naming an order.
+    #[serde(default)]
+    order_time: Vec<String>,
     #[serde(default)]
     priced: Vec<String>,
     #[serde(flatten)]
@@ -276,6 +279,7 @@ pub struct IntentRules {
     how_to: PhraseSet,
     this_order: PhraseSet,
     named_order: PhraseSet,
+    order_time: PhraseSet,
     change: PhraseSet,
     question_words: PhraseSet,
     question_ends: std::collections::HashSet<String>,
@@ -338,6 +342,7 @@ impl IntentRules {
         let how_to = PhraseSet::new(&normalizer, &file.how_to);
         let this_order = PhraseSet::new(&normalizer, &file.this_order);
         let named_order = PhraseSet::new(&normalizer, &file.named_order);
+        let order_time = PhraseSet::new(&normalizer, &file.order_time);
         let question_words = PhraseSet::build(&normalizer, &file.question_words, 1);
         let joiners = file
             .joiners
@@ -371,6 +376,7 @@ impl IntentRules {
             how_to,
             this_order,
             named_order,
+            order_time,
             change,
             question_words,
             question_ends,
@@ -403,7 +409,9 @@ impl IntentRules {
                 let waiting = r.waiting.matches(&msg);
                 // A question mark alone does not make a question of a complaint: "sao
                 // shop bán hàng giả vậy?" blames.
-                let soft = || r.soft.matches(&msg) && !self.asking.matches(&msg);
+                let soft = || {
+                    r.soft.matches(&msg) && !self.asking.matches(&msg) && !self.ends_asking(&msg)
+                };
                 (waiting || r.phrases.matches(&msg) || soft()).then_some(RuleMatch {
                     intent: r.intent,
                     waiting,
@@ -566,15 +574,22 @@ impl IntentRules {
     /// Every question of a message, read as `question_parts` reads them (each with
     /// the sentences before it that ask nothing), however many there are.
     pub fn questions(&self, text: &str) -> Vec<String> {
-        self.questions_besides(text, |_| false)
+        self.questions_besides(text, |_, _| false)
     }
 
-    /// The questions of a message besides its sentences that `another` claims (a
-    /// sentence naming an order: the order flow's). A question right after such a
-    /// sentence belongs to it ("em đặt đơn DH240517 hôm qua. bao giờ giao ạ"),
-    /// unless that sentence was a question of its own or a joiner opens the next one
-    /// ("kiểm tra đơn DH240517, với lại có xuất hóa đơn VAT không").
-    pub fn questions_besides(&self, text: &str, another: impl Fn(&str) -> bool) -> Vec<String> {
+    /// The questions of a message besides its sentences that `another` claims (it
+    /// is told whether the sentence asks; a sentence naming an order is the order
+    /// flow's). A question about when (`order_time`) right after such a sentence
+    /// that asked nothing belongs to it ("em đặt đơn DH240517 hôm qua. bao giờ giao
+    /// ạ"), unless a joiner opens it.
+    /// The sentences of a message as `questions` reads them: cut at ".", "?", "!",
+    /// ";", a line break, and before a joiner after three words or more.
+    pub fn sentences(&self, text: &str) -> Vec<String> {
+        self.pieces(text).into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// The message's sentences, each with whether a joiner opened it.
+    fn pieces(&self, text: &str) -> Vec<(String, bool)> {
         let mut sentences: Vec<String> = Vec::new();
         let mut current = String::new();
         for c in text.chars() {
@@ -638,51 +653,48 @@ impl IntentRules {
                 split.push((sentence[words[begin].0..].to_string(), joined));
             }
         }
+        split
+    }
+
+    pub fn questions_besides(
+        &self,
+        text: &str,
+        another: impl Fn(&str, bool) -> bool,
+    ) -> Vec<String> {
+        let split = self.pieces(text);
         let mut parts = Vec::new();
         let mut context = String::new();
-        // Whether the part being read may be a question of its own: not one right
-        // after another flow's sentence that asked nothing.
-        let mut free = true;
+        // Right after a sentence of another flow that asked nothing: a question about
+        // when is that flow's ("em đặt đơn DH240517 hôm qua. bao giờ giao ạ").
+        let mut held = false;
         let mut other_since_last = false;
         for (sentence, joined) in split {
             let msg = Prepared::new(&self.normalizer, &sentence);
             if msg.words == 0 {
                 continue;
             }
-            // A message typed without marks compares folded words ("khong a").
-            let plain = msg.folded.is_some();
-            let is = |set: &std::collections::HashSet<String>, w: &str| {
-                set.contains(w) || plain && set.iter().any(|x| fold(x) == w)
-            };
-            let last = msg
-                .syllables
-                .iter()
-                .rev()
-                .find(|w| !is(&self.filler_words, w));
             let asks = sentence.trim_end().ends_with('?')
                 || self.asking.matches(&msg)
                 || self.question_words.matches(&msg)
-                || last.is_some_and(|w| is(&self.question_ends, w));
-            if another(&sentence) {
+                || self.ends_asking(&msg);
+            if another(&sentence, asks) {
                 context.clear();
-                free = asks;
+                held = !asks;
                 other_since_last = true;
                 continue;
             }
-            if context.is_empty() {
-                free = free || joined;
+            if held && context.is_empty() && !joined && self.order_time.matches(&msg) {
+                held = false;
+                continue;
             }
+            held = false;
             if !context.is_empty() && !context.ends_with(char::is_whitespace) {
                 context.push(' ');
             }
             context.push_str(&sentence);
             if asks && msg.words >= 3 {
-                let part = std::mem::take(&mut context).trim().to_string();
-                if free {
-                    parts.push(part);
-                    other_since_last = false;
-                }
-                free = true;
+                parts.push(std::mem::take(&mut context).trim().to_string());
+                other_since_last = false;
             }
         }
         // What follows the last question (a thanks, a "shop ơi") belongs to it.
@@ -694,6 +706,21 @@ impl IntentRules {
             }
         }
         parts
+    }
+
+    /// Whether a message's last word, before filler words, asks: "có đổi không
+    /// shop", "giao chưa ạ" (`question_ends`).
+    fn ends_asking(&self, msg: &Prepared) -> bool {
+        // A message typed without marks compares folded words ("khong a").
+        let plain = msg.folded.is_some();
+        let is = |set: &std::collections::HashSet<String>, w: &str| {
+            set.contains(w) || plain && set.iter().any(|x| fold(x) == w)
+        };
+        msg.syllables
+            .iter()
+            .rev()
+            .find(|w| !is(&self.filler_words, w))
+            .is_some_and(|w| is(&self.question_ends, w))
     }
 
     /// The message's syllables that small-talk phrases (of the `alone` rules) cover.
@@ -773,6 +800,10 @@ mod tests {
             ("dạ vâng", Some(Intent::Thanks)),
             ("ok", Some(Intent::Thanks)),
             ("uk", Some(Intent::Thanks)),
+            (
+                "e đặt 1 đơn hôm qua rồi mà giờ muốn thêm 1 cái áo nữa vào đơn đc ko shop",
+                None,
+            ),
             ("👍", Some(Intent::Thanks)),
             ("🙏🏻", Some(Intent::Thanks)),
             ("❤️ ❤️", Some(Intent::Thanks)),

@@ -583,10 +583,12 @@ impl Bot {
         // In a message of several questions, only the one about the order asks for
         // something to be done with it: "đơn DH240517 giao chưa, với lại áo mặc không
         // vừa thì đổi size được không" asks a status and a question.
+        // So in a message of several sentences: "em nhận đơn DH240517 rồi. áo mặc
+        // không vừa thì đổi size được không" asks a question.
         if request.is_some() && ents.order_code.is_some() {
-            let parts = self.rules.questions(text);
-            if parts.len() >= 2 {
-                request = parts
+            let sentences = self.rules.sentences(text);
+            if sentences.len() >= 2 {
+                request = sentences
                     .iter()
                     .filter(|p| {
                         self.extractor.extract(p).order_code.is_some()
@@ -605,9 +607,13 @@ impl Bot {
 
         // An order named without its code after a status check ("đơn này ship bằng
         // gì") is that order.
+        // Unless the knowledge base answers it: "đơn này đổi trả được không" asks
+        // the policy.
         if ents.order_code.is_none()
             && state.pending == Pending::Nothing
+            && !state.verified_orders.is_empty()
             && self.rules.names_an_order(text)
+            && !self.answers_alone(text).await
         {
             ents.order_code = state.verified_orders.last().cloned();
         }
@@ -1039,6 +1045,23 @@ impl Bot {
         }
     }
 
+    /// Whether the knowledge base answers a message on its own (read without its
+    /// small talk).
+    async fn answers_alone(self: &Arc<Self>, text: &str) -> bool {
+        let question = self
+            .rules
+            .question_part(text)
+            .unwrap_or_else(|| text.to_string());
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let core = me.core();
+            core.retrieve(&question, Mode::Hybrid)
+                .is_ok_and(|r| r.decision == Decision::Answer)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// What a message's question asks about (`Guard`), if only some entries can
     /// answer it.
     fn guard(&self, text: &str) -> Option<Guard> {
@@ -1076,18 +1099,25 @@ impl Bot {
     /// flow's (`IntentRules::questions_besides`: "em đặt đơn DH240517 hôm qua. bao
     /// giờ giao ạ" is all the order's).
     async fn answer_besides_order(self: &Arc<Self>, text: &str) -> Vec<(String, AskResult)> {
+        // A sentence naming the order is the order's, unless it also asks something
+        // that is no order lookup ("đơn DH240449 bị thiếu hàng thì làm sao"): that
+        // is read without the code.
         let questions: Vec<String> = self
             .rules
-            .questions_besides(text, |q| {
+            .questions_besides(text, |q, asks| {
                 let e = self.extractor.extract(q);
-                e.order_code.is_some()
-                    || e.phone.is_some()
+                let lookup = self.rules.says(Intent::OrderStatus, q)
+                    || self.rules.order_request(q).is_some()
+                    || self.rules.cannot_give(q);
+                e.phone.is_some()
                     || e.last4.is_some()
+                    || e.order_code.is_some() && (lookup || !asks)
                     || self.rules.order_request(q).is_some() && self.rules.about_this_order(q)
                     || self.rules.says(Intent::OrderStatus, q)
             })
             .into_iter()
             .take(MAX_PARTS)
+            .map(|q| self.extractor.without_order_codes(&q))
             .map(|q| self.rules.question_part(&q).unwrap_or(q))
             .collect();
         if questions.is_empty() {
@@ -1317,6 +1347,24 @@ pub fn nps_score(text: &str) -> Option<i64> {
         let w = w.strip_suffix("/10").unwrap_or(w);
         w.parse::<i64>().ok()
     };
+    // Only a score and words around one ("chắc tầm 7 điểm thôi ạ"): "8 ngày rồi chưa
+    // nhận được hàng" or "đơn 10088 giao chưa" is no score.
+    const AROUND: [&str; 24] = [
+        "diem", "d", "cho", "chac", "tam", "khoang", "thoi", "nhe", "nha", "a", "shop", "em",
+        "minh", "toi", "la", "thi", "chi", "anh", "ad", "duoc", "cham", "da", "vang", "ok",
+    ];
+    let around = |w: &str| {
+        let f = crate::text::fold(w);
+        AROUND.contains(&f.as_str()) || number(w).is_some()
+    };
+    let spelled = |w: &str| {
+        WORDS
+            .iter()
+            .any(|x| *x == w || plain && crate::text::fold(x) == w)
+    };
+    if !words.iter().all(|w| around(w) || spelled(w)) {
+        return None;
+    }
     // A number anywhere in a short message, or one in words alone or beside "điểm".
     if let Some(n) = words.iter().find_map(|w| number(w)) {
         return Some(n);
@@ -1456,6 +1504,8 @@ mod tests {
             ("không điểm", Some(0)),
             ("chắc 11 điểm", Some(11)),
             ("ship hơi chậm", None),
+            ("8 ngày rồi chưa nhận được hàng", None),
+            ("đơn 10088 giao chưa", None),
             ("cho em hỏi phí ship bao nhiêu", None),
         ];
         for (text, want) in cases {

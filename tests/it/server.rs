@@ -462,6 +462,25 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
     );
     assert!(!reply_text(&r).contains("cách khác"), "{r}");
 
+    // What QA's sixth pass found these rules must not catch: an amount after
+    // "đơn", a question about missing items, praise; a question after a sentence
+    // naming the order is no request to change it.
+    let mut f = Chat::new(&server, "khach-khong-phai-don");
+    let r = f.say("đơn 299900 có freeship không");
+    assert_ne!(r["intent"], "order_status", "{r}");
+    let r = f.say("hàng giao thiếu thì shop có gửi bù không");
+    assert_eq!(r["intent"], "faq", "{r}");
+    let r = f.say("nhân viên hỗ trợ nhanh quá");
+    assert_eq!(r["intent"], "thanks", "{r}");
+    let r = f.say("em nhận đơn DH240517 rồi. áo mặc không vừa thì đổi size được không");
+    assert_eq!(r["handoff"], false, "{r}");
+    let t = texts(&r);
+    assert_eq!(t.len(), 2, "{r}");
+    assert!(
+        t[0].contains("size") && t[1].contains("số điện thoại"),
+        "{r}"
+    );
+
     // A missing item reported with its order goes to a person, order named.
     let mut e = Chat::new(&server, "khach-thieu-hang");
     let r = e.say("mình đặt đơn DH240449 mà nhận thiếu 1 đôi giày");
