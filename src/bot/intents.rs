@@ -678,6 +678,19 @@ impl IntentRules {
                 || self.question_words.matches(&msg)
                 || self.ends_asking(&msg);
             if another(&sentence, asks) {
+                // A question set off by a comma in that sentence ("cho em hỏi phí ship
+                // về quận 3 bao nhiêu, và đơn DH240541 giao chưa") is still one.
+                for piece in sentence.split(',').filter(|_| sentence.contains(',')) {
+                    let m = Prepared::new(&self.normalizer, piece);
+                    let asks = piece.trim_end().ends_with('?')
+                        || self.asking.matches(&m)
+                        || self.question_words.matches(&m)
+                        || self.ends_asking(&m);
+                    if asks && m.words >= 3 && !another(piece, asks) && !self.order_time.matches(&m)
+                    {
+                        parts.push(piece.trim().to_string());
+                    }
+                }
                 context.clear();
                 held = !asks;
                 other_since_last = true;

@@ -481,6 +481,16 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
         "{r}"
     );
 
+    // A question set off by a comma in the order's sentence is answered too.
+    let r = Chat::new(&server, "khach-dau-phay")
+        .say("cho e hỏi phí ship về quận 3 bn, và đơn DH240541 của e giao chưa");
+    let t = texts(&r);
+    assert_eq!(t.len(), 2, "{r}");
+    assert!(
+        t[0].contains("25.000đ") && t[1].contains("số điện thoại"),
+        "{r}"
+    );
+
     // A missing item reported with its order goes to a person, order named.
     let mut e = Chat::new(&server, "khach-thieu-hang");
     let r = e.say("mình đặt đơn DH240449 mà nhận thiếu 1 đôi giày");
