@@ -881,6 +881,13 @@ fn search_text(query: &str) -> Result<String, ServiceError> {
 /// Departments a ticket can be routed to.
 pub const DEPARTMENTS: [&str; 5] = ["kỹ thuật", "kho vận", "kế toán", "bán hàng", "CSKH"];
 
+/// The department a name means, written as [`DEPARTMENTS`] writes it: "Kế toán",
+/// "kế toán" and a decomposed "kế toán" are one department.
+fn department_named(name: &str) -> Option<&'static str> {
+    let name = crate::text::nfc(name.trim()).to_lowercase();
+    DEPARTMENTS.into_iter().find(|d| d.to_lowercase() == name)
+}
+
 /// Agent-side actions (the agent console and external helpdesks call these).
 impl ConversationService {
     pub async fn agent_login(&self, username: &str, password: &str) -> Result<String, AgentError> {
@@ -1201,9 +1208,11 @@ impl ConversationService {
         id: &str,
         department: &str,
     ) -> Result<TicketView, AgentError> {
-        if !DEPARTMENTS.contains(&department) {
-            return Err(AgentError::Invalid("unknown department"));
-        }
+        let Some(department) = department_named(department) else {
+            return Err(AgentError::Invalid(
+                "unknown department (kỹ thuật, kho vận, kế toán, bán hàng or CSKH)",
+            ));
+        };
         let t = self.find_ticket(id).await?;
         let detail = format!("{} → {department}", t.department);
         self.store

@@ -455,6 +455,11 @@ impl From<AgentError> for ApiError {
                 "another agent holds this ticket; take it over (claim?take_over=true) \
                  or ask them to transfer it; nothing was changed",
             ),
+            AgentError::Refused(crate::store::Refusal::SameDepartment) => ApiError::new(
+                StatusCode::CONFLICT,
+                "same_department",
+                "the ticket is already in that department; nothing was changed",
+            ),
             AgentError::Store(err) => ServiceError::Store(err).into(),
         }
     }

@@ -831,8 +831,18 @@ impl Store {
             if let Err(refused) = holder_check(&mut tx, ticket_id, agent_id).await? {
                 return Ok(Err(refused));
             }
+            let (current,): (String,) =
+                sqlx::query_as("SELECT department FROM tickets WHERE id = ?")
+                    .bind(ticket_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if current.to_lowercase() == d.to_lowercase() {
+                return Ok(Err(Refusal::SameDepartment));
+            }
+            // Back in the new department's queue: unclaimed, so `new`.
             sqlx::query(
-                "UPDATE tickets SET department = ?, assignee = NULL, updated_at = ? WHERE id = ?",
+                "UPDATE tickets SET department = ?, assignee = NULL, status = 'new', updated_at = ?
+                 WHERE id = ?",
             )
             .bind(d)
             .bind(&at)
@@ -936,6 +946,8 @@ pub enum Refusal {
     Closed,
     /// Another agent holds the ticket (a take-over or a transfer moves it).
     Taken,
+    /// A transfer to the department the ticket is already in.
+    SameDepartment,
 }
 
 /// The ticket's (status, holder) inside a transaction, or why `agent_id` may not act

@@ -201,7 +201,37 @@ fn tickets_agents_csat_and_release() {
         (200, Some("bán hàng")),
         "{v}"
     );
+    // Back in the new department's queue: nobody holds it, so it is new again.
+    assert_eq!(
+        (v["status"].as_str(), &v["assignee"]),
+        (Some("new"), &serde_json::Value::Null),
+        "{v}"
+    );
     assert!(v["log"].to_string().contains("không thuộc dịch vụ"), "{v}");
+    // To the department it is in (names match whatever their case): refused, no change.
+    let audits = || db_count(data.path(), "SELECT COUNT(*) FROM audit_log");
+    let before = audits();
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "Bán Hàng"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("same_department")),
+        "{v}"
+    );
+    assert_eq!(audits(), before, "nothing recorded");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "Kế toán"})),
+    );
+    assert_eq!((s, v["department"].as_str()), (200, Some("kế toán")), "{v}");
     let (s, v) = call(
         &server,
         "POST",
