@@ -71,12 +71,26 @@ enum KnowledgeCommand {
 
 #[derive(Subcommand)]
 enum AgentCommand {
-    /// Create an agent account (or reset its password).
+    /// Create an agent account (or reset its password, enabling it again if it was
+    /// disabled). Usernames are case-insensitive: `Lan` is the account `lan`.
     Create {
         #[arg(long)]
         username: String,
         #[arg(long)]
         password: String,
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+    /// List the agent accounts (name, created, disabled).
+    List {
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+    /// Disable an account: it can no longer sign in, its signed-in consoles are signed
+    /// out, and the open tickets it held go back to the queue.
+    Disable {
+        #[arg(long)]
+        username: String,
         #[arg(long, env = "CSKH_DATA", default_value = "data")]
         data: PathBuf,
     },
@@ -313,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data,
                 },
         } => {
-            let username = username.trim().to_string();
+            let username = cskh::handoff::canonical_username(&username);
             if username.is_empty() || password.chars().count() < 8 {
                 anyhow::bail!(
                     "the username must not be empty and the password needs at least 8 characters"
@@ -327,6 +341,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(())
             })?;
             eprintln!("agent `{username}` is ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command: AgentCommand::List { data },
+        } => {
+            let agents = runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                anyhow::Ok(store.agents().await?)
+            })?;
+            if agents.is_empty() {
+                eprintln!("no agent accounts (create one with `cskh agent create`)");
+            }
+            for (name, created, disabled) in agents {
+                match disabled {
+                    Some(at) => println!("{name}\tcreated {created}\tdisabled {at}"),
+                    None => println!("{name}\tcreated {created}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command: AgentCommand::Disable { username, data },
+        } => {
+            let canonical = cskh::handoff::canonical_username(&username);
+            let done = runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                // The exact name too: an account kept mixed-case by the upgrade (its
+                // lower-case name was taken) is still reachable.
+                anyhow::Ok(
+                    store.disable_agent(&canonical).await?
+                        || store.disable_agent(username.trim()).await?,
+                )
+            })?;
+            if !done {
+                anyhow::bail!(
+                    "no agent account `{}` (see `cskh agent list`); nothing changed",
+                    username.trim()
+                );
+            }
+            eprintln!("agent `{canonical}` is disabled: it cannot sign in, and its open tickets are back in the queue");
             Ok(ExitCode::SUCCESS)
         }
         Command::Orders {

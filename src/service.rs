@@ -799,6 +799,9 @@ impl ConversationService {
 pub enum AgentError {
     #[error("invalid credentials")]
     Unauthorized,
+    /// A sign-in with an unknown (or disabled) username or a wrong password.
+    #[error("wrong username or password")]
+    BadCredentials,
     #[error("no such ticket")]
     NotFound,
     #[error("{0}")]
@@ -891,11 +894,12 @@ fn department_named(name: &str) -> Option<&'static str> {
 /// Agent-side actions (the agent console and external helpdesks call these).
 impl ConversationService {
     pub async fn agent_login(&self, username: &str, password: &str) -> Result<String, AgentError> {
-        let Some((agent_id, hash)) = self.store.agent_credentials(username).await? else {
-            return Err(AgentError::Unauthorized);
+        let username = crate::handoff::canonical_username(username);
+        let Some((agent_id, hash)) = self.store.agent_credentials(&username).await? else {
+            return Err(AgentError::BadCredentials);
         };
         if !crate::handoff::verify_password(password, &hash) {
-            return Err(AgentError::Unauthorized);
+            return Err(AgentError::BadCredentials);
         }
         let token = format!(
             "{}{}",

@@ -435,6 +435,11 @@ impl From<AgentError> for ApiError {
                 "unauthorized",
                 "a valid agent token is required",
             ),
+            AgentError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong username or password",
+            ),
             AgentError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such ticket")
             }
