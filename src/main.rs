@@ -185,8 +185,13 @@ impl CoreArgs {
             Some(p) => {
                 let src = cskh::text::read_text(p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
-                toml::from_str::<RetrievalParams>(&src)
-                    .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?
+                let params = toml::from_str::<RetrievalParams>(&src)
+                    .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?;
+                // The same checks as `serve` applies to [retrieval].
+                cskh::config::check_retrieval(&params, "").map_err(|m| {
+                    anyhow::anyhow!("invalid retrieval parameters in {}: {m}", p.display())
+                })?;
+                params
             }
             None => RetrievalParams::default(),
         };
@@ -568,12 +573,13 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     for (knowledge, queries) in
         std::iter::once((opts.knowledge.clone(), a.queries.clone())).chain(a.also.clone())
     {
-        let queries = eval::load_queries(&queries)?;
+        let file = queries;
+        let queries = eval::load_queries(&file)?;
         let core = Core::load(&CoreOptions {
             knowledge,
             ..opts.clone()
         })?;
-        check_query_ids(&core, &queries)?;
+        check_query_ids(&core, &file, &queries)?;
         sets.push((core, queries));
     }
     for (k, q) in &a.also {
@@ -706,11 +712,22 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check_query_ids(core: &Core, queries: &[eval::Query]) -> anyhow::Result<()> {
+/// Every query's `faq_id` names an entry of the knowledge base; the first that does
+/// not is named with its `file:line`.
+fn check_query_ids(
+    core: &Core,
+    file: &std::path::Path,
+    queries: &[eval::Query],
+) -> anyhow::Result<()> {
     for q in queries {
         if let Some(id) = &q.faq_id {
             if core.retriever.knowledge().get(id).is_none() {
-                anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+                anyhow::bail!(
+                    "{}:{}: query {:?} names unknown entry `{id}` (not in the knowledge base)",
+                    file.display(),
+                    q.line,
+                    q.text
+                );
             }
         }
     }
@@ -722,7 +739,7 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let core = Core::load(&a.core.options()?)?;
     let retrieval = match &queries {
         Some(queries) => {
-            check_query_ids(&core, queries)?;
+            check_query_ids(&core, a.queries.as_deref().expect("queries read"), queries)?;
             let (report, traces) = eval::run(&core, queries, a.mode)?;
             if let Some(path) = &a.trace {
                 let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);

@@ -21,11 +21,12 @@ pub enum KnowledgeError {
         line: usize,
         message: String,
     },
-    #[error("cannot read {path}: {source}")]
+    /// The reason is in the message, not a `source`: a report that prints the chain
+    /// (`{:#}`) would say it twice.
+    #[error("cannot read {path}: {reason}")]
     Io {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{0}: no knowledge files (*.md, *.csv, *.jsonl) found")]
     Empty(String),
@@ -226,7 +227,7 @@ impl KnowledgeBase {
     pub fn load(path: &Path) -> Result<Self, KnowledgeError> {
         let io = |source| KnowledgeError::Io {
             path: path.display().to_string(),
-            source,
+            reason: source,
         };
         let meta = fs::metadata(path).map_err(io)?;
         let files = if meta.is_dir() {
@@ -238,7 +239,7 @@ impl KnowledgeBase {
         for file in &files {
             let text = crate::text::read_text(file).map_err(|source| KnowledgeError::Io {
                 path: file.display().to_string(),
-                source,
+                reason: source,
             })?;
             let ext = file
                 .extension()
@@ -316,12 +317,12 @@ pub fn knowledge_files(dir: &Path) -> Result<Vec<PathBuf>, KnowledgeError> {
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {
     let rd = fs::read_dir(dir).map_err(|source| KnowledgeError::Io {
         path: dir.display().to_string(),
-        source,
+        reason: source,
     })?;
     for item in rd {
         let item = item.map_err(|source| KnowledgeError::Io {
             path: dir.display().to_string(),
-            source,
+            reason: source,
         })?;
         let path = item.path();
         let name = item.file_name().to_string_lossy().to_string();

@@ -635,3 +635,54 @@ fn intents_are_recognized() {
     let r: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(r["intent"], "human_request");
 }
+
+/// `eval` and `calibrate` check `--params` as `serve` checks `[retrieval]`, name a
+/// query's unknown entry with its `file:line`, and name a missing knowledge path once.
+#[test]
+fn eval_and_calibrate_refuse_bad_params_unknown_entries_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("params.toml");
+    fs::write(&params, "answer_threshold = 5\n").unwrap();
+    let queries = dir.path().join("q.jsonl");
+    fs::write(
+        &queries,
+        "{\"text\": \"phí ship\", \"faq_id\": \"phi-ship-ha-noi\"}\n\n{\"text\": \"bảo hành\", \"faq_id\": \"khong-co-muc-nay\"}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let cli = |cmd: &str, extra: &[&std::ffi::OsStr]| {
+        run(cskh()
+            .args([cmd, "--queries"])
+            .arg(&queries)
+            .arg("--data")
+            .arg(&data)
+            .env("CSKH_MODEL", "/nonexistent/model")
+            .args(extra))
+    };
+    for cmd in ["eval", "calibrate"] {
+        let o = cli(cmd, &["--params".as_ref(), params.as_os_str()]);
+        assert!(!o.status.success(), "{cmd}");
+        assert!(
+            stderr(&o).contains("answer_threshold and clarify_threshold must be between 0 and 1"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("params.toml"), "{}", stderr(&o));
+
+        let o = cli(cmd, &[]);
+        assert!(!o.status.success(), "{cmd}");
+        let want = format!(
+            "{}:3: query \"bảo hành\" names unknown entry `khong-co-muc-nay`",
+            queries.display()
+        );
+        assert!(stderr(&o).contains(&want), "{cmd}: {}", stderr(&o));
+    }
+    let o = cli(
+        "eval",
+        &["--knowledge".as_ref(), "/nonexistent/kb".as_ref()],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("/nonexistent/kb"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
