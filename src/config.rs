@@ -365,17 +365,7 @@ impl Config {
         if self.dialogue.fallbacks_before_handoff == 0 || self.dialogue.verification_attempts == 0 {
             return bad("dialogue counts must be at least 1");
         }
-        for lexical in [false, true] {
-            let m = self.retrieval.confidence_model(lexical);
-            let prefix = if lexical { "lexical_" } else { "" };
-            if !(0.0..=1.0).contains(&m.answer_threshold)
-                || !(0.0..=1.0).contains(&m.clarify_threshold)
-            {
-                return bad(&format!(
-                    "retrieval.{prefix}answer_threshold and {prefix}clarify_threshold must be between 0 and 1"
-                ));
-            }
-        }
+        check_retrieval(&self.retrieval, "retrieval.").map_err(ConfigError::Invalid)?;
         if self.orders.backend == OrdersBackendKind::Shopify {
             match &self.orders.base_url {
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
@@ -441,6 +431,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The checks every reader of retrieval parameters applies (`serve`'s [retrieval],
+/// `eval` and `calibrate`'s `--params`): thresholds are probabilities. `key` prefixes
+/// the names in the message (`retrieval.` in cskh.toml, nothing in a params file).
+pub fn check_retrieval(params: &RetrievalParams, key: &str) -> Result<(), String> {
+    for lexical in [false, true] {
+        let m = params.confidence_model(lexical);
+        let prefix = if lexical { "lexical_" } else { "" };
+        if !(0.0..=1.0).contains(&m.answer_threshold) || !(0.0..=1.0).contains(&m.clarify_threshold)
+        {
+            return Err(format!(
+                "{key}{prefix}answer_threshold and {key}{prefix}clarify_threshold must be between 0 and 1 \
+                 (found {} and {})",
+                m.answer_threshold, m.clarify_threshold
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -516,6 +525,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("order_code_pattern"), "{e}");
+        let e = load(
+            Some("[retrieval]\nanswer_threshold = 5.0\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("retrieval.answer_threshold and retrieval.clarify_threshold must be between 0 and 1"),
+            "{e}"
+        );
         let e = load(
             None,
             &[("CSKH_MESSENGER_APP_SECRET", "s")],

@@ -30,6 +30,9 @@ pub struct Query {
     /// number is read as the id it names, as knowledge files' numeric ids are.
     #[serde(default, deserialize_with = "entry_id")]
     pub faq_id: Option<String>,
+    /// The line of the query file it was read from (for error messages).
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// An entry id as knowledge files accept it ([`crate::knowledge::entry_id`]); null,
@@ -55,11 +58,12 @@ pub fn load_queries(path: &Path) -> Result<Vec<Query>, EvalError> {
         if line.trim().is_empty() {
             continue;
         }
-        let q: Query = serde_json::from_str(line).map_err(|e| EvalError::Invalid {
+        let mut q: Query = serde_json::from_str(line).map_err(|e| EvalError::Invalid {
             file: path.display().to_string(),
             line: i + 1,
             message: format!("invalid query line: {e}"),
         })?;
+        q.line = i + 1;
         out.push(q);
     }
     Ok(out)

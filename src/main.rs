@@ -71,12 +71,26 @@ enum KnowledgeCommand {
 
 #[derive(Subcommand)]
 enum AgentCommand {
-    /// Create an agent account (or reset its password).
+    /// Create an agent account (or reset its password, enabling it again if it was
+    /// disabled). Usernames are case-insensitive: `Lan` is the account `lan`.
     Create {
         #[arg(long)]
         username: String,
         #[arg(long)]
         password: String,
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+    /// List the agent accounts (name, created, disabled).
+    List {
+        #[arg(long, env = "CSKH_DATA", default_value = "data")]
+        data: PathBuf,
+    },
+    /// Disable an account: it can no longer sign in, its signed-in consoles are signed
+    /// out, and the open tickets it held go back to the queue.
+    Disable {
+        #[arg(long)]
+        username: String,
         #[arg(long, env = "CSKH_DATA", default_value = "data")]
         data: PathBuf,
     },
@@ -171,8 +185,13 @@ impl CoreArgs {
             Some(p) => {
                 let src = cskh::text::read_text(p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
-                toml::from_str::<RetrievalParams>(&src)
-                    .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?
+                let params = toml::from_str::<RetrievalParams>(&src)
+                    .with_context(|| format!("invalid retrieval parameters in {}", p.display()))?;
+                // The same checks as `serve` applies to [retrieval].
+                cskh::config::check_retrieval(&params, "").map_err(|m| {
+                    anyhow::anyhow!("invalid retrieval parameters in {}: {m}", p.display())
+                })?;
+                params
             }
             None => RetrievalParams::default(),
         };
@@ -313,7 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data,
                 },
         } => {
-            let username = username.trim().to_string();
+            let username = cskh::handoff::canonical_username(&username);
             if username.is_empty() || password.chars().count() < 8 {
                 anyhow::bail!(
                     "the username must not be empty and the password needs at least 8 characters"
@@ -327,6 +346,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(())
             })?;
             eprintln!("agent `{username}` is ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command: AgentCommand::List { data },
+        } => {
+            let agents = runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                anyhow::Ok(store.agents().await?)
+            })?;
+            if agents.is_empty() {
+                eprintln!("no agent accounts (create one with `cskh agent create`)");
+            }
+            for (name, created, disabled) in agents {
+                match disabled {
+                    Some(at) => println!("{name}\tcreated {created}\tdisabled {at}"),
+                    None => println!("{name}\tcreated {created}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command: AgentCommand::Disable { username, data },
+        } => {
+            let canonical = cskh::handoff::canonical_username(&username);
+            let done = runtime()?.block_on(async {
+                let store = Store::open(&data).await?;
+                // The exact name too: an account kept mixed-case by the upgrade (its
+                // lower-case name was taken) is still reachable.
+                anyhow::Ok(
+                    store.disable_agent(&canonical).await?
+                        || store.disable_agent(username.trim()).await?,
+                )
+            })?;
+            if !done {
+                anyhow::bail!(
+                    "no agent account `{}` (see `cskh agent list`); nothing changed",
+                    username.trim()
+                );
+            }
+            eprintln!("agent `{canonical}` is disabled: it cannot sign in, and its open tickets are back in the queue");
             Ok(ExitCode::SUCCESS)
         }
         Command::Orders {
@@ -514,12 +573,13 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     for (knowledge, queries) in
         std::iter::once((opts.knowledge.clone(), a.queries.clone())).chain(a.also.clone())
     {
-        let queries = eval::load_queries(&queries)?;
+        let file = queries;
+        let queries = eval::load_queries(&file)?;
         let core = Core::load(&CoreOptions {
             knowledge,
             ..opts.clone()
         })?;
-        check_query_ids(&core, &queries)?;
+        check_query_ids(&core, &file, &queries)?;
         sets.push((core, queries));
     }
     for (k, q) in &a.also {
@@ -652,11 +712,22 @@ fn calibrate_cmd(a: CalibrateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check_query_ids(core: &Core, queries: &[eval::Query]) -> anyhow::Result<()> {
+/// Every query's `faq_id` names an entry of the knowledge base; the first that does
+/// not is named with its `file:line`.
+fn check_query_ids(
+    core: &Core,
+    file: &std::path::Path,
+    queries: &[eval::Query],
+) -> anyhow::Result<()> {
     for q in queries {
         if let Some(id) = &q.faq_id {
             if core.retriever.knowledge().get(id).is_none() {
-                anyhow::bail!("query {:?} names unknown entry `{id}`", q.text);
+                anyhow::bail!(
+                    "{}:{}: query {:?} names unknown entry `{id}` (not in the knowledge base)",
+                    file.display(),
+                    q.line,
+                    q.text
+                );
             }
         }
     }
@@ -668,7 +739,7 @@ fn eval_cmd(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let core = Core::load(&a.core.options()?)?;
     let retrieval = match &queries {
         Some(queries) => {
-            check_query_ids(&core, queries)?;
+            check_query_ids(&core, a.queries.as_deref().expect("queries read"), queries)?;
             let (report, traces) = eval::run(&core, queries, a.mode)?;
             if let Some(path) = &a.trace {
                 let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);

@@ -799,6 +799,9 @@ impl ConversationService {
 pub enum AgentError {
     #[error("invalid credentials")]
     Unauthorized,
+    /// A sign-in with an unknown (or disabled) username or a wrong password.
+    #[error("wrong username or password")]
+    BadCredentials,
     #[error("no such ticket")]
     NotFound,
     #[error("{0}")]
@@ -881,14 +884,22 @@ fn search_text(query: &str) -> Result<String, ServiceError> {
 /// Departments a ticket can be routed to.
 pub const DEPARTMENTS: [&str; 5] = ["kỹ thuật", "kho vận", "kế toán", "bán hàng", "CSKH"];
 
+/// The department a name means, written as [`DEPARTMENTS`] writes it: "Kế toán",
+/// "kế toán" and a decomposed "kế toán" are one department.
+fn department_named(name: &str) -> Option<&'static str> {
+    let name = crate::text::nfc(name.trim()).to_lowercase();
+    DEPARTMENTS.into_iter().find(|d| d.to_lowercase() == name)
+}
+
 /// Agent-side actions (the agent console and external helpdesks call these).
 impl ConversationService {
     pub async fn agent_login(&self, username: &str, password: &str) -> Result<String, AgentError> {
-        let Some((agent_id, hash)) = self.store.agent_credentials(username).await? else {
-            return Err(AgentError::Unauthorized);
+        let username = crate::handoff::canonical_username(username);
+        let Some((agent_id, hash)) = self.store.agent_credentials(&username).await? else {
+            return Err(AgentError::BadCredentials);
         };
         if !crate::handoff::verify_password(password, &hash) {
-            return Err(AgentError::Unauthorized);
+            return Err(AgentError::BadCredentials);
         }
         let token = format!(
             "{}{}",
@@ -1201,9 +1212,11 @@ impl ConversationService {
         id: &str,
         department: &str,
     ) -> Result<TicketView, AgentError> {
-        if !DEPARTMENTS.contains(&department) {
-            return Err(AgentError::Invalid("unknown department"));
-        }
+        let Some(department) = department_named(department) else {
+            return Err(AgentError::Invalid(
+                "unknown department (kỹ thuật, kho vận, kế toán, bán hàng or CSKH)",
+            ));
+        };
         let t = self.find_ticket(id).await?;
         let detail = format!("{} → {department}", t.department);
         self.store

@@ -306,6 +306,12 @@ mod tests {
     }
 }
 
+/// An agent's username as stored and compared: trimmed, composed (NFC) and
+/// lower-case, so `Lan`, `lan` and ` LAN ` sign in to one account.
+pub fn canonical_username(name: &str) -> String {
+    crate::text::nfc(name.trim()).to_lowercase()
+}
+
 /// Argon2id hash (PHC string) of an agent password.
 pub fn hash_password(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};

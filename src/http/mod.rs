@@ -435,6 +435,11 @@ impl From<AgentError> for ApiError {
                 "unauthorized",
                 "a valid agent token is required",
             ),
+            AgentError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong username or password",
+            ),
             AgentError::NotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such ticket")
             }
@@ -454,6 +459,11 @@ impl From<AgentError> for ApiError {
                 "ticket_taken",
                 "another agent holds this ticket; take it over (claim?take_over=true) \
                  or ask them to transfer it; nothing was changed",
+            ),
+            AgentError::Refused(crate::store::Refusal::SameDepartment) => ApiError::new(
+                StatusCode::CONFLICT,
+                "same_department",
+                "the ticket is already in that department; nothing was changed",
             ),
             AgentError::Store(err) => ServiceError::Store(err).into(),
         }

@@ -17,25 +17,50 @@ fn parse_heading(file: &Path, line_no: usize, raw: &str) -> Result<Heading, Know
     let raw = raw.trim();
     let (text, attrs) = match raw.rfind('{') {
         Some(open) if raw.ends_with('}') => (&raw[..open], Some(&raw[open + 1..raw.len() - 1])),
+        // `## Q? {#xe-dap} nhé`: an id block that does not end the heading would
+        // silently give another id (derived from all of it).
+        Some(open) if raw[open + 1..].starts_with(['#', '.']) && raw[open..].contains('}') => {
+            let close = open + raw[open..].find('}').expect("checked");
+            return Err(KnowledgeError::invalid(
+                file,
+                line_no,
+                format!(
+                    "text `{}` after `{}`: the `{{#id}}` goes at the very end of the heading",
+                    raw[close + 1..].trim(),
+                    &raw[open..=close]
+                ),
+            ));
+        }
         _ => (raw, None),
     };
     let text = nfc(text.trim());
     let mut id = None;
     let mut passage = false;
     if let Some(attrs) = attrs {
+        // The whole block is named in errors: `{#Thue Xe}` is one id with a space,
+        // not the id `Thue`.
+        let bad_id = |why: String| {
+            KnowledgeError::invalid(file, line_no, format!("bad id in `{{{attrs}}}`: {why}"))
+        };
         for attr in attrs.split_whitespace() {
             if let Some(v) = attr.strip_prefix('#') {
-                if v.is_empty()
-                    || !v.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-                    })
-                {
-                    return Err(KnowledgeError::invalid(
-                        file,
-                        line_no,
-                        format!("bad id `{v}`: use lowercase letters, digits and hyphens"),
-                    ));
+                if id.is_some() {
+                    return Err(bad_id("one `#id` per heading".into()));
                 }
+                super::check_id(v).map_err(|m| {
+                    let hint = slug(&attrs.replace('.', " "));
+                    let m = m
+                        .split_once(": ")
+                        .map_or(m.as_str(), |(_, why)| why)
+                        .to_string();
+                    bad_id(match attrs.split_whitespace().count() {
+                        1 => m,
+                        _ => format!(
+                            "an id has no spaces; lowercase letters, digits and hyphens \
+                             (e.g. `{{#{hint}}}`)"
+                        ),
+                    })
+                })?;
                 id = Some(v.to_string());
             } else if attr == ".passage" {
                 passage = true;
@@ -43,7 +68,10 @@ fn parse_heading(file: &Path, line_no: usize, raw: &str) -> Result<Heading, Know
                 return Err(KnowledgeError::invalid(
                     file,
                     line_no,
-                    format!("unknown heading attribute `{attr}` (expected `#id` or `.passage`)"),
+                    format!(
+                        "unknown heading attribute `{attr}` in `{{{attrs}}}` \
+                         (expected `#id` or `.passage`; an id has no spaces)"
+                    ),
                 ));
             }
         }
@@ -67,7 +95,7 @@ fn parse_heading(file: &Path, line_no: usize, raw: &str) -> Result<Heading, Know
 }
 
 /// An id derived from a heading: diacritic-free, lowercase, hyphen-separated.
-fn slug(text: &str) -> String {
+pub(super) fn slug(text: &str) -> String {
     let folded = fold(text).to_lowercase();
     let words: Vec<&str> = folded
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -238,7 +266,8 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
                         continue;
                     }
                 }
-                d.body.push(trimmed.to_string());
+                // Untrimmed: two trailing spaces are a hard break.
+                d.body.push(line.to_string());
             }
         }
     }
@@ -298,6 +327,15 @@ mod tests {
     }
 
     #[test]
+    fn hard_breaks_in_a_file_keep_their_line_breaks() {
+        let e = p("## Q {#a}\nLine one.  \nLine two.\\\nLine three.\nsame line.\n").unwrap();
+        assert_eq!(e[0].answer, "Line one.\nLine two.\nLine three. same line.");
+        // Windows line ends too.
+        let e = p("## Q {#a}\r\nLine one.  \r\nLine two.\r\n").unwrap();
+        assert_eq!(e[0].answer, "Line one.\nLine two.");
+    }
+
+    #[test]
     fn parses_entries_passages_variants_and_tags() {
         let src = "# Giao hàng\n\n## Phí ship ra Hà Nội bao nhiêu? {#phi-ship-ha-noi}\n? ship ra hn bn tiền\n? giao về Hà Nội tính phí sao\ntags: phí ship, hà nội\n\nDạ, phí là 25.000đ ạ.\n\n- Nội thành: 25.000đ\n\n## Chính sách giao hàng {#chinh-sach .passage}\nMây Xanh giao toàn quốc.\n\n# Thanh toán\n## Có COD không\nDạ có ạ.\n";
         let e = p(src).unwrap();
@@ -329,7 +367,25 @@ mod tests {
                 "Lời mở đầu\n## Q {#a}\nx\n",
                 "kb/giao-hang.md:1: text outside an entry",
             ),
-            ("\n\n## Q {#A B}\nx\n", "kb/giao-hang.md:3: bad id `A`"),
+            (
+                "\n\n## Q {#A B}\nx\n",
+                "kb/giao-hang.md:3: bad id in `{#A B}`: an id has no spaces",
+            ),
+            (
+                "## Thuê xe {#Thue Xe}\nx\n",
+                "kb/giao-hang.md:1: bad id in `{#Thue Xe}`: an id has no spaces; lowercase \
+                 letters, digits and hyphens (e.g. `{#thue-xe}`)",
+            ),
+            (
+                "## Q {#Đơn-hàng}\nx\n",
+                "kb/giao-hang.md:1: bad id in `{#Đơn-hàng}`: an id is lowercase letters",
+            ),
+            ("## Q {#x_y}\nx\n", "kb/giao-hang.md:1: bad id in `{#x_y}`"),
+            ("## Q {#-3}\nx\n", "kb/giao-hang.md:1: bad id in `{#-3}`"),
+            (
+                "## Q? {#xe-dap} nhé\nx\n",
+                "kb/giao-hang.md:1: text `nhé` after `{#xe-dap}`: the `{#id}` goes at the very end",
+            ),
             (
                 "## Q {#a .faq}\nx\n",
                 "kb/giao-hang.md:1: unknown heading attribute `.faq`",

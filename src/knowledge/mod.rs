@@ -21,11 +21,12 @@ pub enum KnowledgeError {
         line: usize,
         message: String,
     },
-    #[error("cannot read {path}: {source}")]
+    /// The reason is in the message, not a `source`: a report that prints the chain
+    /// (`{:#}`) would say it twice.
+    #[error("cannot read {path}: {reason}")]
     Io {
         path: String,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{0}: no knowledge files (*.md, *.csv, *.jsonl) found")]
     Empty(String),
@@ -39,6 +40,29 @@ impl KnowledgeError {
             message: message.into(),
         }
     }
+}
+
+/// Whether `id` is a well-formed entry id (the one rule for every format): lowercase
+/// ASCII letters, digits and hyphens, starting with a letter or digit. The error says
+/// what to write instead.
+pub(crate) fn check_id(id: &str) -> Result<(), String> {
+    let well_formed = id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if well_formed {
+        return Ok(());
+    }
+    let hint = markdown::slug(id);
+    let hint = if hint.is_empty() || hint == id {
+        String::new()
+    } else {
+        format!(", e.g. `{hint}`")
+    };
+    Err(format!(
+        "bad id `{id}`: an id is lowercase letters (no diacritics), digits and hyphens, \
+         starting with a letter or digit{hint}"
+    ))
 }
 
 /// Counts of a knowledge base: entries, passage-only entries, files holding entries.
@@ -203,7 +227,7 @@ impl KnowledgeBase {
     pub fn load(path: &Path) -> Result<Self, KnowledgeError> {
         let io = |source| KnowledgeError::Io {
             path: path.display().to_string(),
-            source,
+            reason: source,
         };
         let meta = fs::metadata(path).map_err(io)?;
         let files = if meta.is_dir() {
@@ -215,7 +239,7 @@ impl KnowledgeBase {
         for file in &files {
             let text = crate::text::read_text(file).map_err(|source| KnowledgeError::Io {
                 path: file.display().to_string(),
-                source,
+                reason: source,
             })?;
             let ext = file
                 .extension()
@@ -293,12 +317,12 @@ pub fn knowledge_files(dir: &Path) -> Result<Vec<PathBuf>, KnowledgeError> {
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {
     let rd = fs::read_dir(dir).map_err(|source| KnowledgeError::Io {
         path: dir.display().to_string(),
-        source,
+        reason: source,
     })?;
     for item in rd {
         let item = item.map_err(|source| KnowledgeError::Io {
             path: dir.display().to_string(),
-            source,
+            reason: source,
         })?;
         let path = item.path();
         let name = item.file_name().to_string_lossy().to_string();
@@ -367,7 +391,9 @@ fn split_items(cell: &str, tags: bool) -> Vec<String> {
         .collect()
 }
 
-/// An entry id as a JSON value names it: a non-empty string (trimmed) or a number.
+/// An entry id as a JSON value names it: a non-empty string (trimmed) or a number
+/// (`7` names the entry `7`; only whole numbers 0 and up are ids, so `1.5` or `-3`
+/// give the number's text, which [`check_id`] refuses).
 pub(crate) fn entry_id(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -392,6 +418,16 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
                 "missing `id` (a non-empty string)",
             ));
         };
+        if let Err(message) = check_id(&id) {
+            let message = match raw.id {
+                Some(serde_json::Value::Number(_)) => format!(
+                    "bad id `{id}`: a numeric id is a whole number, 0 or more; \
+                     other ids are lowercase letters, digits and hyphens"
+                ),
+                _ => message,
+            };
+            return Err(KnowledgeError::invalid(file, line_no, message));
+        }
         let answer = raw
             .answer
             .map(|a| crate::text::nfc(a.trim()))
@@ -569,6 +605,13 @@ mod tests {
                 ":1: entry `a` has no `answer`",
             ),
             ("{\"answer\": \"x\"}\n", ":1: missing `id`"),
+            // Ids follow the Markdown rule; a numeric id is a whole number 0 or more.
+            ("{\"id\": \"A B\", \"answer\": \"x\"}\n", ":1: bad id `A B`"),
+            ("{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"x_y\", \"answer\": \"x\"}\n", ":2: bad id `x_y`"),
+            ("{\"id\": \"Đơn-hàng\", \"answer\": \"x\"}\n", ":1: bad id `Đơn-hàng`: an id is lowercase letters (no diacritics), digits and hyphens, starting with a letter or digit, e.g. `don-hang`"),
+            ("{\"id\": \"goi-qua\", \"answer\": \"x\"}\n{\"id\": \"GOI-QUA\", \"answer\": \"x\"}\n", ":2: bad id `GOI-QUA`"),
+            ("{\"id\": 1.5, \"answer\": \"x\"}\n", ":1: bad id `1.5`: a numeric id is a whole number, 0 or more"),
+            ("{\"id\": -3, \"answer\": \"x\"}\n", ":1: bad id `-3`: a numeric id is a whole number"),
             (
                 "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"a\", \"answer\": \"y\"}\n",
                 ":2: duplicate id `a` (first defined at",
@@ -580,6 +623,23 @@ mod tests {
             assert!(err.contains("kb.jsonl"), "{err}");
             assert!(err.contains(want), "{err} should contain {want}");
         }
+    }
+
+    #[test]
+    fn numeric_ids_and_empty_questions_in_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "kb.jsonl",
+            "{\"id\": 0, \"question\": \"Q?\", \"answer\": \"a\"}\n\
+             {\"id\": 12, \"question\": \"\", \"answer\": \"b\"}\n\
+             {\"id\": \"12-b\", \"question\": \"  \", \"answer\": \"c\"}\n",
+        );
+        let kb = KnowledgeBase::load(dir.path()).unwrap();
+        assert!(!kb.get("0").unwrap().is_passage());
+        // An empty question is no question: the entry is a passage.
+        assert!(kb.get("12").unwrap().is_passage());
+        assert!(kb.get("12-b").unwrap().is_passage());
     }
 
     #[test]

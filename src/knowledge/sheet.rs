@@ -207,6 +207,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
         if id.is_empty() {
             return Err(KnowledgeError::invalid(file, line, "this row has no `id`"));
         }
+        super::check_id(id).map_err(|m| KnowledgeError::invalid(file, line, m))?;
         let answer = nfc(cell(Column::Answer));
         if answer.is_empty() {
             return Err(KnowledgeError::invalid(
@@ -309,6 +310,11 @@ mod tests {
             ("id,question\na,Hỏi?\n", 1, "no `answer` column"),
             ("id,answer\na,\n", 2, "entry `a` has no `answer`"),
             ("id,answer\na,ok\n,Đáp\n", 3, "has no `id`"),
+            ("id,answer\na,ok\nA B,Đáp\n", 3, "bad id `A B`"),
+            ("id,answer\nx_y,Đáp\n", 2, "bad id `x_y`"),
+            ("id,answer\nĐơn-hàng,Đáp\n", 2, "e.g. `don-hang`"),
+            ("id,answer\ngoi-qua,a\nGOI-QUA,b\n", 3, "bad id `GOI-QUA`"),
+            ("id,answer\n1.5,Đáp\n", 2, "bad id `1.5`"),
             ("id;answer\na;1\nb;2\nc;3\nd;4;extra\n", 5, "double quotes"),
             ("id,answer\na,Dạ, được ạ\n", 2, "double quotes"),
             ("id,answer,ID\na,b,c\n", 1, "same field"),

@@ -541,6 +541,8 @@ fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
 
 /// Agents, their bearer tokens, tickets and the audit log.
 impl Store {
+    /// Creates an account, or sets the password of an existing one (enabling it
+    /// again if it was disabled). `username` is the canonical (lower-case) name.
     pub async fn create_agent(
         &self,
         username: &str,
@@ -549,7 +551,8 @@ impl Store {
         let _writer = self.write.lock().await;
         sqlx::query(
             "INSERT INTO agents (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash",
+             ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash,
+             disabled_at = NULL",
         )
         .bind(new_id())
         .bind(username)
@@ -560,17 +563,63 @@ impl Store {
         Ok(())
     }
 
-    /// (agent id, password hash) of a username.
+    /// (agent id, password hash) of an enabled account's (canonical) username.
     pub async fn agent_credentials(
         &self,
         username: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, password_hash FROM agents WHERE username = ?")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_as(
+            "SELECT id, password_hash FROM agents WHERE username = ? AND disabled_at IS NULL",
         )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every account: (username, created_at, disabled_at), by name.
+    pub async fn agents(&self) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        Ok(
+            sqlx::query_as(
+                "SELECT username, created_at, disabled_at FROM agents ORDER BY username",
+            )
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    /// Disables an account (by its exact stored name): it can no longer sign in, its
+    /// tokens are deleted, and the open tickets it held go back to the queue (`new`,
+    /// no holder), all in one transaction. `Ok(false)`: no such account.
+    pub async fn disable_agent(&self, username: &str) -> Result<bool, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM agents WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((id,)) = row else {
+            return Ok(false);
+        };
+        let at = now();
+        sqlx::query("UPDATE agents SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?")
+            .bind(&at)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM agent_tokens WHERE agent_id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE tickets SET assignee = NULL, status = 'new', updated_at = ?
+             WHERE assignee = ? AND status IN ('new', 'in_progress', 'waiting_customer')",
+        )
+        .bind(&at)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn insert_token(
@@ -593,7 +642,8 @@ impl Store {
     /// The agent behind an unexpired token.
     pub async fn agent_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = sqlx::query_as(
-            "SELECT agent_id FROM agent_tokens WHERE token_hash = ? AND expires_at > ?",
+            "SELECT t.agent_id FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
+             WHERE t.token_hash = ? AND t.expires_at > ? AND a.disabled_at IS NULL",
         )
         .bind(token_hash)
         .bind(now())
@@ -831,8 +881,18 @@ impl Store {
             if let Err(refused) = holder_check(&mut tx, ticket_id, agent_id).await? {
                 return Ok(Err(refused));
             }
+            let (current,): (String,) =
+                sqlx::query_as("SELECT department FROM tickets WHERE id = ?")
+                    .bind(ticket_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if current.to_lowercase() == d.to_lowercase() {
+                return Ok(Err(Refusal::SameDepartment));
+            }
+            // Back in the new department's queue: unclaimed, so `new`.
             sqlx::query(
-                "UPDATE tickets SET department = ?, assignee = NULL, updated_at = ? WHERE id = ?",
+                "UPDATE tickets SET department = ?, assignee = NULL, status = 'new', updated_at = ?
+                 WHERE id = ?",
             )
             .bind(d)
             .bind(&at)
@@ -936,6 +996,8 @@ pub enum Refusal {
     Closed,
     /// Another agent holds the ticket (a take-over or a transfer moves it).
     Taken,
+    /// A transfer to the department the ticket is already in.
+    SameDepartment,
 }
 
 /// The ticket's (status, holder) inside a transaction, or why `agent_id` may not act

@@ -71,6 +71,32 @@ try {
   const found = await agent.locator("#detail .kb-item .kb-q").allTextContents();
   expect(found.length === 5 && found.some((q) => /size/i.test(q)), "five search results, a size entry among them: " + found);
 
+  // Limits are shown before the server refuses anything, and a refusal says in
+  // Vietnamese what to fix (not "try again later", not the API's English).
+  const box = agent.getByLabel("Trả lời khách hàng");
+  expect((await box.getAttribute("maxlength")) === "2000", "the reply box is limited to 2,000 characters");
+  await box.fill("Dạ");
+  expect(((await agent.locator("#detail .count").first().textContent()) || "").includes("2/2.000"), "a visible counter");
+  // Text put in by a script (as "Dùng câu trả lời này" does) is not held to maxlength.
+  await box.evaluate((t) => { t.value = "ạ".repeat(2001); t.dispatchEvent(new Event("input")); });
+  await agent.getByRole("button", { name: "Gửi trả lời" }).click();
+  const alert = agent.locator("#detail [role=alert]");
+  await alert.filter({ hasText: "Trả lời dài quá 2.000 ký tự" }).waitFor({ timeout: 5000 });
+  const said = (await alert.textContent()) || "";
+  expect(said.includes("rút gọn") && !said.includes("thử lại sau") && !/characters/.test(said), "what to fix, in Vietnamese: " + said);
+  const search = agent.getByLabel("Tìm trong kho kiến thức");
+  expect((await search.getAttribute("maxlength")) === "500", "the search is limited to 500 characters");
+  await search.evaluate((q) => { q.value = "a".repeat(501); });
+  await search.press("Enter");
+  await agent.locator("#detail .kb-list", { hasText: "Câu tìm dài quá 500 ký tự" }).waitFor({ timeout: 5000 });
+  // The server's own refusal reads the same way (the console's check bypassed).
+  const status = await agent.evaluate(async () => {
+    const r = await fetch("/api/v1/knowledge/search?q=" + "a".repeat(501), {
+      headers: { Authorization: "Bearer " + sessionStorage.getItem("cskh_agent_token") } });
+    return r.status + " " + (await r.json()).error.code;
+  });
+  expect(status === "400 invalid_field", "the server refuses a long search: " + status);
+
   const reply = "Dạ chào anh/chị, em là Lan bên CSKH. Bên em chưa bán vé bóng đá ạ.";
   await agent.getByLabel("Trả lời khách hàng").fill(reply);
   await agent.getByRole("button", { name: "Gửi trả lời" }).click();

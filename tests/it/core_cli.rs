@@ -180,12 +180,15 @@ fn a_spreadsheet_exported_as_csv_is_a_knowledge_base() {
 
 #[test]
 fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 10] = [
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": }\n", "kb.jsonl:2: invalid JSON"),
         ("kb.jsonl", "{\"id\": \"a\", \"question\": \"Hỏi?\"}\n", "kb.jsonl:1: entry `a` has no `answer`"),
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n\n{\"id\": \"a\", \"answer\": \"y\"}\n", "kb.jsonl:3: duplicate id `a`"),
         ("faq.md", "# Giao hàng\n\n## Phí ship bao nhiêu? {#phi-ship}\n? ship bn\n\n## Có COD không? {#cod}\nDạ có ạ.\n", "faq.md:3: entry `phi-ship` has no answer text"),
-        ("faq.md", "## Hỏi {#Sai ID}\nĐáp.\n", "faq.md:1: bad id `Sai`"),
+        ("faq.md", "## Hỏi {#Sai ID}\nĐáp.\n", "faq.md:1: bad id in `{#Sai ID}`"),
+        ("kb.jsonl", "{\"id\": \"goi-qua\", \"answer\": \"x\"}\n{\"id\": \"GOI-QUA\", \"answer\": \"y\"}\n", "kb.jsonl:2: bad id `GOI-QUA`"),
+        ("faq.csv", "id,answer\nx_y,Đáp\n", "faq.csv:2: bad id `x_y`"),
+        ("faq.md", "## Hỏi? {#xe-dap} nhé\nĐáp.\n", "faq.md:1: text `nhé` after `{#xe-dap}`"),
         ("faq.csv", "id,question,answer\nphi-ship,Phí ship?,Dạ, 30.000đ ạ\n", "faq.csv:2: this row has 4 cells but the header row has 3"),
         ("faq.csv", "question,answer\nPhí ship?,30.000đ\n", "faq.csv:1: the header row has no `id` column"),
     ];
@@ -631,4 +634,55 @@ fn intents_are_recognized() {
         .arg("cho gặp nhân viên"));
     let r: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(r["intent"], "human_request");
+}
+
+/// `eval` and `calibrate` check `--params` as `serve` checks `[retrieval]`, name a
+/// query's unknown entry with its `file:line`, and name a missing knowledge path once.
+#[test]
+fn eval_and_calibrate_refuse_bad_params_unknown_entries_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("params.toml");
+    fs::write(&params, "answer_threshold = 5\n").unwrap();
+    let queries = dir.path().join("q.jsonl");
+    fs::write(
+        &queries,
+        "{\"text\": \"phí ship\", \"faq_id\": \"phi-ship-ha-noi\"}\n\n{\"text\": \"bảo hành\", \"faq_id\": \"khong-co-muc-nay\"}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let cli = |cmd: &str, extra: &[&std::ffi::OsStr]| {
+        run(cskh()
+            .args([cmd, "--queries"])
+            .arg(&queries)
+            .arg("--data")
+            .arg(&data)
+            .env("CSKH_MODEL", "/nonexistent/model")
+            .args(extra))
+    };
+    for cmd in ["eval", "calibrate"] {
+        let o = cli(cmd, &["--params".as_ref(), params.as_os_str()]);
+        assert!(!o.status.success(), "{cmd}");
+        assert!(
+            stderr(&o).contains("answer_threshold and clarify_threshold must be between 0 and 1"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("params.toml"), "{}", stderr(&o));
+
+        let o = cli(cmd, &[]);
+        assert!(!o.status.success(), "{cmd}");
+        let want = format!(
+            "{}:3: query \"bảo hành\" names unknown entry `khong-co-muc-nay`",
+            queries.display()
+        );
+        assert!(stderr(&o).contains(&want), "{cmd}: {}", stderr(&o));
+    }
+    let o = cli(
+        "eval",
+        &["--knowledge".as_ref(), "/nonexistent/kb".as_ref()],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("/nonexistent/kb"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }

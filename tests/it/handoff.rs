@@ -201,7 +201,37 @@ fn tickets_agents_csat_and_release() {
         (200, Some("bán hàng")),
         "{v}"
     );
+    // Back in the new department's queue: nobody holds it, so it is new again.
+    assert_eq!(
+        (v["status"].as_str(), &v["assignee"]),
+        (Some("new"), &serde_json::Value::Null),
+        "{v}"
+    );
     assert!(v["log"].to_string().contains("không thuộc dịch vụ"), "{v}");
+    // To the department it is in (names match whatever their case): refused, no change.
+    let audits = || db_count(data.path(), "SELECT COUNT(*) FROM audit_log");
+    let before = audits();
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "Bán Hàng"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("same_department")),
+        "{v}"
+    );
+    assert_eq!(audits(), before, "nothing recorded");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/transfer"),
+        Some(&token),
+        Some(json!({"department": "Kế toán"})),
+    );
+    assert_eq!((s, v["department"].as_str()), (200, Some("kế toán")), "{v}");
     let (s, v) = call(
         &server,
         "POST",
@@ -613,4 +643,113 @@ fn closed_tickets_refuse_actions_a_held_ticket_needs_a_take_over_and_no_customer
     let r = chat.say("phí ship ra Hà Nội bao nhiêu");
     assert!(reply_text(&r).contains("25.000đ"), "{r}");
     assert_eq!(r["handoff"], false, "{r}");
+}
+
+/// Usernames are case-insensitive; a wrong sign-in says so (`bad_credentials`); a
+/// disabled account cannot sign in, its tokens stop working and its tickets go back
+/// to the queue; `create` enables it again.
+#[test]
+fn agent_accounts_are_case_insensitive_and_can_be_disabled() {
+    let data = tempfile::tempdir().unwrap();
+    let agent_cli = |args: &[&str]| {
+        run(cskh()
+            .arg("agent")
+            .args(args)
+            .arg("--data")
+            .arg(data.path()))
+    };
+    create_agent(data.path(), "lan", "mat-khau-cu-1");
+    // `Lan` is the same account: a password reset, not a second account.
+    create_agent(data.path(), " Lan ", "mat-khau-moi-2");
+    let o = agent_cli(&["list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["lan"], "{}", stdout(&o));
+
+    let server = Server::start(data.path(), &[("CSKH_BUSINESS_HOURS", "00:00-00:00")]);
+    let login = |user: &str, password: &str| {
+        call(
+            &server,
+            "POST",
+            "/api/v1/agent/login",
+            None,
+            Some(json!({"username": user, "password": password})),
+        )
+    };
+    for (user, password) in [("lan", "mat-khau-cu-1"), ("khong-co", "mat-khau-moi-2")] {
+        let (s, v) = login(user, password);
+        assert_eq!(
+            (
+                s,
+                v["error"]["code"].as_str(),
+                v["error"]["message"].as_str()
+            ),
+            (
+                401,
+                Some("bad_credentials"),
+                Some("wrong username or password")
+            ),
+            "{v}"
+        );
+    }
+    let (s, v) = login("LAN", "mat-khau-moi-2");
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+
+    // Lan holds a ticket when her account is disabled.
+    let mut chat = Chat::new(&server, "khach-tai-khoan");
+    assert_eq!(chat.say("cho mình gặp nhân viên")["handoff"], true);
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/handoffs/{id}/claim"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, v["status"].as_str()), (200, Some("in_progress")), "{v}");
+
+    let o = agent_cli(&["disable", "--username", "khong-co"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no agent account `khong-co`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = agent_cli(&["disable", "--username", "Lan"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&agent_cli(&["list"])).contains("lan\tcreated"));
+    assert!(stdout(&agent_cli(&["list"])).contains("\tdisabled "));
+
+    let (s, v) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{v}"
+    );
+    let (s, v) = login("lan", "mat-khau-moi-2");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("bad_credentials")),
+        "{v}"
+    );
+    assert_eq!(
+        db_count(
+            data.path(),
+            &format!(
+                "SELECT COUNT(*) FROM tickets WHERE id = '{id}' AND status = 'new' AND assignee IS NULL"
+            )
+        ),
+        1,
+        "the ticket she held is back in the queue"
+    );
+
+    // Creating the account again (a new password) enables it.
+    create_agent(data.path(), "lan", "mat-khau-moi-3");
+    let (s, v) = login("lan", "mat-khau-moi-3");
+    assert_eq!(s, 200, "{v}");
 }
