@@ -673,19 +673,13 @@ impl IntentRules {
             if msg.words == 0 {
                 continue;
             }
-            let asks = sentence.trim_end().ends_with('?')
-                || self.asking.matches(&msg)
-                || self.question_words.matches(&msg)
-                || self.ends_asking(&msg);
+            let asks = self.sentence_asks(&sentence, &msg);
             if another(&sentence, asks) {
                 // A question set off by a comma in that sentence ("cho em hỏi phí ship
                 // về quận 3 bao nhiêu, và đơn DH240541 giao chưa") is still one.
                 for piece in sentence.split(',').filter(|_| sentence.contains(',')) {
                     let m = Prepared::new(&self.normalizer, piece);
-                    let asks = piece.trim_end().ends_with('?')
-                        || self.asking.matches(&m)
-                        || self.question_words.matches(&m)
-                        || self.ends_asking(&m);
+                    let asks = self.sentence_asks(piece, &m);
                     if asks && m.words >= 3 && !another(piece, asks) && !self.order_time.matches(&m)
                     {
                         parts.push(piece.trim().to_string());
@@ -719,6 +713,15 @@ impl IntentRules {
             }
         }
         parts
+    }
+
+    /// Whether a sentence asks: it ends with "?", holds an `asking` or
+    /// `question_words` phrase, or ends with a `question_ends` word.
+    fn sentence_asks(&self, sentence: &str, msg: &Prepared) -> bool {
+        sentence.trim_end().ends_with('?')
+            || self.asking.matches(msg)
+            || self.question_words.matches(msg)
+            || self.ends_asking(msg)
     }
 
     /// Whether a message's last word, before filler words, asks: "có đổi không
