@@ -647,9 +647,7 @@ impl ConversationService {
             // Words the bot cannot answer sent with a photo or a file ("áo giao tới bị
             // thế này nè shop" + a photo): a person should look at it, and the
             // customer hears that it arrived.
-            let with_file = text
-                .lines()
-                .any(|l| crate::channels::attachment_label(l).is_some_and(|k| k != "Nhãn dán"));
+            let with_file = crate::channels::holds_file(&text);
             let unanswered = replies.len() == 1 && replies[0].text == crate::bot::replies::FALLBACK;
             if with_file && unanswered && outcome.handoff.is_none() {
                 replies = vec![quick(

@@ -36,6 +36,13 @@ impl EntityExtractor {
         })
     }
 
+    /// The text with its order codes left out ("đơn DH240449 bị thiếu hàng thì làm
+    /// sao" → "đơn bị thiếu hàng thì làm sao"): what retrieval reads of it.
+    pub fn without_order_codes(&self, text: &str) -> String {
+        let cut = self.order.replace_all(text, " ");
+        cut.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     /// The entities of a message. An order code is the pattern's capture groups
     /// joined (the whole match when it has none), upper-cased, with a `#` before a
     /// code of digits only: "dh 240517" → `DH240517`, "đơn 10088" → `#10088`.
@@ -74,15 +81,6 @@ impl EntityExtractor {
             email,
             last4,
         }
-    }
-}
-
-impl EntityExtractor {
-    /// The text with its order codes left out ("đơn DH240449 bị thiếu hàng thì làm
-    /// sao" → "đơn bị thiếu hàng thì làm sao"): what retrieval reads of it.
-    pub fn without_order_codes(&self, text: &str) -> String {
-        let cut = self.order.replace_all(text, " ");
-        cut.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 

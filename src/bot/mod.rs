@@ -147,6 +147,16 @@ pub struct Answered {
 }
 
 impl Answered {
+    /// `question`, answered now with `entry`.
+    fn now(question: String, entry: String) -> Self {
+        Self {
+            question,
+            question_entry: entry.clone(),
+            entry,
+            at: Some(chrono::Utc::now()),
+        }
+    }
+
     /// Whether a follow-up now can still mean this question.
     fn recent(&self, minutes: u32) -> bool {
         self.at.is_some_and(|at| {
@@ -373,6 +383,16 @@ impl Bot {
 
     /// A hand-off decided outside the dialogue (a caller pressing the key for a
     /// person, or speech that could not be recognized).
+    /// An answer as the customer gets it: rewritten by the LLM when one is set up
+    /// and it succeeds, else the entry's own answer.
+    async fn answer_reply(&self, question: &str, ask: &AskResult) -> Reply {
+        let text = match self.rewrite(question, ask).await {
+            Some(t) => t,
+            None => ask.answer.clone().unwrap_or_default(),
+        };
+        Reply::text(text)
+    }
+
     pub fn escalation(&self, reason: HandoffReason) -> TurnOutcome {
         let (text, intent) = match reason {
             HandoffReason::SpeechUnrecognized => (replies::HANDOFF_UNHEARD, Intent::OutOfScope),
@@ -523,12 +543,9 @@ impl Bot {
                 state.offered.clear();
                 state.fallbacks = 0;
                 if let Some(r) = self.answer_entry(&id) {
-                    state.last_answered = self.entry_label(&id).map(|question| Answered {
-                        question,
-                        entry: id.clone(),
-                        question_entry: id.clone(),
-                        at: Some(chrono::Utc::now()),
-                    });
+                    state.last_answered = self
+                        .entry_label(&id)
+                        .map(|question| Answered::now(question, id.clone()));
                     return outcome(vec![r], Intent::Faq, None, None, &ents);
                 }
             }
@@ -653,11 +670,7 @@ impl Bot {
             if !others.is_empty() && handoff.is_none() {
                 let mut answers = Vec::with_capacity(others.len());
                 for (q, a) in &others {
-                    let text = match self.rewrite(q, a).await {
-                        Some(t) => t,
-                        None => a.answer.clone().unwrap_or_default(),
-                    };
-                    answers.push(Reply::text(text));
+                    answers.push(self.answer_reply(q, a).await);
                 }
                 // The order's answer first; but a question the bot asks back (the
                 // code, the phone) comes last, where the customer's next message
@@ -669,12 +682,7 @@ impl Bot {
                     out = answers;
                 }
                 if let Some((q, a)) = others.last() {
-                    state.last_answered = a.faq_id.clone().map(|entry| Answered {
-                        question: q.clone(),
-                        question_entry: entry.clone(),
-                        entry,
-                        at: Some(chrono::Utc::now()),
-                    });
+                    state.last_answered = a.faq_id.clone().map(|e| Answered::now(q.clone(), e));
                 }
             }
             if read.is_some_and(|m| m.waiting) {
@@ -947,33 +955,21 @@ impl Bot {
                         entry,
                         at: Some(chrono::Utc::now()),
                     },
-                    None => Answered {
-                        question: question.clone().unwrap_or_else(|| text.to_string()),
-                        question_entry: entry.clone(),
-                        entry,
-                        at: Some(chrono::Utc::now()),
-                    },
+                    None => {
+                        Answered::now(question.clone().unwrap_or_else(|| text.to_string()), entry)
+                    }
                 });
                 // Of several questions answered, a follow-up reads after the last one
                 // ("… với lại phí ship về quận 3 bao nhiêu" → "còn Hà Nội thì sao").
                 if let Some((q, a)) = more.last() {
-                    state.last_answered = a.faq_id.clone().map(|entry| Answered {
-                        question: q.clone(),
-                        question_entry: entry.clone(),
-                        entry,
-                        at: Some(chrono::Utc::now()),
-                    });
+                    state.last_answered = a.faq_id.clone().map(|e| Answered::now(q.clone(), e));
                 }
                 let asked = question.as_deref().unwrap_or(text);
                 let mut replies = Vec::with_capacity(1 + more.len());
                 for (q, a) in
                     std::iter::once((asked, &ask)).chain(more.iter().map(|(q, a)| (q.as_str(), a)))
                 {
-                    let text = match self.rewrite(q, a).await {
-                        Some(t) => t,
-                        None => a.answer.clone().unwrap_or_default(),
-                    };
-                    replies.push(Reply::text(text));
+                    replies.push(self.answer_reply(q, a).await);
                 }
                 if unanswered > 0 {
                     // Say so rather than drop a question without a word.
@@ -1106,14 +1102,12 @@ impl Bot {
             .rules
             .questions_besides(text, |q, asks| {
                 let e = self.extractor.extract(q);
-                let lookup = self.rules.says(Intent::OrderStatus, q)
-                    || self.rules.order_request(q).is_some()
-                    || self.rules.cannot_give(q);
+                let request = self.rules.order_request(q).is_some();
                 e.phone.is_some()
                     || e.last4.is_some()
-                    || e.order_code.is_some() && (lookup || !asks)
-                    || self.rules.order_request(q).is_some() && self.rules.about_this_order(q)
                     || self.rules.says(Intent::OrderStatus, q)
+                    || request && self.rules.about_this_order(q)
+                    || e.order_code.is_some() && (request || self.rules.cannot_give(q) || !asks)
             })
             .into_iter()
             .take(MAX_PARTS)

@@ -81,6 +81,9 @@ pub struct InboundMessage {
     pub attachment: bool,
 }
 
+/// The label of a sticker among `ATTACHMENT_LABELS`.
+const STICKER: &str = "Nhãn dán";
+
 /// Labels the adapters write for an attachment, one line each: "[Ảnh] https://…".
 pub const ATTACHMENT_LABELS: [&str; 9] = [
     "Ảnh",
@@ -95,7 +98,7 @@ pub const ATTACHMENT_LABELS: [&str; 9] = [
 ];
 
 /// The label of an attachment line ("[Ảnh] https://x/a.jpg" → "Ảnh").
-pub(crate) fn attachment_label(line: &str) -> Option<&str> {
+fn attachment_label(line: &str) -> Option<&str> {
     let rest = line.trim().strip_prefix('[')?;
     let (label, _) = rest.split_once(']')?;
     ATTACHMENT_LABELS.contains(&label).then_some(label)
@@ -110,10 +113,16 @@ pub fn written_text(text: &str) -> String {
         .join("\n")
 }
 
+/// Whether a message carries a photo, a file or anything else but a sticker.
+pub fn holds_file(text: &str) -> bool {
+    text.lines()
+        .any(|l| attachment_label(l).is_some_and(|k| k != STICKER))
+}
+
 /// A message of stickers only (a thumbs-up): an acknowledgement, not a file.
 pub fn only_stickers(text: &str) -> bool {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
-    lines.peek().is_some() && lines.all(|l| attachment_label(l) == Some("Nhãn dán"))
+    lines.peek().is_some() && lines.all(|l| attachment_label(l) == Some(STICKER))
 }
 
 #[derive(Debug, Error, PartialEq)]

@@ -416,11 +416,11 @@ impl Voice {
             out.ticket_code = code;
             return out;
         }
-        let goodbye = r.intent == "goodbye" || leaving;
         if leaving {
             // Thanks that take leave get a farewell, not an offer of more help.
             return reply(&speech::speakable(replies::GOODBYE, 2), Action::Hangup);
         }
+        let goodbye = r.intent == "goodbye";
         let mut parts = Vec::new();
         for x in &r.replies {
             let options: Vec<&String> = x

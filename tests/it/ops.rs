@@ -21,6 +21,18 @@ fn db_text(data: &Path, sql: &str) -> String {
     })
 }
 
+/// A server with agent "lan", the admin token, and the shop open around the clock.
+fn start_open_all_day(data: &std::path::Path) -> Server {
+    create_agent(data, "lan", "mat-khau-an-toan");
+    Server::start(
+        data,
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
+        ],
+    )
+}
+
 fn at(base: chrono::DateTime<chrono::Utc>, minutes: i64) -> String {
     (base + chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -28,14 +40,7 @@ fn at(base: chrono::DateTime<chrono::Utc>, minutes: i64) -> String {
 #[test]
 fn a_scripted_day_gives_the_hand_computed_kpis() {
     let data = tempfile::tempdir().unwrap();
-    create_agent(data.path(), "lan", "mat-khau-an-toan");
-    let server = Server::start(
-        data.path(),
-        &[
-            ("CSKH_ADMIN_TOKEN", ADMIN),
-            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
-        ],
-    );
+    let server = start_open_all_day(data.path());
     let q = "Phí ship ra Hà Nội bao nhiêu vậy shop?";
 
     // A asks an FAQ, and asks the same again 45 minutes later (a repeat contact).
@@ -417,14 +422,7 @@ fn a_day_as_to_includes_that_day() {
 #[test]
 fn only_a_first_human_reply_in_time_meets_the_sla() {
     let data = tempfile::tempdir().unwrap();
-    create_agent(data.path(), "lan", "mat-khau-an-toan");
-    let server = Server::start(
-        data.path(),
-        &[
-            ("CSKH_ADMIN_TOKEN", ADMIN),
-            ("CSKH_BUSINESS_HOURS", "00:00-00:00"),
-        ],
-    );
+    let server = start_open_all_day(data.path());
     for user in ["p1-tra-lai", "p1-tra-loi", "p1-giai-quyet"] {
         assert_eq!(
             Chat::new(&server, user).say("em bị trừ tiền 2 lần")["handoff"],
