@@ -378,6 +378,7 @@ impl ConversationService {
         let context = serde_json::json!({
             "entities": {
                 "order_code": outcome.entities.order_code,
+                "more_order_codes": outcome.entities.more_order_codes,
                 "email": outcome.entities.email,
                 "phone_given": outcome.entities.phone.is_some() || outcome.entities.last4.is_some(),
             },

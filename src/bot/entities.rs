@@ -13,6 +13,9 @@ pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entities {
     pub order_code: Option<String>,
+    /// Codes named after the first one, each once ("đơn DH240517 với DH240449 giao
+    /// chưa").
+    pub more_order_codes: Vec<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
     pub last4: Option<String>,
@@ -47,7 +50,8 @@ impl EntityExtractor {
     /// joined (the whole match when it has none), upper-cased, with a `#` before a
     /// code of digits only: "dh 240517" → `DH240517`, "đơn 10088" → `#10088`.
     pub fn extract(&self, text: &str) -> Entities {
-        let order_code = self.order.captures_iter(text).find_map(|c| {
+        let mut codes: Vec<String> = Vec::new();
+        for code in self.order.captures_iter(text).filter_map(|c| {
             let groups: String = c.iter().skip(1).flatten().map(|m| m.as_str()).collect();
             let code = match groups.is_empty() {
                 true => c[0].to_uppercase(),
@@ -59,7 +63,14 @@ impl EntityExtractor {
             // "đơn 5000 có freeship không" is an amount, not an order.
             let amount = !c[0].contains('#') && code.ends_with("00");
             (!amount).then(|| format!("#{code}"))
-        });
+        }) {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        let mut codes = codes.into_iter();
+        let order_code = codes.next();
+        let more_order_codes = codes.collect();
         let email = self.email.find(text).map(|m| m.as_str().to_lowercase());
         // Order codes and e-mails must not be read as phone digits.
         let mut rest = text.to_string();
@@ -77,6 +88,7 @@ impl EntityExtractor {
         };
         Entities {
             order_code,
+            more_order_codes,
             phone,
             email,
             last4,
@@ -138,6 +150,17 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(ex().extract(text).order_code.as_deref(), want, "{text}");
         }
+    }
+
+    #[test]
+    fn several_order_codes() {
+        let e = ex().extract("đơn DH240517 với dh 240449 và DH-240517 giao chưa");
+        assert_eq!(e.order_code.as_deref(), Some("DH240517"));
+        assert_eq!(e.more_order_codes, vec!["DH240449".to_string()]);
+        assert!(ex()
+            .extract("đơn DH240517 giao chưa")
+            .more_order_codes
+            .is_empty());
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct DialogueState {
     /// The question the last menu (`offered`) was shown for: a follow-up sent while
     /// it shows ("nếu hàng sale thì sao") reads after it.
     pub menu_question: Option<String>,
+    /// Orders named after the first in one message ("đơn DH240517 với DH240449 giao
+    /// chưa"): answered once the first is verified, if the same phone placed them.
+    pub queued_orders: Vec<String>,
 }
 
 impl DialogueState {
@@ -127,6 +130,7 @@ impl DialogueState {
         self.pending = Pending::Nothing;
         self.verify_failures = 0;
         self.request = None;
+        self.queued_orders.clear();
     }
 }
 
@@ -514,6 +518,7 @@ impl Bot {
     /// One turn. Retrieval runs on the blocking pool; order lookups are awaited.
     pub async fn turn(self: &Arc<Self>, state: &mut DialogueState, text: &str) -> TurnOutcome {
         let mut ents = self.extractor.extract(text);
+        let names_codes = ents.order_code.is_some();
         let outcome = |replies, intent, decision, handoff, ents: &Entities| TurnOutcome {
             replies,
             intent,
@@ -665,8 +670,19 @@ impl Bot {
             if let Pending::Verification { code } = &state.pending {
                 ents.order_code.get_or_insert_with(|| code.clone());
             }
+            if names_codes {
+                state.queued_orders = ents.more_order_codes.clone();
+            }
+            // The ticket names every order the customer asked about.
+            ents.more_order_codes = state.queued_orders.clone();
+            let asked = state.request;
             let others = self.answer_besides_order(text).await;
-            let (mut out, handoff) = self.order_turn(state, &ents).await;
+            let (mut out, mut handoff) = self.order_turn(state, &ents).await;
+            if state.pending == Pending::Nothing && !state.queued_orders.is_empty() {
+                let (more, more_handoff) = self.queued_orders(state, asked).await;
+                out.extend(more);
+                handoff = handoff.or(more_handoff);
+            }
             if !others.is_empty() && handoff.is_none() {
                 let mut answers = Vec::with_capacity(others.len());
                 for (q, a) in &others {
@@ -1224,6 +1240,50 @@ impl Bot {
                 (vec![Reply::text(replies::VERIFICATION_MISMATCH)], None)
             }
         }
+    }
+
+    /// The other orders the message named, once the first is verified: each placed
+    /// with the verified phone gets its answer (with the same request, if any); any
+    /// other is not looked into and counts as a failed verification of its code, so
+    /// codes cannot be tried by adding them to a verified one.
+    async fn queued_orders(
+        &self,
+        state: &mut DialogueState,
+        request: Option<OrderRequest>,
+    ) -> (Vec<Reply>, Option<HandoffReason>) {
+        let mut out = Vec::new();
+        let mut handoff = None;
+        for code in std::mem::take(&mut state.queued_orders) {
+            let order = match self.orders.find(&code).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, "order lookup failed");
+                    out.push(Reply::text(replies::other_order_unreachable(&code)));
+                    continue;
+                }
+            };
+            let ours = order.filter(|o| {
+                !self.order_locked(&code)
+                    && (state.verified_orders.contains(&o.code.to_uppercase())
+                        || o.phone_matches(state.verified_phone.as_deref(), None))
+            });
+            match ours {
+                Some(o) => {
+                    if !state.verified_orders.contains(&o.code.to_uppercase()) {
+                        state.verified_orders.push(o.code.to_uppercase());
+                    }
+                    state.request = request;
+                    let (replies, h) = self.order_answer(state, &o);
+                    out.extend(replies);
+                    handoff = handoff.or(h);
+                }
+                None => {
+                    self.order_failed(&code);
+                    out.push(Reply::text(replies::other_order_unverified(&code)));
+                }
+            }
+        }
+        (out, handoff)
     }
 }
 

@@ -176,6 +176,20 @@ pub fn cancel_requested(o: &Order) -> String {
     )
 }
 
+/// Another order named in the same message, not placed with the phone just
+/// verified (or not found: the two are never told apart).
+pub fn other_order_unverified(code: &str) -> String {
+    format!(
+        "Dạ, với mã đơn {code}, em chưa xác minh được bằng số điện thoại này ạ. Nếu đơn đó đặt bằng số khác, anh/chị nhắn riêng mã đơn kèm số điện thoại đặt hàng giúp em nhé."
+    )
+}
+
+pub fn other_order_unreachable(code: &str) -> String {
+    format!(
+        "Dạ, hệ thống tra cứu đơn hàng đang tạm thời gián đoạn nên em chưa kiểm tra được đơn {code} ạ. Anh/chị nhắn lại mã đơn này sau ít phút giúp em nhé."
+    )
+}
+
 pub fn already_cancelled(o: &Order) -> String {
     format!(
         "Dạ, đơn hàng {} đã được hủy rồi ạ. Anh/chị cần em hỗ trợ thêm gì không ạ?",

@@ -498,6 +498,40 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
     assert_eq!(r["handoff"], true, "{r}");
     let named = "SELECT COUNT(*) FROM tickets WHERE context LIKE '%DH240449%'";
     assert_eq!(db_count(data.path(), named), 1);
+
+    // Two orders in one message: both answered once the phone that placed them is
+    // verified; an order placed with another phone is not looked into.
+    let mut g = Chat::new(&server, "khach-hai-don");
+    let r = g.say("đơn DH240517 với đơn 10088 giao chưa shop");
+    assert_eq!(texts(&r).len(), 1, "{r}");
+    assert!(reply_text(&r).contains("số điện thoại"), "{r}");
+    let t = texts(&g.say("0912345678"));
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(
+        t[0].contains("GHN8K2M4Q7") && t[1].contains("#10088"),
+        "{t:?}"
+    );
+    let t = texts(
+        &Chat::new(&server, "khach-don-nguoi-khac")
+            .say("đơn DH240517 với DH240541 tới đâu rồi, sdt 0912345678"),
+    );
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(t[0].contains("GHN8K2M4Q7"), "{t:?}");
+    assert!(
+        t[1].contains("DH240541") && !t[1].contains("đã giao"),
+        "{t:?}"
+    );
+    // A request covers every order named, and the ticket lists them.
+    let r = Chat::new(&server, "khach-huy-hai-don")
+        .say("hủy giúp em đơn DH240517 và #10088, sđt 0912345678");
+    assert_eq!(r["handoff"], true, "{r}");
+    let t = texts(&r);
+    assert_eq!(t.len(), 2, "{r}");
+    assert!(t[0].contains("hủy đơn hàng DH240517"), "{r}");
+    assert!(t[1].contains("hủy đơn hàng #10088"), "{r}");
+    let both =
+        "SELECT COUNT(*) FROM tickets WHERE context LIKE '%DH240517%' AND context LIKE '%#10088%'";
+    assert_eq!(db_count(data.path(), both), 1);
 }
 
 #[test]
