@@ -8,7 +8,7 @@ use regex::Regex;
 /// "DH-240517"), `#10023`, or a number of four or five digits right after "đơn"
 /// ("đơn 10088 khi nào giao"; not one ending in 00, an amount), read as `#10088`. See `EntityExtractor::extract`
 /// for how a match becomes a code.
-pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?([0-9]{4,10})\b|\b(?:đơn|don)(?:\s+(?:hàng|hang))?(?:\s+(?:số|so))?\s+([1-9][0-9]{3,4})\b";
+pub const DEFAULT_ORDER_PATTERN: &str = r"(?i)\b(DH)[\s\-]?([0-9]{4,10})\b|#\s?([0-9]{4,10})\b|\b(?:đơn|don)(?:\s+(?:hàng|hang))?(?:\s+(?:của|cua)\s+(?:em|e|mình|minh|anh|chị|chi|tôi|toi))?(?:\s+(?:số|so|là|la))?\s+([1-9][0-9]{3,4})\b";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entities {
@@ -136,6 +136,8 @@ mod tests {
             ("mã đơn DH-240517 ạ", Some("DH240517")),
             ("đơn 10088 khi nào giao", Some("#10088")),
             ("don hang so 10088", Some("#10088")),
+            ("mã đơn là 10045", Some("#10045")),
+            ("đơn của em là 10045 ạ", Some("#10045")),
             ("# 10088", Some("#10088")),
             // A phone after "đơn" is not an order code; nor is a small number.
             ("đơn 0912345678", None),

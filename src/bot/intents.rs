@@ -393,9 +393,17 @@ impl IntentRules {
 
     /// The first rule that claims `text`, and whether it says the customer waited.
     pub fn read(&self, text: &str) -> Option<RuleMatch> {
-        let msg = Prepared::new(&self.normalizer, text);
+        let named = without_introduction(text);
+        let msg = Prepared::new(&self.normalizer, &named);
         if msg.words == 0 {
-            return wordless(text);
+            return match named.len() < text.len() {
+                // "em là Lan": the customer only said who they are.
+                true => Some(RuleMatch {
+                    intent: Intent::Greeting,
+                    waiting: false,
+                }),
+                false => wordless(text),
+            };
         }
         let mut talk = self.small_talk(&msg);
         self.filler.cover(&msg, &mut talk);
@@ -747,6 +755,21 @@ impl IntentRules {
         }
         covered
     }
+}
+
+/// The text without the customer saying who they are ("chào shop, em là Lan",
+/// "shop ơi em Lan đây", "mình tên Hoa"): a name is one to three capitalized words
+/// after "là"/"tên", or before "đây". Names are no question and no small talk phrase.
+fn without_introduction(text: &str) -> std::borrow::Cow<'_, str> {
+    static NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let who = r"(?:[Ee]m|[Mm]ình|[Tt]ôi|[Aa]nh|[Cc]hị|[Cc]on|[Cc]háu)";
+        let name = r"\p{Lu}\p{Ll}*(?:\s+\p{Lu}\p{Ll}*){0,2}";
+        regex::Regex::new(&format!(
+            r"\b{who}\s+(?:(?:tên\s+)?là|tên)\s+{name}\b|\b{who}\s+{name}\s+đây\b"
+        ))
+        .expect("introduction pattern")
+    });
+    NAME.replace_all(text, " ")
 }
 
 /// A message without a word: "👍", "🙏", "❤️" acknowledge (read as thanks); anything

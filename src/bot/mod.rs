@@ -870,25 +870,71 @@ impl Bot {
             if alone.decision != Decision::Answer {
                 if let Some((prev, content)) = &previous {
                     let again = [prev.entry.as_str(), prev.question_entry.as_str()];
-                    let readings = [
-                        core.retriever.substitute(
-                            &prev.question,
-                            content,
-                            crate::text::has_diacritics(&owned),
-                            &|s| me.followups.is_frame(s),
-                        ),
-                        Some(format!("{} {owned}", prev.question)),
-                    ];
+                    // The substitution of a span as long as the follow-up's words,
+                    // both questions together, then a span of the other length.
+                    let mut readings = core.retriever.substitutions(
+                        &prev.question,
+                        content,
+                        crate::text::has_diacritics(&owned),
+                        &|s| me.followups.is_frame(s),
+                    );
+                    readings.insert(
+                        readings.len().min(1),
+                        format!("{} {owned}", prev.question),
+                    );
+                    // Words the follow-up adds that the last question did not have:
+                    // an entry already given may answer again only when it speaks
+                    // of them ("thay pin iphone 11" → "thế còn iphone 13 thì sao",
+                    // both in one price table).
+                    let asked = core.retriever.normalizer().syllables(&prev.question);
+                    let new_words: Vec<String> = content
+                        .iter()
+                        .filter(|w| {
+                            let w = crate::text::fold(w);
+                            !asked.iter().any(|a| crate::text::fold(a) == w)
+                        })
+                        .cloned()
+                        .collect();
                     // A reading that offers a choice led by such an entry is shown
                     // when nothing answers and the follow-up alone gets nothing.
                     let mut menu = None;
-                    for reading in readings.iter().flatten() {
+                    // An answer by an entry already given, kept for when no other
+                    // entry answers.
+                    let mut same: Option<crate::search::Retrieval> = None;
+                    for reading in &readings {
                         let r = core.retrieve(reading, Mode::Hybrid)?;
                         let best = r.best();
                         let entry = best.map(|c| c.id.as_str());
+                        let has = |words: &[String]| {
+                            best.is_some_and(|c| core.retriever.entry_has_words(c.index, words))
+                        };
                         // The entry must be about what the follow-up adds.
-                        let about = entry.is_some_and(|e| !again.contains(&e))
-                            && best.is_some_and(|c| core.retriever.entry_has_words(c.index, content));
+                        let about = has(content) && entry.is_some_and(|e| !again.contains(&e));
+                        // Not when another entry asks about those words itself
+                        // ("còn thẻ quà tặng thì sao" has its own entry).
+                        let asked_elsewhere = || {
+                            r.candidates.iter().skip(1).take(3).any(|c| {
+                                core.retriever.knowledge().get(&c.id).is_some_and(|e| {
+                                    let asks: Vec<String> = e
+                                        .questions()
+                                        .flat_map(|q| core.retriever.normalizer().syllables(q))
+                                        .map(|w| crate::text::fold(&w))
+                                        .collect();
+                                    new_words
+                                        .iter()
+                                        .all(|w| asks.contains(&crate::text::fold(w)))
+                                })
+                            })
+                        };
+                        if !about
+                            && same.is_none()
+                            && r.decision == Decision::Answer
+                            && has(content)
+                            && has(&new_words)
+                            && !asked_elsewhere()
+                        {
+                            same = Some(r.clone());
+                        }
                         if about && r.decision == Decision::Answer {
                             tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
                             return Ok(Retrieved {
@@ -903,6 +949,17 @@ impl Bot {
                         if about && r.decision == Decision::Clarify && menu.is_none() {
                             menu = Some(r);
                         }
+                    }
+                    if let Some(r) = same {
+                        tracing::debug!("follow-up answered in context by the same entry");
+                        return Ok(Retrieved {
+                            ask: core.to_result(&r),
+                            offer: r.offer.clone(),
+                            context: Some(prev.clone()),
+                            question: None,
+                            more: Vec::new(),
+                            unanswered: 0,
+                        });
                     }
                     if let Some(r) = menu.filter(|_| alone.decision == Decision::Handoff) {
                         tracing::debug!("follow-up offered a choice in context");
@@ -956,8 +1013,8 @@ impl Bot {
                 ask.answer = None;
             }
         }
-        // Still nothing that fits right after we offered choices: a person should take
-        // it (not for a follow-up, which asks about something else).
+        // Still nothing that fits right after we offered choices (not a follow-up,
+        // which asks about something else): named as the reason if it hands over.
         let after_clarify = !state.offered.is_empty() && !follows_up;
         state.offered.clear();
         match ask.decision {
@@ -1022,16 +1079,13 @@ impl Bot {
                 outcome(vec![reply], Intent::Faq, Some(ask), None, &ents)
             }
             Decision::Handoff => {
-                state.fallbacks += 1;
-                if after_clarify {
-                    state.fallbacks = 0;
-                    return outcome(
-                        vec![Reply::text(replies::HANDOFF_FALLBACK)],
-                        Intent::OutOfScope,
-                        Some(ask),
-                        Some(HandoffReason::LowConfidenceAfterClarify),
-                        &ents,
-                    );
+                // A stock or price question the bot cannot look up is no failure to
+                // understand: its reply offers a person, and it does not count toward
+                // handing the conversation over. Nor does one miss right after a
+                // menu hand it over at once ("ao polo nam gia bao nhieu" after a menu
+                // on points is a new question): it counts like any other miss.
+                if guard.is_none() {
+                    state.fallbacks += 1;
                 }
                 if state.fallbacks >= self.config.fallbacks_before_handoff {
                     state.fallbacks = 0;
@@ -1039,7 +1093,11 @@ impl Bot {
                         vec![Reply::text(replies::HANDOFF_FALLBACK)],
                         Intent::OutOfScope,
                         Some(ask),
-                        Some(HandoffReason::RepeatedFallback),
+                        Some(if after_clarify {
+                            HandoffReason::LowConfidenceAfterClarify
+                        } else {
+                            HandoffReason::RepeatedFallback
+                        }),
                         &ents,
                     );
                 }

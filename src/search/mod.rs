@@ -407,6 +407,11 @@ pub struct Retriever {
     window_words: Vec<Vec<HashSet<String>>>,
     idf: HashMap<String, f32>,
     max_idf: f32,
+    /// Per entry: its question names a place or a delivery area ("Phí ship ra Hà
+    /// Nội bao nhiêu?").
+    placed: Vec<bool>,
+    /// Every syllable the knowledge base uses, with its marks.
+    marked_words: HashSet<String>,
     /// The last few query embeddings, newest last. The same text is often read twice
     /// within one turn (a voice turn checks the recognizer's hypotheses before the bot
     /// answers the chosen one); this keeps that from running the model twice. Small on
@@ -455,6 +460,7 @@ impl Retriever {
         let mut terms = Vec::with_capacity(kb.len());
         let mut entry_words = Vec::with_capacity(kb.len());
         let mut window_words = Vec::with_capacity(kb.len());
+        let mut marked_words: HashSet<String> = HashSet::new();
         for e in &kb.entries {
             let asked: Vec<Vec<String>> = e
                 .questions()
@@ -490,6 +496,8 @@ impl Retriever {
             } else {
                 Vec::new()
             });
+            marked_words.extend(asked.iter().flatten().cloned());
+            marked_words.extend(answer.iter().cloned());
             let mut words = asked_words;
             words.extend(answer_folded);
             terms.push(entry);
@@ -499,6 +507,15 @@ impl Retriever {
         }
         let restorer = DiacriticRestorer::learn(all_sentences.iter().map(Vec::as_slice));
         let gazetteer = Gazetteer::new(&normalizer);
+        let placed = kb
+            .entries
+            .iter()
+            .map(|e| {
+                e.question
+                    .as_deref()
+                    .is_some_and(|q| gazetteer.names_place(&normalizer.syllables(q)))
+            })
+            .collect();
         let mut df: HashMap<String, u32> = HashMap::new();
         for w in &entry_words {
             for s in w {
@@ -528,6 +545,8 @@ impl Retriever {
             embedder,
             entry_words,
             window_words,
+            placed,
+            marked_words,
             idf,
             max_idf,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_QUERIES)),
@@ -585,13 +604,53 @@ impl Retriever {
         content_marked: bool,
         is_frame: &dyn Fn(&str) -> bool,
     ) -> Option<String> {
+        let k = content.len().min(2);
+        self.substitute_span(previous, content, content_marked, is_frame, k)
+    }
+
+    /// The readings of a follow-up in `previous`'s words: [`Self::substitute`], then
+    /// for a one-syllable follow-up the same with a two-syllable span, as a word
+    /// may stand for a longer one ("thay chân sạc bao nhiêu" + "loa" → "thay loa
+    /// bao nhiêu"). Each reading once.
+    pub fn substitutions(
+        &self,
+        previous: &str,
+        content: &[String],
+        content_marked: bool,
+        is_frame: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let k = content.len().min(2);
+        let mut out: Vec<String> = Vec::new();
+        let spans: &[usize] = match k {
+            0 => &[],
+            1 => &[1, 2],
+            _ => &[2],
+        };
+        for &span in spans {
+            if let Some(r) = self.substitute_span(previous, content, content_marked, is_frame, span)
+            {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    fn substitute_span(
+        &self,
+        previous: &str,
+        content: &[String],
+        content_marked: bool,
+        is_frame: &dyn Fn(&str) -> bool,
+        k: usize,
+    ) -> Option<String> {
         let prev = self.marks(
             &self.normalizer.syllables(previous),
             has_diacritics(previous),
         );
         let content = self.marks(content, content_marked);
-        let k = content.len().min(2);
-        if k == 0 || prev.len() < k {
+        if k == 0 || content.is_empty() || prev.len() < k {
             return None;
         }
         let weight = |w: &[String]| -> f32 {
@@ -791,6 +850,22 @@ impl Retriever {
         if decision == Decision::Answer
             && text.split_whitespace().count() <= p.vague_max_words
             && candidates.len() >= 2
+        {
+            decision = Decision::Clarify;
+            offer = candidates.iter().take(3).map(|c| c.index).collect();
+        }
+        // A delivery question that names no place ("phí ship bao nhiêu", "giao hàng
+        // mất mấy ngày"), in words the knowledge base knows, is not answered by an entry for one place or area ("Phí ship
+        // ra Hà Nội"): the customer chooses.
+        if decision == Decision::Answer
+            && candidates.len() >= 2
+            && candidates.first().is_some_and(|c| self.placed[c.index])
+            && self.gazetteer.about_delivery(&typed)
+            && !self.gazetteer.names_place(&typed)
+            && !self.gazetteer.names_place(&understood)
+            // A word the knowledge base does not know may be a place the table
+            // lacks ("ship về Ea Kar") or one misheard ("ra hà lội").
+            && understood.iter().all(|w| self.marked_words.contains(w) || self.idf.contains_key(w))
         {
             decision = Decision::Clarify;
             offer = candidates.iter().take(3).map(|c| c.index).collect();

@@ -22,7 +22,7 @@ const DEFAULT_ABBREVIATIONS: &str = include_str!("abbreviations.tsv");
 
 /// Raised whenever the code that turns text into terms changes what it gives
 /// (tokenization, folding, tone placement); see [`analysis_id`].
-const ANALYSIS_VERSION: u32 = 2;
+const ANALYSIS_VERSION: u32 = 3;
 
 /// Identifies how text becomes terms: the analysis code's version and the embedded
 /// abbreviation table. A lexical index stored by a build that read text differently
@@ -190,9 +190,13 @@ impl Normalizer {
     pub fn syllables(&self, text: &str) -> Vec<String> {
         let lower = nfc(text).to_lowercase();
         let mut out = Vec::new();
+        let mut after_number = false;
         for tok in raw_tokens(&lower) {
             let tok = canonical_tone(unstretch(tok));
-            match self.abbreviations.get(&tok) {
+            // A letter after a number is its unit ("9h", "500 k"), not a word.
+            let unit = after_number && tok.chars().count() == 1;
+            after_number = tok.chars().all(|c| c.is_ascii_digit());
+            match self.abbreviations.get(&tok).filter(|_| !unit) {
                 Some(exp) => out.extend(exp.iter().cloned()),
                 None => out.push(tok),
             }
@@ -302,6 +306,19 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(fold(input), want, "fold({input:?})");
+        }
+    }
+
+    #[test]
+    fn a_letter_after_a_number_is_its_unit() {
+        let n = Normalizer::default();
+        for (input, want) in [
+            ("mấy h đóng cửa", "mấy giờ đóng cửa"),
+            ("hẹn lúc 9h sáng", "hẹn lúc 9 h sáng"),
+            ("tầm 500 k", "tầm 500 k"),
+            ("có k", "có không"),
+        ] {
+            assert_eq!(n.normalize(input), want, "{input}");
         }
     }
 

@@ -12,6 +12,9 @@ pub struct Gazetteer {
     places: Vec<(Phrase, Vec<String>)>,
     /// The words that make a message about delivery.
     cues: Vec<Phrase>,
+    /// Words naming an area a shop prices delivery by, not a single place ("hà
+    /// nội", "nội thành", "miền nam").
+    areas: Vec<Phrase>,
 }
 
 /// Syllables of a table phrase, with their diacritic-free forms computed once.
@@ -57,7 +60,13 @@ impl Gazetteer {
             .filter(|(p, z)| !p.is_empty() && !z.is_empty())
             .collect();
         let (cues, places): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(p, _)| p == &["cue"]);
+        let (areas, places): (Vec<_>, Vec<_>) =
+            places.into_iter().partition(|(p, _)| p == &["area"]);
         let cues = cues
+            .into_iter()
+            .map(|(_, words)| Phrase::new(words))
+            .collect();
+        let areas = areas
             .into_iter()
             .map(|(_, words)| Phrase::new(words))
             .collect();
@@ -66,7 +75,34 @@ impl Gazetteer {
             .map(|(place, zone)| (Phrase::new(place), zone))
             .collect();
         places.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        Self { places, cues }
+        Self {
+            places,
+            cues,
+            areas,
+        }
+    }
+
+    /// Whether `typed` is about delivery: it holds a cue word ("giao", "phí ship").
+    pub fn about_delivery(&self, typed: &[String]) -> bool {
+        let marked: Vec<bool> = typed.iter().map(|t| has_diacritics(t)).collect();
+        (0..typed.len()).any(|i| {
+            self.cues
+                .iter()
+                .any(|cue| cue.matches_at(typed, &marked, i))
+        })
+    }
+
+    /// Whether `typed` names a place or an area delivery is priced by ("quận 3",
+    /// "Đà Nẵng", "hà nội", "ngoại thành"), whatever it is about.
+    pub fn names_place(&self, typed: &[String]) -> bool {
+        let marked: Vec<bool> = typed.iter().map(|t| has_diacritics(t)).collect();
+        (0..typed.len()).any(|i| {
+            self.places
+                .iter()
+                .map(|(place, _)| place)
+                .chain(&self.areas)
+                .any(|p| p.matches_at(typed, &marked, i))
+        })
     }
 
     /// The zone words of the places named in `typed` (syllables as the customer typed
@@ -77,12 +113,7 @@ impl Gazetteer {
     pub fn zones(&self, typed: &[String]) -> Vec<&[String]> {
         let mut out: Vec<&[String]> = Vec::new();
         let marked: Vec<bool> = typed.iter().map(|t| has_diacritics(t)).collect();
-        let about_delivery = (0..typed.len()).any(|i| {
-            self.cues
-                .iter()
-                .any(|cue| cue.matches_at(typed, &marked, i))
-        });
-        if !about_delivery {
+        if !self.about_delivery(typed) {
             return out;
         }
         let mut i = 0;

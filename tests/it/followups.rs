@@ -72,7 +72,7 @@ fn follow_up_questions_are_read_with_the_question_before_them() {
     println!(
         "FOLLOWUPS n={n} answered_right={right} answered_wrong={wrong} oos={oos} oos_answered={oos_answered}"
     );
-    // Measured: 21 right and 1 wrong of 42 (14 and 1 reading each message alone; the
+    // Measured: 22 right and 1 wrong of 42 (14 and 1 reading each message alone; the
     // wrong one is answered alone too), none of the 7 unanswerable ones answered.
     assert!(right >= 20, "follow-ups answered right: {right}/{n}");
     assert!(wrong <= 2, "follow-ups answered wrong: {wrong}/{n}");

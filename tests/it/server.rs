@@ -535,6 +535,45 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
 }
 
 #[test]
+fn small_talk_of_any_trade_names_places_and_misses_after_a_menu() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = Server::start(data.path(), &[]);
+    let mut a = Chat::new(&server, "khach-tiem");
+    // How customers address a business of any trade, and who they say they are.
+    for (text, intent) in [
+        ("tiệm ơi", "greeting"),
+        ("cảm ơn tiệm nha", "thanks"),
+        ("chào shop, em là Lan", "greeting"),
+        ("ok tiệm, để mai e ghé", "goodbye"),
+        ("em có hủy đâu", "complaint"),
+    ] {
+        assert_eq!(a.say(text)["intent"], intent, "{text}");
+    }
+    // "h" is "giờ"; a letter after a number stays its unit.
+    let r = Chat::new(&server, "khach-gio").say("mấy h đóng cửa");
+    assert_eq!(r["decision"]["faq_id"], "gio-mo-cua", "{r}");
+    // A delivery question naming no place is not answered with one place's fee.
+    let r = Chat::new(&server, "khach-phi-ship").say("phí ship bao nhiêu");
+    assert_eq!(r["decision"]["decision"], "clarify", "{r}");
+    let r = Chat::new(&server, "khach-phi-ship-hn").say("phí ship ra hà nội bao nhiêu");
+    assert_eq!(r["decision"]["decision"], "answer", "{r}");
+    // "mã đơn là 10045" names an order.
+    let r = Chat::new(&server, "khach-ma-don").say("mã đơn là 10045");
+    assert_eq!(r["intent"], "order_status", "{r}");
+    // One miss right after a menu is one fallback, not a hand-off; a price the bot
+    // cannot look up is no miss at all.
+    let mut m = Chat::new(&server, "khach-sau-menu");
+    let r = m.say("đổi trả trong bao lâu vậy shop");
+    assert_eq!(r["decision"]["decision"], "clarify", "{r}");
+    let r = m.say("ao polo nam gia bao nhieu");
+    assert_eq!(r["handoff"], false, "{r}");
+    let r = m.say("áo sơ mi linen giá bao nhiêu");
+    assert_eq!(r["handoff"], false, "{r}");
+    assert_eq!(db_count(data.path(), "SELECT COUNT(*) FROM tickets"), 1);
+}
+
+#[test]
 fn conversation_flow_over_http_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     import_orders(data.path());
