@@ -270,11 +270,18 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
                 let at_meta = d.body.iter().all(|l| l.trim().is_empty());
                 if at_meta && !in_fence {
                     let t = trimmed.trim_start();
-                    if let Some(v) = t.strip_prefix("? ") {
+                    // `trimmed` has lost its trailing spaces: "? " reads "?".
+                    if let Some(v) = t.strip_prefix("? ").or((t == "?").then_some("")) {
                         let v = nfc(v.trim());
-                        if !v.is_empty() {
-                            d.variants.push(v);
+                        if v.is_empty() {
+                            return Err(KnowledgeError::invalid(
+                                file,
+                                line_no,
+                                "a `?` line with nothing after it: write another way \
+                                 customers ask after `? `, or remove the line",
+                            ));
                         }
+                        d.variants.push(v);
                         continue;
                     }
                     if let Some(tags) = t.strip_prefix("tags:") {
@@ -379,6 +386,24 @@ mod tests {
             e[0].answer,
             "Giá thay pin:\n- iPhone 13: 850.000đ\n- iPhone 14: 1.050.000đ\nThay xong trong 30 phút."
         );
+    }
+
+    #[test]
+    fn an_empty_variant_line_is_an_error() {
+        for src in [
+            "## Q {#a}\n? ship bn\n? \n\nĐáp.\n",
+            "## Q {#a}\n? ship bn\n?\n\nĐáp.\n",
+            "## Q {#a}\n? ship bn\n  ?   \r\n\nĐáp.\n",
+        ] {
+            let err = p(src).unwrap_err().to_string();
+            assert!(
+                err.starts_with("kb/giao-hang.md:3: a `?` line with nothing after it"),
+                "{src:?}: {err}"
+            );
+        }
+        // In the answer, a question mark is text.
+        let e = p("## Q {#a}\nĐáp:\n?\n").unwrap();
+        assert_eq!(e[0].answer, "Đáp: ?");
     }
 
     #[test]

@@ -365,30 +365,69 @@ enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn items(self, tags: bool) -> Vec<String> {
+    fn tags(self) -> Vec<String> {
         match self {
             OneOrMany::Many(v) => v
                 .into_iter()
                 .map(|s| crate::text::nfc(s.trim()))
                 .filter(|s| !s.is_empty())
                 .collect(),
-            OneOrMany::One(s) => split_items(&s, tags),
+            OneOrMany::One(s) => split_tags(&s),
+        }
+    }
+
+    /// An empty item of a list is an error, as an empty `? ` line is in Markdown.
+    fn variants(self) -> Result<Vec<String>, String> {
+        match self {
+            OneOrMany::Many(v) => v
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = crate::text::nfc(s.trim());
+                    if s.is_empty() {
+                        Err(format!(
+                            "`variants` item {} is empty: write another way customers ask, \
+                             or remove it",
+                            i + 1
+                        ))
+                    } else {
+                        Ok(s)
+                    }
+                })
+                .collect(),
+            OneOrMany::One(s) => split_variants(&s),
         }
     }
 }
 
-/// Items written in one string: variants on line breaks or `|` (a question may hold
-/// commas), tags also on commas and semicolons.
-fn split_items(cell: &str, tags: bool) -> Vec<String> {
-    let seps: &[char] = if tags {
-        &['\n', '|', ',', ';']
-    } else {
-        &['\n', '|']
-    };
-    cell.split(seps)
+/// Tags written in one string, separated by line breaks, `|`, commas or semicolons;
+/// empty ones (a trailing comma) are dropped.
+fn split_tags(cell: &str) -> Vec<String> {
+    cell.split(['\n', '|', ',', ';'])
         .map(|s| crate::text::nfc(s.trim()))
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Variants written in one string: one per line, or separated by `|` (a question may
+/// hold commas). Blank lines are spacing; a `|` with nothing on one side (`ship bn |`,
+/// `a || b`) is an error, as an empty `? ` line is in Markdown.
+fn split_variants(cell: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for line in cell.lines().filter(|l| !l.trim().is_empty()) {
+        for piece in line.split('|') {
+            let v = crate::text::nfc(piece.trim());
+            if v.is_empty() {
+                return Err(format!(
+                    "an empty variant in `{}`: every `|` separates two ways customers \
+                     ask; write the missing one or remove the extra `|`",
+                    line.trim()
+                ));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// An entry id as a JSON value names it: a non-empty string (trimmed) or a number
@@ -435,6 +474,12 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
             .ok_or_else(|| {
                 KnowledgeError::invalid(file, line_no, format!("entry `{id}` has no `answer`"))
             })?;
+        let variants = match raw.variants {
+            Some(v) => v.variants().map_err(|m| {
+                KnowledgeError::invalid(file, line_no, format!("entry `{id}`: {m}"))
+            })?,
+            None => Vec::new(),
+        };
         out.push(Entry {
             id,
             question: raw
@@ -442,10 +487,10 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
                 .map(|q| crate::text::nfc(q.trim()))
                 .filter(|q| !q.is_empty()),
             title: None,
-            variants: raw.variants.map_or_else(Vec::new, |v| v.items(false)),
+            variants,
             answer,
             category: raw.category.map(|c| crate::text::nfc(c.trim())),
-            tags: raw.tags.map_or_else(Vec::new, |v| v.items(true)),
+            tags: raw.tags.map_or_else(Vec::new, OneOrMany::tags),
             origin: Origin {
                 file: file.to_path_buf(),
                 line: line_no,
@@ -605,6 +650,15 @@ mod tests {
                 ":1: entry `a` has no `answer`",
             ),
             ("{\"answer\": \"x\"}\n", ":1: missing `id`"),
+            // An empty variant, as an empty `? ` line in Markdown.
+            (
+                "{\"id\": \"a\", \"answer\": \"x\", \"variants\": [\"ship bn\", \" \"]}\n",
+                ":1: entry `a`: `variants` item 2 is empty",
+            ),
+            (
+                "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": \"x\", \"variants\": \"ship bn | \"}\n",
+                ":2: entry `b`: an empty variant in `ship bn |`",
+            ),
             // Ids follow the Markdown rule; a numeric id is a whole number 0 or more.
             ("{\"id\": \"A B\", \"answer\": \"x\"}\n", ":1: bad id `A B`"),
             ("{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"x_y\", \"answer\": \"x\"}\n", ":2: bad id `x_y`"),

@@ -180,7 +180,7 @@ fn a_spreadsheet_exported_as_csv_is_a_knowledge_base() {
 
 #[test]
 fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
-    let cases: [(&str, &str, &str); 10] = [
+    let cases: [(&str, &str, &str); 11] = [
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": }\n", "kb.jsonl:2: invalid JSON"),
         ("kb.jsonl", "{\"id\": \"a\", \"question\": \"Hỏi?\"}\n", "kb.jsonl:1: entry `a` has no `answer`"),
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n\n{\"id\": \"a\", \"answer\": \"y\"}\n", "kb.jsonl:3: duplicate id `a`"),
@@ -191,6 +191,7 @@ fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
         ("faq.md", "## Hỏi? {#xe-dap} nhé\nĐáp.\n", "faq.md:1: text `nhé` after `{#xe-dap}`"),
         ("faq.csv", "id,question,answer\nphi-ship,Phí ship?,Dạ, 30.000đ ạ\n", "faq.csv:2: this row has 4 cells but the header row has 3"),
         ("faq.csv", "question,answer\nPhí ship?,30.000đ\n", "faq.csv:1: the header row has no `id` column"),
+        ("faq.md", "## Phí ship? {#phi-ship}\n? ship bn\n? \n\nDạ, 30.000đ ạ.\n", "faq.md:3: a `?` line with nothing after it"),
     ];
     for (name, body, want) in cases {
         let kb = tempfile::tempdir().unwrap();
