@@ -151,10 +151,8 @@ fn join_lines(lines: &[String]) -> String {
         }
         let mut continues = false;
         if !out.is_empty() {
-            continues = glue == " "
-                && !fence
-                && !starts_block(line)
-                && (!in_item || indented(line));
+            continues =
+                glue == " " && !fence && !starts_block(line) && (!in_item || indented(line));
             out.push_str(if glue == " " && !continues {
                 "\n"
             } else {

@@ -253,8 +253,8 @@ impl KnowledgeBase {
             path: file.display().to_string(),
             reason: source,
         })?;
-        let normalizer = Normalizer::with_shop_table(&file.display().to_string(), &text)
-            .map_err(|e| match e {
+        let normalizer = Normalizer::with_shop_table(&file.display().to_string(), &text).map_err(
+            |e| match e {
                 TextError::Abbreviations {
                     file,
                     line,
@@ -264,7 +264,8 @@ impl KnowledgeBase {
                     line,
                     message,
                 },
-            })?;
+            },
+        )?;
         Ok(Some((text, normalizer)))
     }
 
@@ -807,7 +808,11 @@ mod tests {
         let one = KnowledgeBase::load(&dir.path().join("a.md")).unwrap();
         assert!(!one.has_shop_table());
 
-        write(dir.path(), ABBREVIATIONS_FILE, "ip\tiPhone\nss\tSamsung\nip\tiPad\n");
+        write(
+            dir.path(),
+            ABBREVIATIONS_FILE,
+            "ip\tiPhone\nss\tSamsung\nip\tiPad\n",
+        );
         let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
         let want = format!(
             "{}:3: `ip` is listed twice",

@@ -298,7 +298,8 @@ mod tests {
 
     #[test]
     fn blank_lines_between_variants_in_a_cell_are_spacing() {
-        let text = "id,answer,variants,tags\na,Đáp,\"ship bn\n\nphí giao | giá ship\n\",\"ship,\"\n";
+        let text =
+            "id,answer,variants,tags\na,Đáp,\"ship bn\n\nphí giao | giá ship\n\",\"ship,\"\n";
         let entries = parse_str(text).unwrap();
         assert_eq!(entries[0].variants, ["ship bn", "phí giao", "giá ship"]);
         // A trailing comma in the tags is no tag.

@@ -503,7 +503,8 @@ impl Retriever {
             all_sentences.extend(asked);
             all_sentences.push(answer);
         }
-        let restorer = DiacriticRestorer::learn(&normalizer, all_sentences.iter().map(Vec::as_slice));
+        let restorer =
+            DiacriticRestorer::learn(&normalizer, all_sentences.iter().map(Vec::as_slice));
         let gazetteer = Gazetteer::new(&normalizer);
         let mut df: HashMap<String, u32> = HashMap::new();
         for w in &entry_words {
@@ -746,7 +747,8 @@ impl Retriever {
             }
         }
         if use_dense {
-            let (qs, ps) = self.dense_scores(&model_text(&self.normalizer, text, &typed, &understood))?;
+            let (qs, ps) =
+                self.dense_scores(&model_text(&self.normalizer, text, &typed, &understood))?;
             let off = self.params.passage_offset;
             let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();

@@ -167,10 +167,11 @@ fn parse_table(file: &str, source: &str) -> Result<HashMap<String, Vec<String>>,
             line: idx + 1,
             message: message.to_string(),
         };
-        let line = line.trim_end();
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
+        // Split before trimming: `ip<TAB>` is a form without its meaning, not a line
+        // without a tab.
         let (key, value) = line
             .split_once('\t')
             .ok_or_else(|| err("expected `short<TAB>expansion`"))?;
@@ -501,13 +502,35 @@ mod tests {
     fn bad_shop_tables_name_file_and_line() {
         let cases = [
             // Listed twice in the shop's own file (a built-in key once is fine).
-            ("ip\tiphone\nko\tkhông có\nip\tipad\n", "kb/abbreviations.tsv:3: `ip` is listed twice"),
-            ("ip iphone\n", "kb/abbreviations.tsv:1: expected `short<TAB>expansion`"),
+            (
+                "ip\tiphone\nko\tkhông có\nip\tipad\n",
+                "kb/abbreviations.tsv:3: `ip` is listed twice",
+            ),
+            (
+                "ip iphone\n",
+                "kb/abbreviations.tsv:1: expected `short<TAB>expansion`",
+            ),
             ("# c\nip\t  \n", "kb/abbreviations.tsv:2: empty expansion"),
-            ("\tiphone\n", "kb/abbreviations.tsv:1: the short form must be one word"),
-            ("ip 13\tiphone 13\n", "kb/abbreviations.tsv:1: the short form must be one word"),
-            ("13pm\tiphone 13 pro max\n", "kb/abbreviations.tsv:1: `13pm` is not one word"),
-            ("wi-fi\twifi\n", "kb/abbreviations.tsv:1: `wi-fi` is not one word"),
+            (
+                "ss\tsamsung\nip\t\n",
+                "kb/abbreviations.tsv:2: empty expansion",
+            ),
+            (
+                "\tiphone\n",
+                "kb/abbreviations.tsv:1: the short form must be one word",
+            ),
+            (
+                "ip 13\tiphone 13\n",
+                "kb/abbreviations.tsv:1: the short form must be one word",
+            ),
+            (
+                "13pm\tiphone 13 pro max\n",
+                "kb/abbreviations.tsv:1: `13pm` is not one word",
+            ),
+            (
+                "wi-fi\twifi\n",
+                "kb/abbreviations.tsv:1: `wi-fi` is not one word",
+            ),
         ];
         for (source, want) in cases {
             let err = Normalizer::with_shop_table("kb/abbreviations.tsv", source)

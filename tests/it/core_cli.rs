@@ -264,7 +264,11 @@ fn a_shop_abbreviation_table_is_checked_and_read_by_bm25() {
         .arg(fresh.path())
         .arg("thay pin ip"));
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("abbreviations.tsv:2:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("abbreviations.tsv:2:"),
+        "{}",
+        stderr(&o)
+    );
     assert!(tree(fresh.path()).is_empty(), "{:?}", tree(fresh.path()));
 }
 
