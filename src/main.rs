@@ -417,8 +417,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let kb = KnowledgeBase::load(&knowledge)?;
             let c = kb.contents();
             let variants: usize = kb.entries.iter().map(|e| e.variants.len()).sum();
+            let table = if kb.has_shop_table() {
+                format!(
+                    ", {} shop abbreviations ({})",
+                    kb.normalizer().shop_expansions(),
+                    cskh::knowledge::ABBREVIATIONS_FILE
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "{}: {} entries ({} with questions, {} passages only), {} question variants, {} file{}",
+                "{}: {} entries ({} with questions, {} passages only), {} question variants, {} file{}{table}",
                 knowledge.display(),
                 c.entries,
                 c.entries - c.passages,

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::answer::{Core, CoreError, CoreOptions};
 use crate::bot::Bot;
-use crate::knowledge::{knowledge_files, Contents, KnowledgeError};
+use crate::knowledge::{abbreviations_file, knowledge_files, Contents, KnowledgeError};
 use crate::search::index_dir;
 
 /// What set a rebuild off.
@@ -102,8 +102,13 @@ pub struct Reloader {
 /// counts as a change and its rebuild reports why.
 pub fn fingerprint(dir: &Path) -> u64 {
     let mut h = DefaultHasher::new();
+    // The shop's abbreviation table is read with the knowledge files (absent, it
+    // fingerprints as its read error, so adding or removing it is a change).
     let files = if dir.is_dir() {
-        knowledge_files(dir)
+        knowledge_files(dir).map(|mut files| {
+            files.push(abbreviations_file(dir));
+            files
+        })
     } else {
         Ok(vec![dir.to_path_buf()])
     };
@@ -272,5 +277,26 @@ fn prune_index_dirs(data: &Path, keep: &mut Vec<PathBuf>) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove an old index");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shop_abbreviation_table_is_part_of_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.md"), "## Q {#a}\nĐáp.\n").unwrap();
+        let without = fingerprint(dir.path());
+        assert_eq!(without, fingerprint(dir.path()));
+        let table = abbreviations_file(dir.path());
+        std::fs::write(&table, "ip\tiphone\n").unwrap();
+        let with = fingerprint(dir.path());
+        assert_ne!(with, without, "added");
+        std::fs::write(&table, "ip\tipad\n").unwrap();
+        assert_ne!(fingerprint(dir.path()), with, "edited");
+        std::fs::remove_file(&table).unwrap();
+        assert_eq!(fingerprint(dir.path()), without, "removed");
     }
 }

@@ -108,6 +108,12 @@ pub(super) fn slug(text: &str) -> String {
 /// paragraph (an editor's wrapping is not a line break in the chat), while a blank
 /// line, a list item, a table row, a quote, a hard break (two trailing spaces or a
 /// trailing backslash) and the lines of a fenced block keep their line breaks.
+///
+/// Unlike CommonMark, a list item or table row takes the next line only when that
+/// line is indented (two spaces or a tab): a plain sentence right after a list
+/// ("- iPhone 14: 1.050.000đ" then "Thay xong trong 30 phút.") starts a line of its
+/// own, as the owner who wrote it on its own line means, instead of running on in
+/// the last item (CommonMark's "lazy continuation").
 fn join_lines(lines: &[String]) -> String {
     fn starts_block(line: &str) -> bool {
         let t = line.trim_start();
@@ -122,27 +128,39 @@ fn join_lines(lines: &[String]) -> String {
             || t.starts_with('>')
             || numbered
     }
+    /// A list item or a table row: what follows it continues it only when indented.
+    fn item(line: &str) -> bool {
+        starts_block(line) && !line.trim_start().starts_with('>')
+    }
+    let indented = |line: &str| line.starts_with("  ") || line.starts_with('\t');
     let mut out = String::new();
     // What the previous line asks of the next: nothing yet, a paragraph break, a
     // line break, or a space.
     let mut glue = "";
     let mut fenced = false;
+    // The text being continued is a list item or a table row.
+    let mut in_item = false;
     for line in lines {
         let fence = line.trim_start().starts_with("```");
         if !fenced && !fence && line.trim().is_empty() {
             if !out.is_empty() {
                 glue = "\n\n";
             }
+            in_item = false;
             continue;
         }
         let mut continues = false;
         if !out.is_empty() {
-            continues = glue == " " && !fence && !starts_block(line);
+            continues =
+                glue == " " && !fence && !starts_block(line) && (!in_item || indented(line));
             out.push_str(if glue == " " && !continues {
                 "\n"
             } else {
                 glue
             });
+        }
+        if !fenced && !fence && !continues {
+            in_item = item(line);
         }
         if fenced || fence {
             out.push_str(line.trim_end());
@@ -250,11 +268,18 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
                 let at_meta = d.body.iter().all(|l| l.trim().is_empty());
                 if at_meta && !in_fence {
                     let t = trimmed.trim_start();
-                    if let Some(v) = t.strip_prefix("? ") {
+                    // `trimmed` has lost its trailing spaces: "? " reads "?".
+                    if let Some(v) = t.strip_prefix("? ").or((t == "?").then_some("")) {
                         let v = nfc(v.trim());
-                        if !v.is_empty() {
-                            d.variants.push(v);
+                        if v.is_empty() {
+                            return Err(KnowledgeError::invalid(
+                                file,
+                                line_no,
+                                "a `?` line with nothing after it: write another way \
+                                 customers ask after `? `, or remove the line",
+                            ));
                         }
+                        d.variants.push(v);
                         continue;
                     }
                     if let Some(tags) = t.strip_prefix("tags:") {
@@ -324,6 +349,59 @@ mod tests {
         for (src, want) in cases {
             assert_eq!(join_lines(&lines(src)), want, "{src:?}");
         }
+    }
+
+    #[test]
+    fn a_plain_line_right_after_a_list_starts_its_own_line() {
+        let lines = |s: &str| s.lines().map(String::from).collect::<Vec<_>>();
+        let cases = [
+            (
+                "- iPhone 13: 850.000đ\n- iPhone 14: 1.050.000đ\nThay xong trong 30 phút.",
+                "- iPhone 13: 850.000đ\n- iPhone 14: 1.050.000đ\nThay xong trong 30 phút.",
+            ),
+            // The sentence is a paragraph again: its own wrapped lines join.
+            (
+                "1. Tắt máy\n2. Mang máy ra tiệm\nKỹ thuật viên kiểm tra\nmiễn phí ạ.",
+                "1. Tắt máy\n2. Mang máy ra tiệm\nKỹ thuật viên kiểm tra miễn phí ạ.",
+            ),
+            // Indented by two spaces or a tab: still the item's text.
+            (
+                "- Pin zin:\n  bảo hành 6 tháng\n\tđổi mới 7 ngày\nGiá đã gồm công.",
+                "- Pin zin: bảo hành 6 tháng đổi mới 7 ngày\nGiá đã gồm công.",
+            ),
+            // A table ends at a plain line too.
+            (
+                "| Máy | Giá |\n|---|---|\n| iPhone 13 | 850k |\nGiá đã gồm công.",
+                "| Máy | Giá |\n|---|---|\n| iPhone 13 | 850k |\nGiá đã gồm công.",
+            ),
+        ];
+        for (src, want) in cases {
+            assert_eq!(join_lines(&lines(src)), want, "{src:?}");
+        }
+        // Through the parser, as the QA report wrote it.
+        let e = p("## Thay pin iPhone bao nhiêu? {#pin}\n\nGiá thay pin:\n- iPhone 13: 850.000đ\n- iPhone 14: 1.050.000đ\nThay xong trong 30 phút.\n").unwrap();
+        assert_eq!(
+            e[0].answer,
+            "Giá thay pin:\n- iPhone 13: 850.000đ\n- iPhone 14: 1.050.000đ\nThay xong trong 30 phút."
+        );
+    }
+
+    #[test]
+    fn an_empty_variant_line_is_an_error() {
+        for src in [
+            "## Q {#a}\n? ship bn\n? \n\nĐáp.\n",
+            "## Q {#a}\n? ship bn\n?\n\nĐáp.\n",
+            "## Q {#a}\n? ship bn\n  ?   \r\n\nĐáp.\n",
+        ] {
+            let err = p(src).unwrap_err().to_string();
+            assert!(
+                err.starts_with("kb/giao-hang.md:3: a `?` line with nothing after it"),
+                "{src:?}: {err}"
+            );
+        }
+        // In the answer, a question mark is text.
+        let e = p("## Q {#a}\nĐáp:\n?\n").unwrap();
+        assert_eq!(e[0].answer, "Đáp: ?");
     }
 
     #[test]

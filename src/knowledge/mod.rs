@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::text::{Normalizer, TextError};
+
 #[derive(Debug, Error)]
 pub enum KnowledgeError {
     #[error("{file}:{line}: {message}")]
@@ -194,10 +196,23 @@ fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
+/// The shop's own abbreviation table, read from the root of a knowledge directory.
+pub const ABBREVIATIONS_FILE: &str = "abbreviations.tsv";
+
+/// Where a knowledge directory keeps its own abbreviation table (it may not exist).
+pub fn abbreviations_file(dir: &Path) -> PathBuf {
+    dir.join(ABBREVIATIONS_FILE)
+}
+
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
     pub entries: Vec<Entry>,
     by_id: HashMap<String, usize>,
+    /// The shop's abbreviation table as written, when the directory has one.
+    abbreviations: Option<String>,
+    /// How entries and messages are read: the built-in abbreviations with the
+    /// shop's laid over them.
+    normalizer: Normalizer,
 }
 
 impl KnowledgeBase {
@@ -219,21 +234,54 @@ impl KnowledgeBase {
             }
             by_id.insert(e.id.clone(), i);
         }
-        Ok(Self { entries, by_id })
+        Ok(Self {
+            entries,
+            by_id,
+            abbreviations: None,
+            normalizer: Normalizer::default(),
+        })
     }
 
-    /// Loads a directory (recursively; `README.md` files are documentation and skipped)
-    /// or a single `.md` / `.csv` / `.jsonl` file.
+    /// Reads the shop's abbreviation table of a knowledge directory, if it has one:
+    /// its text and the normalizer it makes. Errors name the file and line.
+    fn shop_table(dir: &Path) -> Result<Option<(String, Normalizer)>, KnowledgeError> {
+        let file = abbreviations_file(dir);
+        if !file.is_file() {
+            return Ok(None);
+        }
+        let text = crate::text::read_text(&file).map_err(|source| KnowledgeError::Io {
+            path: file.display().to_string(),
+            reason: source,
+        })?;
+        let normalizer = Normalizer::with_shop_table(&file.display().to_string(), &text).map_err(
+            |e| match e {
+                TextError::Abbreviations {
+                    file,
+                    line,
+                    message,
+                } => KnowledgeError::Invalid {
+                    file,
+                    line,
+                    message,
+                },
+            },
+        )?;
+        Ok(Some((text, normalizer)))
+    }
+
+    /// Loads a directory (recursively; `README.md` files are documentation and skipped;
+    /// an `abbreviations.tsv` at its root is the shop's abbreviation table) or a single
+    /// `.md` / `.csv` / `.jsonl` file.
     pub fn load(path: &Path) -> Result<Self, KnowledgeError> {
         let io = |source| KnowledgeError::Io {
             path: path.display().to_string(),
             reason: source,
         };
         let meta = fs::metadata(path).map_err(io)?;
-        let files = if meta.is_dir() {
-            knowledge_files(path)?
+        let (files, table) = if meta.is_dir() {
+            (knowledge_files(path)?, Self::shop_table(path)?)
         } else {
-            vec![path.to_path_buf()]
+            (vec![path.to_path_buf()], None)
         };
         let mut entries = Vec::new();
         for file in &files {
@@ -261,7 +309,23 @@ impl KnowledgeBase {
         if entries.is_empty() {
             return Err(KnowledgeError::Empty(path.display().to_string()));
         }
-        Self::new(entries)
+        let mut kb = Self::new(entries)?;
+        if let Some((text, normalizer)) = table {
+            kb.abbreviations = Some(text);
+            kb.normalizer = normalizer;
+        }
+        Ok(kb)
+    }
+
+    /// How the retriever reads this knowledge base's entries and the questions asked
+    /// of it: the built-in abbreviations with the shop's own laid over them.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.normalizer
+    }
+
+    /// Whether the directory has its own abbreviation table ([`ABBREVIATIONS_FILE`]).
+    pub fn has_shop_table(&self) -> bool {
+        self.abbreviations.is_some()
     }
 
     /// What the knowledge base holds, as operators are told.
@@ -301,6 +365,13 @@ impl KnowledgeBase {
             let json = serde_json::to_vec(e).expect("entries serialize");
             h.update((json.len() as u64).to_le_bytes());
             h.update(&json);
+        }
+        // Terms depend on the shop's abbreviations too. Nothing is added without a
+        // table, so knowledge bases without one keep their hash.
+        if let Some(table) = &self.abbreviations {
+            h.update(b"abbreviations");
+            h.update((table.len() as u64).to_le_bytes());
+            h.update(table.as_bytes());
         }
         hex::encode(h.finalize())
     }
@@ -365,30 +436,69 @@ enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn items(self, tags: bool) -> Vec<String> {
+    fn tags(self) -> Vec<String> {
         match self {
             OneOrMany::Many(v) => v
                 .into_iter()
                 .map(|s| crate::text::nfc(s.trim()))
                 .filter(|s| !s.is_empty())
                 .collect(),
-            OneOrMany::One(s) => split_items(&s, tags),
+            OneOrMany::One(s) => split_tags(&s),
+        }
+    }
+
+    /// An empty item of a list is an error, as an empty `? ` line is in Markdown.
+    fn variants(self) -> Result<Vec<String>, String> {
+        match self {
+            OneOrMany::Many(v) => v
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = crate::text::nfc(s.trim());
+                    if s.is_empty() {
+                        Err(format!(
+                            "`variants` item {} is empty: write another way customers ask, \
+                             or remove it",
+                            i + 1
+                        ))
+                    } else {
+                        Ok(s)
+                    }
+                })
+                .collect(),
+            OneOrMany::One(s) => split_variants(&s),
         }
     }
 }
 
-/// Items written in one string: variants on line breaks or `|` (a question may hold
-/// commas), tags also on commas and semicolons.
-fn split_items(cell: &str, tags: bool) -> Vec<String> {
-    let seps: &[char] = if tags {
-        &['\n', '|', ',', ';']
-    } else {
-        &['\n', '|']
-    };
-    cell.split(seps)
+/// Tags written in one string, separated by line breaks, `|`, commas or semicolons;
+/// empty ones (a trailing comma) are dropped.
+fn split_tags(cell: &str) -> Vec<String> {
+    cell.split(['\n', '|', ',', ';'])
         .map(|s| crate::text::nfc(s.trim()))
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Variants written in one string: one per line, or separated by `|` (a question may
+/// hold commas). Blank lines are spacing; a `|` with nothing on one side (`ship bn |`,
+/// `a || b`) is an error, as an empty `? ` line is in Markdown.
+fn split_variants(cell: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for line in cell.lines().filter(|l| !l.trim().is_empty()) {
+        for piece in line.split('|') {
+            let v = crate::text::nfc(piece.trim());
+            if v.is_empty() {
+                return Err(format!(
+                    "an empty variant in `{}`: every `|` separates two ways customers \
+                     ask; write the missing one or remove the extra `|`",
+                    line.trim()
+                ));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// An entry id as a JSON value names it: a non-empty string (trimmed) or a number
@@ -435,6 +545,12 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
             .ok_or_else(|| {
                 KnowledgeError::invalid(file, line_no, format!("entry `{id}` has no `answer`"))
             })?;
+        let variants = match raw.variants {
+            Some(v) => v.variants().map_err(|m| {
+                KnowledgeError::invalid(file, line_no, format!("entry `{id}`: {m}"))
+            })?,
+            None => Vec::new(),
+        };
         out.push(Entry {
             id,
             question: raw
@@ -442,10 +558,10 @@ fn parse_jsonl(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeError> {
                 .map(|q| crate::text::nfc(q.trim()))
                 .filter(|q| !q.is_empty()),
             title: None,
-            variants: raw.variants.map_or_else(Vec::new, |v| v.items(false)),
+            variants,
             answer,
             category: raw.category.map(|c| crate::text::nfc(c.trim())),
-            tags: raw.tags.map_or_else(Vec::new, |v| v.items(true)),
+            tags: raw.tags.map_or_else(Vec::new, OneOrMany::tags),
             origin: Origin {
                 file: file.to_path_buf(),
                 line: line_no,
@@ -605,6 +721,15 @@ mod tests {
                 ":1: entry `a` has no `answer`",
             ),
             ("{\"answer\": \"x\"}\n", ":1: missing `id`"),
+            // An empty variant, as an empty `? ` line in Markdown.
+            (
+                "{\"id\": \"a\", \"answer\": \"x\", \"variants\": [\"ship bn\", \" \"]}\n",
+                ":1: entry `a`: `variants` item 2 is empty",
+            ),
+            (
+                "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": \"x\", \"variants\": \"ship bn | \"}\n",
+                ":2: entry `b`: an empty variant in `ship bn |`",
+            ),
             // Ids follow the Markdown rule; a numeric id is a whole number 0 or more.
             ("{\"id\": \"A B\", \"answer\": \"x\"}\n", ":1: bad id `A B`"),
             ("{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"x_y\", \"answer\": \"x\"}\n", ":2: bad id `x_y`"),
@@ -655,6 +780,45 @@ mod tests {
         write(dir.path(), "b.md", "## Câu hỏi {#x}\n\nTrả lời.\n");
         let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("b.md:1: duplicate id `x`"), "{err}");
+    }
+
+    #[test]
+    fn a_shop_abbreviation_table_is_read_beside_the_knowledge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "a.md",
+            "## Thay pin iPhone bao nhiêu? {#pin}\n\nDạ, 850.000đ ạ.\n",
+        );
+        let plain = KnowledgeBase::load(dir.path()).unwrap();
+        assert!(!plain.has_shop_table());
+        assert_eq!(plain.normalizer().normalize("pin ip"), "pin ip");
+        write(dir.path(), ABBREVIATIONS_FILE, "ip\tiPhone\n");
+        // A table in a subdirectory is not the shop's (nor a knowledge file).
+        fs::create_dir(dir.path().join("cu")).unwrap();
+        write(&dir.path().join("cu"), ABBREVIATIONS_FILE, "pin\tpin sạc\n");
+        let kb = KnowledgeBase::load(dir.path()).unwrap();
+        assert!(kb.has_shop_table());
+        assert_eq!(kb.normalizer().normalize("pin ip"), "pin iphone");
+        assert_eq!(kb.contents(), plain.contents());
+        assert_eq!(knowledge_files(dir.path()).unwrap().len(), 1);
+        // What retrieval builds depends on it: another index.
+        assert_ne!(kb.content_hash(), plain.content_hash());
+        // A single file is read alone.
+        let one = KnowledgeBase::load(&dir.path().join("a.md")).unwrap();
+        assert!(!one.has_shop_table());
+
+        write(
+            dir.path(),
+            ABBREVIATIONS_FILE,
+            "ip\tiPhone\nss\tSamsung\nip\tiPad\n",
+        );
+        let err = KnowledgeBase::load(dir.path()).unwrap_err().to_string();
+        let want = format!(
+            "{}:3: `ip` is listed twice",
+            dir.path().join(ABBREVIATIONS_FILE).display()
+        );
+        assert_eq!(err, want);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{split_items, Entry, KnowledgeError, Origin};
+use super::{split_tags, split_variants, Entry, KnowledgeError, Origin};
 use crate::text::nfc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,15 +216,17 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Vec<Entry>, KnowledgeErro
                 format!("entry `{id}` has no `answer`"),
             ));
         }
+        let variants = split_variants(cell(Column::Variants))
+            .map_err(|m| KnowledgeError::invalid(file, line, format!("entry `{id}`: {m}")))?;
         let optional = |c: Column| Some(nfc(cell(c))).filter(|s| !s.is_empty());
         out.push(Entry {
             id: id.to_string(),
             question: optional(Column::Question),
             title: None,
-            variants: split_items(cell(Column::Variants), false),
+            variants,
             answer,
             category: optional(Column::Category),
-            tags: split_items(cell(Column::Tags), true),
+            tags: split_tags(cell(Column::Tags)),
             origin: Origin {
                 file: file.to_path_buf(),
                 line,
@@ -295,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn blank_lines_between_variants_in_a_cell_are_spacing() {
+        let text =
+            "id,answer,variants,tags\na,Đáp,\"ship bn\n\nphí giao | giá ship\n\",\"ship,\"\n";
+        let entries = parse_str(text).unwrap();
+        assert_eq!(entries[0].variants, ["ship bn", "phí giao", "giá ship"]);
+        // A trailing comma in the tags is no tag.
+        assert_eq!(entries[0].tags, ["ship"]);
+    }
+
+    #[test]
     fn short_rows_and_blank_rows_are_fine() {
         let text = "id,answer,question,tags\na,Trả lời A\n,,,\nb,Trả lời B,Hỏi B?\n";
         let entries = parse_str(text).unwrap();
@@ -318,6 +330,17 @@ mod tests {
             ("id;answer\na;1\nb;2\nc;3\nd;4;extra\n", 5, "double quotes"),
             ("id,answer\na,Dạ, được ạ\n", 2, "double quotes"),
             ("id,answer,ID\na,b,c\n", 1, "same field"),
+            // An empty variant, as an empty `? ` line in Markdown.
+            (
+                "id,answer,variants\na,Đáp,ship bn\nb,Đáp,ship bn |\n",
+                3,
+                "entry `b`: an empty variant in `ship bn |`",
+            ),
+            (
+                "id,answer,variants\na,Đáp,\"ship bn\nphí || giá\"\n",
+                2,
+                "an empty variant in `phí || giá`",
+            ),
             // An unclosed quote would swallow the rows after it into one answer.
             (
                 "id,question,answer\nx1,Thuê xe máy?,\"Dạ không ạ.\nx2,Nón?,Dạ có ạ.\nx3,Găng tay?,Dạ có ạ.\n",

@@ -426,9 +426,15 @@ const RECENT_QUERIES: usize = 8;
 /// What the model reads of a customer's text: natural text as typed when it has
 /// diacritics and retrieval read it unchanged (`typed` and `understood`, from
 /// [`Retriever::read`], are equal), else the form retrieval understood (marks
-/// restored, typos respelled, zones added).
-fn model_text(text: &str, typed: &[String], understood: &[String]) -> String {
-    if has_diacritics(text) && typed == understood {
+/// restored, typos respelled, zones added, or the shop's own abbreviations
+/// expanded: the model knows general chat shorthand, not a shop's "ip" for iPhone).
+fn model_text(
+    normalizer: &Normalizer,
+    text: &str,
+    typed: &[String],
+    understood: &[String],
+) -> String {
+    if has_diacritics(text) && typed == understood && !normalizer.uses_shop_table(text) {
         crate::text::nfc(&crate::text::unstretch(text.to_string()))
     } else {
         understood.join(" ")
@@ -455,7 +461,7 @@ impl Retriever {
         cache: Option<&Path>,
         params: RetrievalParams,
     ) -> Result<Self, SearchError> {
-        let normalizer = Normalizer::default();
+        let normalizer = kb.normalizer().clone();
         let mut all_sentences: Vec<Vec<String>> = Vec::new();
         let mut terms = Vec::with_capacity(kb.len());
         let mut entry_words = Vec::with_capacity(kb.len());
@@ -505,7 +511,8 @@ impl Retriever {
             all_sentences.extend(asked);
             all_sentences.push(answer);
         }
-        let restorer = DiacriticRestorer::learn(all_sentences.iter().map(Vec::as_slice));
+        let restorer =
+            DiacriticRestorer::learn(&normalizer, all_sentences.iter().map(Vec::as_slice));
         let gazetteer = Gazetteer::new(&normalizer);
         let placed = kb
             .entries
@@ -799,7 +806,8 @@ impl Retriever {
             }
         }
         if use_dense {
-            let (qs, ps) = self.dense_scores(&model_text(text, &typed, &understood))?;
+            let (qs, ps) =
+                self.dense_scores(&model_text(&self.normalizer, text, &typed, &understood))?;
             let off = self.params.passage_offset;
             let scores: Vec<f32> = qs.iter().zip(&ps).map(|(q, p)| q.max(p + off)).collect();
             let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -910,7 +918,7 @@ impl Retriever {
     /// restored when typed without), if a model is loaded.
     pub fn embed_query(&self, text: &str) -> Option<Vec<f32>> {
         let (typed, understood) = self.read(text);
-        self.query_vector(&model_text(text, &typed, &understood))
+        self.query_vector(&model_text(&self.normalizer, text, &typed, &understood))
             .ok()
             .map(|v| v.to_vec())
     }

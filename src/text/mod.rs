@@ -8,7 +8,7 @@ mod followup;
 mod places;
 mod restore;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use thiserror::Error;
 use unicode_normalization::char::is_combining_mark;
@@ -141,10 +141,14 @@ fn raw_tokens(text: &str) -> Vec<String> {
 }
 
 /// Normalizes Vietnamese text for matching: NFC, lowercase, punctuation dropped,
-/// abbreviations and teencode expanded from a data table.
+/// abbreviations and teencode expanded from a data table: the built-in one, with a
+/// shop's own table (see [`Normalizer::with_shop_table`]) laid over it.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
     abbreviations: HashMap<String, Vec<String>>,
+    /// The short forms the shop's table expands (the built-in table's words are
+    /// general Vietnamese chat; these may be words only this shop's customers use).
+    shop_keys: HashSet<String>,
 }
 
 impl Default for Normalizer {
@@ -154,36 +158,89 @@ impl Default for Normalizer {
     }
 }
 
+/// One table's mappings, keys in the form tokens are matched in.
+fn parse_table(file: &str, source: &str) -> Result<HashMap<String, Vec<String>>, TextError> {
+    let mut abbreviations = HashMap::new();
+    for (idx, line) in source.lines().enumerate() {
+        let err = |message: &str| TextError::Abbreviations {
+            file: file.to_string(),
+            line: idx + 1,
+            message: message.to_string(),
+        };
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        // Split before trimming: `ip<TAB>` is a form without its meaning, not a line
+        // without a tab.
+        let (key, value) = line
+            .split_once('\t')
+            .ok_or_else(|| err("expected `short<TAB>expansion`"))?;
+        let key = nfc(key.trim()).to_lowercase();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(err("the short form must be one word"));
+        }
+        // Matched against whole tokens: a key the tokenizer splits ("13pm", "wi-fi")
+        // would never match.
+        let key = match raw_tokens(&key).as_slice() {
+            [one] if *one == key => canonical_tone(key),
+            _ => {
+                return Err(err(&format!(
+                    "`{key}` is not one word as messages are read: a short form is \
+                     letters and digits, starting with a letter"
+                )))
+            }
+        };
+        let expansion: Vec<String> = raw_tokens(&nfc(value).to_lowercase())
+            .into_iter()
+            .map(canonical_tone)
+            .collect();
+        if expansion.is_empty() {
+            return Err(err("empty expansion"));
+        }
+        if abbreviations.insert(key.clone(), expansion).is_some() {
+            return Err(err(&format!("`{key}` is listed twice")));
+        }
+    }
+    Ok(abbreviations)
+}
+
 impl Normalizer {
     /// Parses an abbreviation table: `short<TAB>expansion` per line, `#` comments.
     pub fn from_tsv(file: &str, source: &str) -> Result<Self, TextError> {
-        let mut abbreviations = HashMap::new();
-        for (idx, line) in source.lines().enumerate() {
-            let err = |message: &str| TextError::Abbreviations {
-                file: file.to_string(),
-                line: idx + 1,
-                message: message.to_string(),
-            };
-            let line = line.trim_end();
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
+        Ok(Self {
+            abbreviations: parse_table(file, source)?,
+            shop_keys: HashSet::new(),
+        })
+    }
+
+    /// The built-in table with a shop's own table (same format) laid over it: a
+    /// short form in the shop's table replaces the built-in one ("ip" → "iphone" in a
+    /// phone-repair shop; a form mapped to itself turns a built-in expansion off). A
+    /// form listed twice in the shop's table is an error naming its line.
+    pub fn with_shop_table(file: &str, source: &str) -> Result<Self, TextError> {
+        let shop = parse_table(file, source)?;
+        let mut me = Self::default();
+        for (key, expansion) in shop {
+            if expansion != [key.clone()] {
+                me.shop_keys.insert(key.clone());
             }
-            let (key, value) = line
-                .split_once('\t')
-                .ok_or_else(|| err("expected `short<TAB>expansion`"))?;
-            let key = nfc(key.trim()).to_lowercase();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(err("the short form must be one word"));
-            }
-            let expansion: Vec<String> = raw_tokens(&nfc(value).to_lowercase());
-            if expansion.is_empty() {
-                return Err(err("empty expansion"));
-            }
-            if abbreviations.insert(key.clone(), expansion).is_some() {
-                return Err(err(&format!("`{key}` is listed twice")));
-            }
+            me.abbreviations.insert(key, expansion);
         }
-        Ok(Self { abbreviations })
+        Ok(me)
+    }
+
+    /// How many short forms the shop's own table expands.
+    pub fn shop_expansions(&self) -> usize {
+        self.shop_keys.len()
+    }
+
+    /// Whether `text` holds a short form of the shop's own table: words a general
+    /// reader of Vietnamese (the embedding model) cannot know.
+    pub fn uses_shop_table(&self, text: &str) -> bool {
+        !self.shop_keys.is_empty()
+            && raw_tokens(&nfc(text).to_lowercase())
+                .into_iter()
+                .any(|t| self.shop_keys.contains(&canonical_tone(unstretch(t))))
     }
 
     /// Lowercase NFC syllables with abbreviations expanded.
@@ -431,5 +488,97 @@ mod tests {
         assert!(err.to_string().starts_with("x.tsv:1:"));
         let err = Normalizer::from_tsv("x.tsv", "bao nhiu\tbao nhiêu\n").unwrap_err();
         assert!(err.to_string().contains("one word"));
+    }
+
+    #[test]
+    fn a_shop_table_adds_to_and_overrides_the_built_in_one() {
+        let shop = "# Tiệm sửa điện thoại\nip\tiPhone\nss\tSamsung\n\nk\tk\nbn\tbao nhiêu tiền\n";
+        let n = Normalizer::with_shop_table("kb/abbreviations.tsv", shop).unwrap();
+        for (input, want) in [
+            // New forms.
+            ("thay pin ip bn", "thay pin iphone bao nhiêu tiền"),
+            ("màn SS A52", "màn samsung a52"),
+            // Built-in forms the shop does not list still expand.
+            ("dc ko shop", "được không shop"),
+            // A form mapped to itself is no longer expanded.
+            ("ip 13 k", "iphone 13 k"),
+        ] {
+            assert_eq!(n.normalize(input), want, "{input}");
+        }
+        assert_eq!(n.shop_expansions(), 3);
+        assert!(n.uses_shop_table("Thay pin IP 11"));
+        assert!(!n.uses_shop_table("thay pin k được"), "k maps to itself");
+        assert!(!n.uses_shop_table("thay pin iphone"));
+        // The built-in normalizer knows none of it.
+        let plain = Normalizer::default();
+        assert_eq!(plain.normalize("thay pin ip bn"), "thay pin ip bao nhiêu");
+        assert!(!plain.uses_shop_table("ip"));
+    }
+
+    #[test]
+    fn bad_shop_tables_name_file_and_line() {
+        let cases = [
+            // Listed twice in the shop's own file (a built-in key once is fine).
+            (
+                "ip\tiphone\nko\tkhông có\nip\tipad\n",
+                "kb/abbreviations.tsv:3: `ip` is listed twice",
+            ),
+            (
+                "ip iphone\n",
+                "kb/abbreviations.tsv:1: expected `short<TAB>expansion`",
+            ),
+            ("# c\nip\t  \n", "kb/abbreviations.tsv:2: empty expansion"),
+            (
+                "ss\tsamsung\nip\t\n",
+                "kb/abbreviations.tsv:2: empty expansion",
+            ),
+            (
+                "\tiphone\n",
+                "kb/abbreviations.tsv:1: the short form must be one word",
+            ),
+            (
+                "ip 13\tiphone 13\n",
+                "kb/abbreviations.tsv:1: the short form must be one word",
+            ),
+            (
+                "13pm\tiphone 13 pro max\n",
+                "kb/abbreviations.tsv:1: `13pm` is not one word",
+            ),
+            (
+                "wi-fi\twifi\n",
+                "kb/abbreviations.tsv:1: `wi-fi` is not one word",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = Normalizer::with_shop_table("kb/abbreviations.tsv", source)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{source:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn short_forms_match_whatever_tone_placement_they_are_written_with() {
+        let n = Normalizer::with_shop_table("a.tsv", "hoà\tthoả thuận\n").unwrap();
+        assert_eq!(n.normalize("giá hòa"), "giá thỏa thuận");
+        assert_eq!(n.normalize("giá hoà"), "giá thỏa thuận");
+    }
+
+    #[test]
+    fn the_built_in_table_is_written_in_the_form_tokens_are_matched_in() {
+        // Key and expansion forms are canonicalized when read; the built-in table
+        // needs none of it, so its terms (and stored indexes) are as before.
+        for line in DEFAULT_ABBREVIATIONS.lines() {
+            let Some((key, value)) = line.split_once('\t') else {
+                continue;
+            };
+            if line.starts_with('#') {
+                continue;
+            }
+            assert_eq!(canonical_tone(key.to_string()), key, "{line}");
+            for t in raw_tokens(&nfc(value).to_lowercase()) {
+                assert_eq!(canonical_tone(t.clone()), t, "{line}");
+            }
+        }
     }
 }

@@ -195,15 +195,15 @@ pub struct DiacriticRestorer {
 }
 
 impl DiacriticRestorer {
-    /// Learns from tokenized sentences (lowercase NFC syllables).
-    pub fn learn<'a, I>(sentences: I) -> Self
+    /// Learns from tokenized sentences (lowercase NFC syllables, as `normalizer` reads
+    /// them: the everyday phrases it also learns are read the same way).
+    pub fn learn<'a, I>(normalizer: &super::Normalizer, sentences: I) -> Self
     where
         I: IntoIterator<Item = &'a [String]>,
     {
         // Load the general table now rather than on the first customer message.
         LazyLock::force(&GENERAL);
         let mut me = Self::default();
-        let normalizer = super::Normalizer::default();
         let common: Vec<Vec<String>> = COMMON_PHRASES
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -409,7 +409,7 @@ mod tests {
     fn restorer(corpus: &[&str]) -> (Normalizer, DiacriticRestorer) {
         let n = Normalizer::default();
         let sents: Vec<Vec<String>> = corpus.iter().map(|s| n.syllables(s)).collect();
-        let r = DiacriticRestorer::learn(sents.iter().map(Vec::as_slice));
+        let r = DiacriticRestorer::learn(&n, sents.iter().map(Vec::as_slice));
         (n, r)
     }
 

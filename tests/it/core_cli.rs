@@ -178,9 +178,103 @@ fn a_spreadsheet_exported_as_csv_is_a_knowledge_base() {
     assert_ne!(r["decision"], "handoff", "{r}");
 }
 
+/// A shop's own shorthand (`abbreviations.tsv` beside the knowledge files): checked
+/// with them, never read as one, and read by BM25 on both sides (the entry says
+/// "iPhone", the customer "ip").
+#[test]
+fn a_shop_abbreviation_table_is_checked_and_read_by_bm25() {
+    let kb = tempfile::tempdir().unwrap();
+    fs::write(
+        kb.path().join("sua-chua.md"),
+        "## Thay pin iPhone giá bao nhiêu? {#thay-pin-iphone}\n\nDạ, thay pin iPhone 13 là 850.000đ ạ.\n\n\
+         ## Thay pin Samsung giá bao nhiêu? {#thay-pin-samsung}\n\nDạ, thay pin Samsung Galaxy A từ 450.000đ ạ.\n\n\
+         ## Tiệm mở cửa mấy giờ? {#gio-mo-cua}\n\nDạ, tiệm mở cửa từ 8h đến 21h ạ.\n",
+    )
+    .unwrap();
+    let ask_bm25 = |data: &std::path::Path| -> Value {
+        let o = run(cskh()
+            .env("CSKH_MODEL", "/nonexistent/model")
+            .args(["ask", "--json", "--knowledge"])
+            .arg(kb.path())
+            .arg("--data")
+            .arg(data)
+            .arg("thay pin ip bao nhiêu"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(stdout(&o).trim()).unwrap()
+    };
+    let score = |r: &Value, id: &str| {
+        r["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map_or(0.0, |c| c["score"].as_f64().unwrap())
+    };
+    let data = tempfile::tempdir().unwrap();
+    let without = ask_bm25(data.path());
+
+    fs::write(
+        kb.path().join("abbreviations.tsv"),
+        "\u{feff}# Tiệm sửa điện thoại\r\nip\tiPhone\r\nss\tSamsung\r\n",
+    )
+    .unwrap();
+    let o = run(cskh()
+        .args(["knowledge", "check", "--knowledge"])
+        .arg(kb.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "3 entries (3 with questions, 0 passages only), 0 question variants, 1 file, \
+             2 shop abbreviations (abbreviations.tsv)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    let with = ask_bm25(data.path());
+    assert_eq!(with["candidates"][0]["id"], "thay-pin-iphone", "{with}");
+    assert!(
+        score(&with, "thay-pin-iphone") > score(&without, "thay-pin-iphone"),
+        "with the table: {with}\nwithout: {without}"
+    );
+    assert!(
+        score(&with, "thay-pin-iphone") > score(&with, "thay-pin-samsung"),
+        "{with}"
+    );
+
+    // Broken: every command stops with file:line, nothing is built.
+    fs::write(
+        kb.path().join("abbreviations.tsv"),
+        "ip\tiPhone\nss Samsung\n",
+    )
+    .unwrap();
+    let o = run(cskh()
+        .args(["knowledge", "check", "--knowledge"])
+        .arg(kb.path()));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("abbreviations.tsv:2: expected `short<TAB>expansion`"),
+        "{}",
+        stderr(&o)
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let o = run(cskh()
+        .args(["ask", "--json", "--knowledge"])
+        .arg(kb.path())
+        .arg("--data")
+        .arg(fresh.path())
+        .arg("thay pin ip"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("abbreviations.tsv:2:"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(tree(fresh.path()).is_empty(), "{:?}", tree(fresh.path()));
+}
+
 #[test]
 fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
-    let cases: [(&str, &str, &str); 10] = [
+    let cases: [(&str, &str, &str); 11] = [
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n{\"id\": \"b\", \"answer\": }\n", "kb.jsonl:2: invalid JSON"),
         ("kb.jsonl", "{\"id\": \"a\", \"question\": \"Hỏi?\"}\n", "kb.jsonl:1: entry `a` has no `answer`"),
         ("kb.jsonl", "{\"id\": \"a\", \"answer\": \"x\"}\n\n{\"id\": \"a\", \"answer\": \"y\"}\n", "kb.jsonl:3: duplicate id `a`"),
@@ -191,6 +285,7 @@ fn broken_knowledge_files_fail_with_file_and_line_and_build_nothing() {
         ("faq.md", "## Hỏi? {#xe-dap} nhé\nĐáp.\n", "faq.md:1: text `nhé` after `{#xe-dap}`"),
         ("faq.csv", "id,question,answer\nphi-ship,Phí ship?,Dạ, 30.000đ ạ\n", "faq.csv:2: this row has 4 cells but the header row has 3"),
         ("faq.csv", "question,answer\nPhí ship?,30.000đ\n", "faq.csv:1: the header row has no `id` column"),
+        ("faq.md", "## Phí ship? {#phi-ship}\n? ship bn\n? \n\nDạ, 30.000đ ạ.\n", "faq.md:3: a `?` line with nothing after it"),
     ];
     for (name, body, want) in cases {
         let kb = tempfile::tempdir().unwrap();

@@ -246,3 +246,188 @@ fn knowledge_check_reports_what_the_files_hold_or_where_they_break() {
     let err = stderr(&o);
     assert!(err.contains("a.md:5") && err.contains("mot"), "{err}");
 }
+
+/// A phone-repair shop's knowledge: its customers write "ip" for iPhone, which no
+/// general table knows.
+const PHONE_REPAIR: &str = "\
+# Thay pin
+
+## Thay pin iPhone giá bao nhiêu? {#thay-pin-iphone}
+? pin iPhone bị chai thay hết bao nhiêu tiền
+
+Dạ, giá thay pin iPhone chính hãng tại tiệm:
+- iPhone 13: 850.000đ
+- iPhone 14: 1.050.000đ
+Thay xong trong 30 phút, bảo hành pin 6 tháng ạ.
+
+## Thay pin Samsung giá bao nhiêu? {#thay-pin-samsung}
+
+Dạ, thay pin Samsung dòng Galaxy A từ 450.000đ, dòng Galaxy S từ 750.000đ ạ. Thay xong
+trong 30 phút.
+
+## Thay pin Oppo giá bao nhiêu? {#thay-pin-oppo}
+
+Dạ, thay pin Oppo từ 350.000đ tùy đời máy ạ.
+
+# Màn hình
+
+## Thay màn hình iPhone giá bao nhiêu? {#thay-man-hinh-iphone}
+
+Dạ, màn hình iPhone 13 là 2.900.000đ, iPhone 14 là 3.400.000đ, thay trong 1 giờ ạ.
+
+## Thay màn hình Samsung giá bao nhiêu? {#thay-man-hinh-samsung}
+
+Dạ, màn hình Samsung Galaxy A từ 1.200.000đ ạ.
+
+## Ép kính điện thoại mất bao lâu? {#ep-kinh}
+
+Dạ, ép kính lấy trong ngày, máy gửi trước 10h sáng lấy lúc 17h ạ.
+
+# Cửa hàng
+
+## Tiệm mở cửa mấy giờ? {#gio-mo-cua}
+
+Dạ, tiệm mở cửa từ 8h đến 21h tất cả các ngày ạ.
+
+## Tiệm ở đâu? {#dia-chi}
+
+Dạ, tiệm ở 125 Trần Hưng Đạo, Quận 1, TP.HCM ạ.
+
+## Kiểm tra máy có mất phí không? {#kiem-tra}
+
+Dạ, tiệm kiểm tra máy miễn phí, báo giá trước khi sửa ạ.
+
+## Sửa xong bảo hành bao lâu? {#bao-hanh}
+
+Dạ, linh kiện thay tại tiệm được bảo hành từ 3 đến 12 tháng tùy loại ạ.
+";
+
+const SHORTHAND: &str = "thay pin ip bao nhiêu";
+
+/// The fused score of entry `id` in a "try a question" result (0 when not listed).
+fn score_of(tried: &Value, id: &str) -> f64 {
+    tried["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map_or(0.0, |c| c["score"].as_f64().unwrap())
+}
+
+#[test]
+fn a_shop_abbreviation_table_is_read_by_retrieval_and_reloaded_live() {
+    let data = tempfile::tempdir().unwrap();
+    let kb = data.path().join("knowledge");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(kb.join("sua-chua.md"), PHONE_REPAIR).unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("CSKH_ADMIN_TOKEN", ADMIN),
+            ("CSKH_KNOWLEDGE", kb.to_str().unwrap()),
+            ("CSKH_KNOWLEDGE_WATCH_SECS", "1"),
+        ],
+    );
+    let start = status(&server);
+    let try_it = || {
+        let path = format!("/api/v1/knowledge/try?q={}", SHORTHAND.replace(' ', "%20"));
+        let (s, v) = call(&server, "GET", &path, Some(ADMIN), None);
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+
+    // Without the table "ip" is an unknown word: the question reads as "thay pin …
+    // bao nhiêu", which every battery entry matches as well.
+    let before = try_it();
+    assert_ne!(
+        (before["decision"].as_str(), before["faq_id"].as_str()),
+        (Some("answer"), Some("thay-pin-iphone")),
+        "{before}"
+    );
+
+    // The owner adds the shop's shorthand; the watcher reloads it.
+    std::fs::write(
+        kb.join("abbreviations.tsv"),
+        "# Cách khách của tiệm viết tắt\nip\tiPhone\nss\tSamsung\n",
+    )
+    .unwrap();
+    let after = wait_for(&server, "the abbreviation table is loaded", |v| {
+        v["reloads"] == 1
+    });
+    assert_eq!(after["last_error"], Value::Null, "{after}");
+    // It is no knowledge file: the same entries from the same one file.
+    assert_eq!(
+        (&after["entries"], &after["files"]),
+        (&start["entries"], &start["files"]),
+        "{after}"
+    );
+    let tried = try_it();
+    assert_eq!(
+        (tried["decision"].as_str(), tried["faq_id"].as_str()),
+        (Some("answer"), Some("thay-pin-iphone")),
+        "{tried}\nwithout the table: {before}"
+    );
+    // The entry that only says "iPhone" scores better than it did, and leads the other
+    // battery entry by more.
+    let lead = |v: &Value| score_of(v, "thay-pin-iphone") - score_of(v, "thay-pin-samsung");
+    assert!(
+        score_of(&tried, "thay-pin-iphone") > score_of(&before, "thay-pin-iphone") + 0.05,
+        "{tried}\nwithout the table: {before}"
+    );
+    assert!(lead(&tried) > lead(&before) + 0.05, "{tried}\n{before}");
+    // Customers' messages read through it too, and the answer's list ends where the
+    // owner ended it.
+    let v = Chat::new(&server, "ip").say("shop ơi thay pin ip bao nhiêu vậy");
+    assert_eq!(v["decision"]["faq_id"], "thay-pin-iphone", "{v}");
+    assert!(
+        v["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("- iPhone 14: 1.050.000đ\nThay xong trong 30 phút"),
+        "{v}"
+    );
+
+    // A broken table changes nothing and says where it is broken.
+    std::fs::write(
+        kb.join("abbreviations.tsv"),
+        "ip\tiPhone\nss\tSamsung\nip\tiPad\n",
+    )
+    .unwrap();
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/api/v1/knowledge/reload",
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_knowledge", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("abbreviations.tsv:3") && msg.contains("`ip` is listed twice"),
+        "{msg}"
+    );
+    let broken = status(&server);
+    assert_eq!(broken["reloads"], 1, "{broken}");
+    assert!(
+        broken["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("abbreviations.tsv:3"),
+        "{broken}"
+    );
+    let still = try_it();
+    assert_eq!(still["faq_id"], "thay-pin-iphone", "{still}");
+
+    // Taken out again: back to the built-in table alone.
+    std::fs::remove_file(kb.join("abbreviations.tsv")).unwrap();
+    let gone = wait_for(&server, "the removal is loaded", |v| v["reloads"] == 2);
+    assert_eq!(gone["last_error"], Value::Null, "{gone}");
+    let again = try_it();
+    assert_eq!(
+        score_of(&again, "thay-pin-iphone"),
+        score_of(&before, "thay-pin-iphone"),
+        "{again}\n{before}"
+    );
+    assert!(server.stop().success());
+}
