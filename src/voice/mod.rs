@@ -4,6 +4,7 @@
 //! re-prompt → confirm the best guess → offer keys (DTMF) → transfer to a person.
 
 pub mod heard;
+pub mod replies;
 pub mod speech;
 pub mod twilio;
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bot::replies;
+use crate::bot::replies as bot_replies;
 use crate::bot::{HandoffReason, MessageClassifier};
 use crate::service::{Channel, ConversationService, IncomingMessage, ServiceError, TurnResponse};
 
@@ -113,6 +114,14 @@ struct CallState {
     dtmf_offered: bool,
     /// The last answer read options out ("thứ nhất…").
     options: bool,
+    /// The caller got an answer in this call: a "chào em" now takes leave.
+    served: bool,
+    /// The call was handed to a person and waits for one.
+    transferred: bool,
+    /// The last answer asked for the order's phone number (or its last four digits).
+    asked_phone: bool,
+    /// What a long answer left unread, said on "nghe tiếp".
+    rest: Vec<String>,
 }
 
 pub struct Voice {
@@ -173,7 +182,7 @@ impl Voice {
                 .save_call(call_id, &caller, front_end, "{}", "[]")
                 .await?;
         }
-        Ok(reply(replies::VOICE_GREETING, Action::Continue))
+        Ok(reply(bot_replies::VOICE_GREETING, Action::Continue))
     }
 
     pub async fn turn(&self, front_end: &str, t: VoiceTurn) -> Result<VoiceReply, ServiceError> {
@@ -251,7 +260,7 @@ impl Voice {
                         .await
                 }
                 _ => {
-                    let mut r = reply(replies::VOICE_KEYS, Action::Continue);
+                    let mut r = reply(bot_replies::VOICE_KEYS, Action::Continue);
                     r.dtmf = true;
                     st.dtmf_offered = true;
                     Ok(r)
@@ -267,12 +276,35 @@ impl Voice {
                 }
                 Some(false) => {
                     st.misses = 0;
-                    return Ok(reply(replies::VOICE_SAY_AGAIN, Action::Continue));
+                    return Ok(reply(bot_replies::VOICE_SAY_AGAIN, Action::Continue));
                 }
                 None => {}
             }
         }
+        let rest = std::mem::take(&mut st.rest);
         let low = text.is_empty() || t.confidence.is_some_and(|c| c < self.cfg.min_confidence);
+        if st.transferred && low {
+            // The call waits for a person: silence is not the start of a new ladder.
+            return Ok(self.transfer_reply(replies::STILL_TRANSFERRING, None));
+        }
+        if !low && !rest.is_empty() && heard::wants_more(text) {
+            let (said, left) = speech::more(&rest);
+            let mut say = said;
+            if !left.is_empty() {
+                say = format!("{say} {}", replies::OFFER_MORE);
+            }
+            st.rest = left;
+            return Ok(reply(&say, Action::Continue));
+        }
+        if !low && st.asked_phone {
+            // Digits, but not a phone's last four nor a whole number: asked again for
+            // exactly that, rather than read as a question the bot cannot answer.
+            match heard::digits_given(text) {
+                Some(n @ 2..=3) => return Ok(reply(&replies::digits_short(n), Action::Continue)),
+                Some(n @ 5..=9) => return Ok(reply(&replies::digits_between(n), Action::Continue)),
+                _ => {}
+            }
+        }
         // An unsure top hypothesis with an alternative the bot understands: the
         // alternative, rather than asking the caller again.
         let alternative = match low {
@@ -290,16 +322,17 @@ impl Voice {
         if low {
             st.misses += 1;
             return match st.misses {
-                1 => Ok(reply(replies::VOICE_REPROMPT, Action::Continue)),
-                2 if !text.is_empty() => {
+                1 => Ok(reply(bot_replies::VOICE_REPROMPT, Action::Continue)),
+                // A filler sound ("ờ", "ừm") is nothing heard, not a guess to confirm.
+                2 if !text.is_empty() && !heard::only_filler(text) => {
                     let guess = heard::normalize(text);
-                    let r = reply(&replies::voice_confirm(&guess), Action::Continue);
+                    let r = reply(&bot_replies::voice_confirm(&guess), Action::Continue);
                     st.confirm = Some(guess);
                     Ok(r)
                 }
                 2 | 3 if !st.dtmf_offered => {
                     st.dtmf_offered = true;
-                    let mut r = reply(replies::VOICE_KEYS, Action::Continue);
+                    let mut r = reply(bot_replies::VOICE_KEYS, Action::Continue);
                     r.dtmf = true;
                     Ok(r)
                 }
@@ -380,53 +413,92 @@ impl Voice {
             escalate,
         };
         let r = self.svc.handle(msg).await?;
-        // Thanks that also take leave ("vậy thôi, cảm ơn em nhé, chào em") end the call.
-        let leaving = r.intent == "thanks" && self.classifier.says_goodbye(text);
+        // Leave-taking ends the call: thanks that also say goodbye ("vậy thôi, cảm ơn em
+        // nhé, chào em"), a "chào em" once the caller has been served, and thanks or a
+        // goodbye while the call waits for a person.
+        let leaves = || heard::takes_leave(text) || self.classifier.says_goodbye(text);
+        let leaving = match r.intent.as_str() {
+            "thanks" => leaves(),
+            "greeting" => st.served && heard::takes_leave(text),
+            "handoff_active" => leaves() || heard::thanks(text),
+            _ => false,
+        };
+        if !matches!(r.intent.as_str(), "greeting" | "handoff_active") {
+            st.served = true;
+        }
         let out = self.spoken_reply(st, &r, leaving);
         // The transcript an agent reads holds what the caller heard.
         self.svc.record_spoken(&r.replies, &out.say).await?;
         Ok(out)
     }
 
+    /// A transfer to a person as the caller hears it.
+    fn transfer_reply(&self, say: &str, code: Option<String>) -> VoiceReply {
+        let mut out = reply(say, Action::Transfer);
+        out.transfer_to = self.cfg.transfer_to.clone();
+        out.ticket_code = code;
+        out
+    }
+
     /// The turn's replies as the caller hears them: a transfer, the out-of-hours
-    /// promise, or the answer read out (choices numbered).
+    /// promise, a farewell, or the answer read out (choices numbered), with the way
+    /// to a person and to the rest of a long answer said.
     fn spoken_reply(&self, st: &mut CallState, r: &TurnResponse, leaving: bool) -> VoiceReply {
         st.options = false;
-        if r.handoff {
-            let code = r.ticket_code.clone();
-            if !self.svc.is_open_now() {
-                // Nobody to take the call: say what the ticket promises, then end. A
-                // caller whose ticket is already open hears that it waits for a person.
-                let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
-                let text = match text.is_empty() {
-                    true => replies::VOICE_TICKET_WAITING.to_string(),
-                    false => text.join(" "),
-                };
-                let mut out = reply(&speech::speakable(&text, 4), Action::Hangup);
-                out.ticket_code = code;
-                return out;
-            }
-            let mut say = replies::VOICE_TRANSFER.to_string();
-            if let Some(c) = &code {
-                say.push(' ');
-                say.push_str(&replies::voice_ticket(c));
-            }
-            let mut out = reply(&say, Action::Transfer);
-            out.transfer_to = self.cfg.transfer_to.clone();
-            out.ticket_code = code;
+        st.rest.clear();
+        st.asked_phone = r.replies.iter().any(|x| {
+            x.text.contains(bot_replies::ASK_VERIFICATION)
+                || x.text.contains(bot_replies::VERIFICATION_MISMATCH)
+        });
+        if r.handoff && !self.svc.is_open_now() {
+            st.transferred = false;
+            // Nobody to take the call: say what the ticket promises, then end. A
+            // caller whose ticket is already open hears that it waits for a person.
+            let text: Vec<&str> = r.replies.iter().map(|x| x.text.as_str()).collect();
+            let text = match text.is_empty() {
+                true => bot_replies::VOICE_TICKET_WAITING.to_string(),
+                false => text.join(" "),
+            };
+            let mut out = reply(&speech::speakable(&text, 4), Action::Hangup);
+            out.ticket_code = r.ticket_code.clone();
             return out;
         }
         if leaving {
-            // Thanks that take leave get a farewell, not an offer of more help.
-            return reply(&speech::speakable(replies::GOODBYE, 2), Action::Hangup);
+            // A farewell, not an offer of more help nor "please hold".
+            let say = match r.intent.as_str() {
+                "handoff_active" => replies::GOODBYE_AFTER_TRANSFER,
+                _ => bot_replies::GOODBYE,
+            };
+            return reply(say, Action::Hangup);
+        }
+        if r.handoff {
+            st.transferred = true;
+            let mut say = bot_replies::VOICE_TRANSFER.to_string();
+            if let Some(c) = &r.ticket_code {
+                say.push(' ');
+                say.push_str(&bot_replies::voice_ticket(c));
+            }
+            return self.transfer_reply(&say, r.ticket_code.clone());
+        }
+        st.transferred = false;
+        if r.intent == "greeting" {
+            // The call opened with who is speaking: a hello is answered briefly.
+            return reply(replies::LISTENING, Action::Continue);
         }
         let goodbye = r.intent == "goodbye";
         let mut parts = Vec::new();
+        let mut rest = Vec::new();
+        let mut items_left = 0;
+        let mut human = false;
         for x in &r.replies {
+            human |= x
+                .quick_replies
+                .iter()
+                .any(|q| q == bot_replies::QUICK_HUMAN);
             let options: Vec<&String> = x
                 .quick_replies
                 .iter()
-                .filter(|q| q.as_str() != replies::QUICK_HUMAN)
+                .filter(|q| q.as_str() != bot_replies::QUICK_HUMAN)
                 .collect();
             if options.len() >= 2 {
                 st.options = true;
@@ -435,21 +507,46 @@ impl Voice {
                     .enumerate()
                     .map(|(i, q)| format!("{}. {}", i + 1, q.trim_end_matches('?')))
                     .collect();
-                parts.push(format!("{}\n{}", replies::VOICE_CHOOSE, list.join("\n")));
+                parts.push(speech::whole(&format!(
+                    "{}\n{}",
+                    bot_replies::VOICE_CHOOSE,
+                    list.join("\n")
+                )));
             } else {
-                parts.push(speech::speakable(&x.text, self.cfg.max_sentences));
+                // Each answer of a message that asked several questions is read.
+                let cut = speech::cut(&x.text, self.cfg.max_sentences, speech::MAX_WORDS);
+                parts.push(cut.said);
+                if rest.is_empty() {
+                    rest = cut.rest;
+                    items_left = cut.items_left;
+                }
             }
         }
-        // Each answer of a message that asked several questions is read.
-        let cap = self.cfg.max_sentences * parts.len().max(1) + 1;
-        let say = speech::speakable(&parts.join("\n"), cap);
-        reply(
+        let mut say = parts.join(" ");
+        // The way to a person a screen shows as a button, said when the words do not.
+        let human = human && !goodbye && !speech::words(&say).contains("gặp nhân viên");
+        if !rest.is_empty() && !goodbye {
+            if items_left > 0 {
+                say = format!("{say} {}", replies::items_left(items_left));
+            }
+            let offer = match human {
+                true => replies::OFFER_MORE_OR_HUMAN,
+                false => replies::OFFER_MORE,
+            };
+            say = format!("{say} {offer}");
+            st.rest = rest;
+        } else if human {
+            say = format!("{say} {}", replies::OFFER_HUMAN);
+        }
+        let mut out = reply(
             &say,
             if goodbye {
                 Action::Hangup
             } else {
                 Action::Continue
             },
-        )
+        );
+        out.dtmf = human;
+        out
     }
 }

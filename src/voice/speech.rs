@@ -9,7 +9,21 @@ use regex::{Captures, Regex};
 const DIGITS: [&str; 10] = [
     "không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín",
 ];
-const ORDINALS: [&str; 5] = ["thứ nhất", "thứ hai", "thứ ba", "thứ tư", "thứ năm"];
+const ORDINALS: [&str; 10] = [
+    "thứ nhất",
+    "thứ hai",
+    "thứ ba",
+    "thứ tư",
+    "thứ năm",
+    "thứ sáu",
+    "thứ bảy",
+    "thứ tám",
+    "thứ chín",
+    "thứ mười",
+];
+/// Spoken words one answer may take before the rest waits for "nghe tiếp" (about
+/// fifteen seconds of speech).
+pub const MAX_WORDS: usize = 60;
 
 /// Reads three digits; `full` when a higher group was read (then "không trăm",
 /// "linh" are spoken).
@@ -141,10 +155,15 @@ re!(
     PHONE,
     r"(?:\+84|\b0)(?:[\s.]?\d){9}\b|\b1[89]00(?:[\s.]?\d){4,6}\b"
 );
-re!(CODE, r"\b(?:[A-Z]{1,5}[0-9][A-Z0-9]{2,}|YC[A-Z0-9]{6})\b");
+// A code mixing capitals and digits ("DH240517", "GHNAQY6YZW", "8K2M4Q7", "2XL")
+// wherever its digits fall, and a ticket code of letters only ("YCKMNPQR").
+re!(
+    CODE,
+    r"\b(?:[A-Z][A-Z0-9]*[0-9]|[0-9]+[A-Z])[A-Z0-9]*\b|\bYC[A-Z]{6}\b"
+);
 re!(
     MONEY,
-    r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)\s*(?:đ|₫|đồng|vnđ|VNĐ|vnd|VND)(?:\b|$)|(\d+(?:,\d+)?)\s*k\b"
+    r"(\d{1,3}(?:\.\d{3})+|\d+(?:,\d+)?)\s*(?:đ|₫|đồng|vnđ|VNĐ|vnd|VND)(?:\b|$)|(\d+(?:,\d+)?)\s*[kK]\b"
 );
 re!(PERCENT, r"(\d+(?:,\d+)?)\s*%");
 re!(DATE, r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b");
@@ -209,7 +228,13 @@ pub fn words(text: &str) -> String {
         .replace("anh/chị", "anh chị")
         .replace("Anh/chị", "Anh chị");
     let s = PHONE.replace_all(&s, |c: &Captures| digits(&c[0]));
-    let s = CODE.replace_all(&s, |c: &Captures| code(&c[0]));
+    let s = CODE.replace_all(&s, |c: &Captures| {
+        // "99K" is money, said below.
+        match c[0].strip_suffix('K') {
+            Some(n) if n.chars().all(|d| d.is_ascii_digit()) => c[0].to_string(),
+            _ => code(&c[0]),
+        }
+    });
     let s = MONEY.replace_all(&s, |c: &Captures| match (c.get(1), c.get(2)) {
         (Some(m), _) => format!("{} đồng", amount(m.as_str())),
         (_, Some(k)) => format!("{} nghìn", amount(k.as_str())),
@@ -281,9 +306,9 @@ fn sentences(text: &str) -> Vec<String> {
     out
 }
 
-/// The spoken form of a reply: at most `max_sentences` sentences; list lines
-/// (`- x`, `1. x`, `• x`) read as "thứ nhất, x; thứ hai, y".
-pub fn speakable(text: &str, max_sentences: usize) -> String {
+/// A reply as spoken pieces: its prose sentences, then its list lines (`- x`,
+/// `1. x`, `• x`) read as "thứ nhất, x;" … "thứ hai, y." — each in words.
+fn pieces(text: &str) -> (Vec<String>, Vec<String>) {
     let mut prose = Vec::new();
     let mut items = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -300,20 +325,142 @@ pub fn speakable(text: &str, max_sentences: usize) -> String {
             None => prose.push(line.to_string()),
         }
     }
-    let mut said: Vec<String> = sentences(&prose.join(" "))
-        .into_iter()
-        .take(max_sentences)
+    let n = items.len().min(ORDINALS.len());
+    let items = items
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, it)| {
+            let end = if i + 1 == n { '.' } else { ';' };
+            words(&format!("{}, {}{end}", ORDINALS[i], it))
+        })
         .collect();
-    if !items.is_empty() {
-        let list: Vec<String> = items
-            .iter()
-            .take(ORDINALS.len())
-            .enumerate()
-            .map(|(i, it)| format!("{}, {}", ORDINALS[i], it))
-            .collect();
-        said.push(format!("{}.", list.join("; ")));
+    let prose = sentences(&prose.join(" "))
+        .iter()
+        .map(|s| words(s))
+        .collect();
+    (prose, items)
+}
+
+fn word_count(s: &str) -> usize {
+    s.split_whitespace().count()
+}
+
+/// A sentence longer than `max_words` split at its clauses ("…; …"), so a long
+/// passage can stop between two of them.
+fn clauses(sentence: &str, max_words: usize) -> Vec<String> {
+    if word_count(sentence) <= max_words {
+        return vec![sentence.to_string()];
     }
-    words(&said.join(" "))
+    let mut out: Vec<String> = Vec::new();
+    for part in sentence.split_inclusive("; ") {
+        out.push(part.trim().to_string());
+    }
+    out
+}
+
+/// What is said of a reply now, and what waits to be read on request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cut {
+    pub said: String,
+    /// Spoken pieces not read yet (sentences, clauses or list lines, in words).
+    pub rest: Vec<String>,
+    /// How many list lines are among `rest`.
+    pub items_left: usize,
+}
+
+/// The spoken form of a reply, kept short: at most `max_sentences` sentences and
+/// about `max_words` words; a list is read as "thứ nhất, …; thứ hai, …", at least
+/// two lines of it, more while they fit. What is left is returned, not dropped.
+pub fn cut(text: &str, max_sentences: usize, max_words: usize) -> Cut {
+    let (prose, items) = pieces(text);
+    let mut said: Vec<String> = Vec::new();
+    let mut rest: Vec<String> = Vec::new();
+    let mut words_said = 0;
+    // Sentences past the limit are left out, as a screen reply's details are; a long
+    // sentence stopped between its clauses (a passage listing places) keeps the rest
+    // of the passage for the caller to ask for.
+    let mut sentences_said = 0;
+    let mut stopped_inside = false;
+    'prose: for sentence in prose {
+        let parts = clauses(&sentence, max_words);
+        let last = parts.len() - 1;
+        for (i, p) in parts.into_iter().enumerate() {
+            let fits = said.is_empty()
+                || (!stopped_inside
+                    && sentences_said < max_sentences
+                    && word_count(&p) <= max_words.saturating_sub(words_said));
+            if fits {
+                words_said += word_count(&p);
+                said.push(p);
+                if i == last {
+                    sentences_said += 1;
+                }
+            } else if stopped_inside || last > 0 {
+                stopped_inside = true;
+                rest.push(p);
+            } else {
+                break 'prose;
+            }
+        }
+    }
+    let mut items_left = 0;
+    for (i, it) in items.into_iter().enumerate() {
+        let fits =
+            i < 2 || (items_left == 0 && word_count(&it) <= max_words.saturating_sub(words_said));
+        if fits && !stopped_inside {
+            words_said += word_count(&it);
+            said.push(it);
+        } else {
+            items_left += 1;
+            rest.push(it);
+        }
+    }
+    // A list or a passage stopped early ends what was read with a full stop.
+    if !rest.is_empty() {
+        if let Some(last) = said.last_mut() {
+            if last.ends_with(';') {
+                last.pop();
+                last.push('.');
+            }
+        }
+    }
+    Cut {
+        said: said.join(" "),
+        rest,
+        items_left,
+    }
+}
+
+/// The next part of what was left unread, and what is still left after it.
+pub fn more(rest: &[String]) -> (String, Vec<String>) {
+    let mut said: Vec<&str> = Vec::new();
+    let mut n = 0;
+    for p in rest {
+        if !said.is_empty() && n + word_count(p) > MAX_WORDS {
+            break;
+        }
+        n += word_count(p);
+        said.push(p);
+    }
+    let mut text = said.join(" ");
+    if text.ends_with(';') {
+        text.pop();
+        text.push('.');
+    }
+    (text, rest[said.len()..].to_vec())
+}
+
+/// A reply read whole (a menu of choices: each one is said).
+pub fn whole(text: &str) -> String {
+    let (prose, items) = pieces(text);
+    prose.into_iter().chain(items).collect::<Vec<_>>().join(" ")
+}
+
+/// The spoken form of a reply: at most `max_sentences` sentences (of any length)
+/// and a list read as "thứ nhất, x; thứ hai, y" whole.
+pub fn speakable(text: &str, max_sentences: usize) -> String {
+    cut(text, max_sentences, usize::MAX).said
 }
 
 /// SSML for engines that take it: sentences separated by short pauses.
@@ -449,6 +596,15 @@ mod tests {
             ("Cảm ơn anh chị 😊", "Cảm ơn anh chị"),
             ("Mã yêu cầu YCAB12CD", "Mã yêu cầu Y C A B một hai C D"),
             ("Mã yêu cầu YCKMNPQR.", "Mã yêu cầu Y C K M N P Q R."),
+            // Letters and digits spelled one by one wherever the digits fall.
+            (
+                "mã vận đơn GHNAQY6YZW.",
+                "mã vận đơn G H N A Q Y sáu Y Z W.",
+            ),
+            ("mã 8K2M4Q7", "mã tám K hai M bốn Q bảy"),
+            ("size 2XL", "size hai X L"),
+            ("mạng 4G", "mạng bốn G"),
+            ("giảm 50K", "giảm năm mươi nghìn"),
         ];
         for (text, want) in cases {
             assert_eq!(words(text), want, "{text}");
@@ -468,6 +624,33 @@ mod tests {
             speakable(list, 2),
             "Dạ, có phải anh chị muốn hỏi: thứ nhất, Phí ship ra Hà Nội; thứ hai, Đổi trả trong bao lâu."
         );
+        // A long list: two lines and the count of the rest, which waits for the
+        // caller to ask for it.
+        let stores = "Dạ, Mây Xanh có 3 cửa hàng tại TP.HCM ạ:\n- Mây Xanh Lê Thánh Tôn: 125 Lê Thánh Tôn, Phường Bến Thành, Quận 1 (9:00 - 22:00)\n- Mây Xanh Phan Xích Long: 210 Phan Xích Long, Phường 2, Quận Phú Nhuận (9:00 - 22:00)\n- Mây Xanh Thủ Đức: 45 Võ Văn Ngân, Phường Linh Chiểu, TP. Thủ Đức (9:00 - 22:00)";
+        let c = cut(stores, 2, MAX_WORDS);
+        assert!(
+            c.said.starts_with("Dạ, Mây Xanh có ba cửa hàng tại thành phố Hồ Chí Minh ạ: thứ nhất, Mây Xanh Lê Thánh Tôn")
+                && c.said.ends_with("Quận Phú Nhuận (chín giờ đến hai mươi hai giờ)."),
+            "{c:?}"
+        );
+        assert_eq!(c.items_left, 1);
+        assert_eq!(c.rest.len(), 1);
+        assert!(c.rest[0].starts_with("thứ ba, Mây Xanh Thủ Đức"), "{c:?}");
+        let (more_said, left) = more(&c.rest);
+        assert!(more_said.ends_with("giờ)."), "{more_said}");
+        assert!(left.is_empty());
+        // A menu of three short choices is read whole.
+        let menu = "Dạ, anh/chị muốn hỏi câu nào ạ:\n1. Phí ship ra Hà Nội\n2. Đổi trả trong bao lâu\n3. Có giao hỏa tốc không";
+        assert_eq!(cut(menu, 2, MAX_WORDS).rest, Vec::<String>::new());
+        // One long sentence of clauses stops between two of them.
+        let parking = "Cửa hàng Lê Thánh Tôn (Quận 1) không có chỗ để xe riêng; khách gửi xe máy tại bãi giữ xe số 127 Lê Thánh Tôn ngay cạnh cửa hàng với giá 5.000đ/lượt và được hoàn phí gửi xe khi có hóa đơn từ 300.000đ; cửa hàng Phan Xích Long (Phú Nhuận) và Thủ Đức có chỗ để xe máy miễn phí ngay trước cửa hàng; cửa hàng Thủ Đức còn có 6 chỗ đỗ ô tô miễn phí trong thời gian mua sắm.";
+        let c = cut(parking, 2, MAX_WORDS);
+        assert!(c.said.split_whitespace().count() <= MAX_WORDS, "{c:?}");
+        assert!(c.said.ends_with('.') && !c.rest.is_empty(), "{c:?}");
+        assert_eq!(c.items_left, 0);
+        // Sentences past the limit are left out, not offered.
+        let c = cut(long, 2, MAX_WORDS);
+        assert!(c.rest.is_empty(), "{c:?}");
         assert_eq!(
             ssml("Dạ vâng. Giá <50k> & rẻ."),
             "<speak>Dạ vâng.<break time=\"250ms\"/>Giá &lt;50k&gt; &amp; rẻ.</speak>"

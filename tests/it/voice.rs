@@ -413,3 +413,116 @@ fn after_hours_a_caller_with_an_open_ticket_is_promised_a_call_back() {
         assert!(!say.contains("giữ máy"), "{v}");
     }
 }
+
+/// Hotline defects from the seventh QA pass, one call each: what is said, and when
+/// a call ends, waits for a person or asks again.
+#[test]
+fn hotline_calls_end_wait_and_ask_again_as_a_caller_expects() {
+    let data = tempfile::tempdir().unwrap();
+    import_orders(data.path());
+    let server = start(data.path());
+    let turn = |call: &str, from: &str, text: &str, conf: f64| {
+        voice_turn(
+            &server,
+            json!({"call_id": call, "from": from, "text": text, "confidence": conf}),
+        )
+    };
+    let said = |v: &Value| v["say"].as_str().unwrap().to_string();
+
+    // A hello after the opening line is answered briefly, without a second
+    // introduction; a filler sound heard unsure is not read back to confirm.
+    let from = "+84900000101";
+    voice_turn(
+        &server,
+        json!({"call_id": "h1", "from": from, "start": true}),
+    );
+    let v = turn("h1", from, "alo", 0.9);
+    assert_eq!(v["action"], "continue", "{v}");
+    assert!(!said(&v).contains("trợ lý"), "{v}");
+    assert!(said(&v).contains("hỗ trợ gì"), "{v}");
+    let v = turn("h1", from, "ờ", 0.2);
+    assert!(said(&v).contains("nói lại"), "{v}");
+    let v = turn("h1", from, "ừm", 0.2);
+    assert!(!said(&v).contains("có phải"), "{v}");
+    assert!(!said(&v).contains("ừm"), "{v}");
+
+    // Too few digits for the last four: asked again for exactly that. The tracking
+    // code with a digit between its letters is spelled; "chào em" after thanks ends
+    // the call.
+    let from = "+84964900097";
+    let v = turn(
+        "h2",
+        from,
+        "kiểm tra đơn đê hát hai bốn không năm bốn một",
+        0.9,
+    );
+    assert!(said(&v).contains("số điện thoại"), "{v}");
+    let v = turn("h2", from, "không chín bảy", 0.9);
+    assert!(said(&v).contains("bốn số cuối"), "{v}");
+    assert!(!said(&v).contains("chưa trả lời được"), "{v}");
+    let v = turn("h2", from, "không không chín bảy", 0.9);
+    assert!(said(&v).contains("G H N A Q Y sáu Y Z W"), "{v}");
+    let v = turn("h2", from, "cảm ơn em", 0.9);
+    assert_eq!(v["action"], "continue", "{v}");
+    let v = turn("h2", from, "chào em", 0.9);
+    assert_eq!(v["action"], "hangup", "{v}");
+    assert!(!said(&v).contains("trợ lý"), "{v}");
+
+    // "#" said "thăng": the order code is heard.
+    let from = "+84907523846";
+    let v = turn("h3", from, "mã đơn thăng một không không bốn lăm", 0.9);
+    assert!(said(&v).contains("số điện thoại đặt hàng"), "{v}");
+    let v = turn(
+        "h3",
+        from,
+        "không chín không bảy năm hai ba tám bốn sáu",
+        0.9,
+    );
+    assert!(said(&v).contains("chờ xác nhận"), "{v}");
+
+    // A late order: the way to a person, a button on a screen, is said.
+    let from = "+84346743859";
+    turn("h4", from, "đơn đê hát hai bốn một không ba bảy", 0.9);
+    let v = turn("h4", from, "ba tám năm chín", 0.9);
+    assert!(said(&v).contains("chậm hơn dự kiến"), "{v}");
+    assert!(said(&v).contains("gặp nhân viên"), "{v}");
+    assert!(said(&v).contains("bấm phím không"), "{v}");
+    assert_eq!(v["dtmf"], true, "{v}");
+    let v = voice_turn(
+        &server,
+        json!({"call_id": "h4", "from": from, "text": "", "dtmf": "0"}),
+    );
+    assert_eq!(v["action"], "transfer", "{v}");
+
+    // A long list: two stores, the count of the rest, which is read on request.
+    let from = "+84900000105";
+    let v = turn("h5", from, "địa chỉ cửa hàng ở sài gòn", 0.9);
+    let s = said(&v);
+    assert!(s.contains("thứ hai") && !s.contains("thứ ba"), "{v}");
+    assert!(
+        s.contains("còn một mục nữa") && s.contains("nghe tiếp"),
+        "{v}"
+    );
+    let v = turn("h5", from, "nghe tiếp", 0.9);
+    assert!(said(&v).contains("thứ ba, Mây Xanh Thủ Đức"), "{v}");
+
+    // After a transfer: silence is not a new recognition ladder, and thanks with a
+    // goodbye end the call instead of "giữ máy".
+    let from = "+84900000106";
+    let v = turn("h6", from, "cho tôi gặp nhân viên", 0.9);
+    assert_eq!(v["action"], "transfer", "{v}");
+    let v = turn("h6", from, "", 0.0);
+    assert_eq!(v["action"], "transfer", "{v}");
+    assert!(!said(&v).contains("nói lại"), "{v}");
+    let v = turn("h6", from, "", 0.0);
+    assert_eq!(v["action"], "transfer", "{v}");
+    assert_eq!(v["dtmf"], false, "{v}");
+    let v = turn("h6", from, "ừ thôi được rồi cảm ơn em nhé chào em", 0.9);
+    assert_eq!(v["action"], "hangup", "{v}");
+    assert!(!said(&v).contains("giữ máy"), "{v}");
+
+    // Calling back while that ticket is open: a goodbye ends the call.
+    let v = turn("h7", from, "thôi chào em", 0.9);
+    assert_eq!(v["action"], "hangup", "{v}");
+    assert!(!said(&v).contains("giữ máy"), "{v}");
+}
