@@ -65,7 +65,7 @@ fn silent(r: &Value) -> bool {
     r["replies"].as_array().unwrap().is_empty()
 }
 
-/// 1. While nobody has answered, a knowledge-base question is answered (with the
+/// Item 1: While nobody has answered, a knowledge-base question is answered (with the
 /// ticket still waiting), anything else is acknowledged at most every 30 minutes;
 /// once an agent takes the ticket, the bot is silent.
 #[test]
@@ -128,7 +128,7 @@ fn a_waiting_customer_gets_answers_and_acknowledgements_until_an_agent_takes_ove
     assert_eq!(r["intent"], "handoff_active", "{r}");
 }
 
-/// 2. Taking the request back: closed as `withdrawn` when nobody took it (not an SLA
+/// Item 2: Taking the request back: closed as `withdrawn` when nobody took it (not an SLA
 /// miss), the agent told when one holds it; a new request is no withdrawal.
 #[test]
 fn a_customer_can_take_the_request_back() {
@@ -198,7 +198,7 @@ fn a_customer_can_take_the_request_back() {
     }
 }
 
-/// 3. What the customer adds while waiting is triaged again: the priority and the
+/// Item 3: What the customer adds while waiting is triaged again: the priority and the
 /// deadline only rise, the department follows, the summary keeps the new facts.
 #[test]
 fn an_urgent_fact_sent_while_waiting_raises_the_ticket() {
@@ -246,7 +246,7 @@ fn an_urgent_fact_sent_while_waiting_raises_the_ticket() {
     assert_eq!(ticket(&server, &token, &code)["priority"], "P1");
 }
 
-/// 4. The ticket's data: the verified order, only the changes asked for, routing by
+/// Item 4: The ticket's data: the verified order, only the changes asked for, routing by
 /// the request, and no feedback on an earlier ticket in a new one's summary.
 #[test]
 fn a_ticket_shows_the_verified_order_the_changes_asked_and_only_this_request() {
@@ -306,7 +306,7 @@ fn a_ticket_shows_the_verified_order_the_changes_asked_and_only_this_request() {
     assert!(summary.contains("lần nữa"), "{summary}");
 }
 
-/// 5. A hotline ticket: a written reply cannot reach the caller (409, with the number
+/// Item 5: A hotline ticket: a written reply cannot reach the caller (409, with the number
 /// to call back), and after hours the ticket is marked as a call-back.
 #[test]
 fn a_hotline_ticket_is_a_call_back_and_refuses_written_replies() {
@@ -394,7 +394,7 @@ fn rated<'a>(server: &'a Server, token: &str, user: &str, rating: &str) -> (Chat
     (chat, code)
 }
 
-/// 6. Feedback: "không có gì thêm" declines the comment; any other remark is the
+/// Item 6: Feedback: "không có gì thêm" declines the comment; any other remark is the
 /// comment (not a new complaint about an order); a remark after an NPS score is kept.
 #[test]
 fn csat_and_nps_remarks_are_kept_as_feedback() {
@@ -445,7 +445,7 @@ fn csat_and_nps_remarks_are_kept_as_feedback() {
     assert!(reply_text(&r).contains("25.000đ"), "{r}");
 }
 
-/// 7. Handed back to the bot, a question the customer asked meanwhile that nobody
+/// Item 7: Handed back to the bot, a question the customer asked meanwhile that nobody
 /// answered is answered.
 #[test]
 fn handing_back_answers_the_question_left_waiting() {
