@@ -757,10 +757,11 @@ fn conversation_flow_over_http_survives_a_restart() {
     // Nobody has answered yet: the bot only says the message was passed on.
     assert_eq!(r["intent"], "handoff_waiting", "{r}");
     assert!(reply_text(&r).contains("đã chuyển tin nhắn"), "{r}");
-    // The inbound message is stored even though nobody answered it yet.
+    // The inbound message is stored (with the acknowledgement) though no person
+    // answered it yet.
     assert_eq!(
         db_count(data.path(), "SELECT COUNT(*) FROM messages"),
-        before + 1
+        before + 2
     );
 }
 
