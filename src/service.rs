@@ -359,31 +359,42 @@ impl ConversationService {
         intent: &str,
         reason: &str,
         outcome: &crate::bot::TurnOutcome,
+        state: &DialogueState,
     ) -> Result<NewTicket, ServiceError> {
-        let mut said = self.store.customer_messages(&conv.id).await?;
+        // The request is what the customer said since their last ticket ended, without
+        // their feedback on that one (a rating and its comment are not a new request).
+        let mut said = self.store.request_messages(&conv.id).await?;
         if said.last().map(String::as_str) != Some(text) {
             said.push(text.to_string());
         }
-        let seen: Vec<String> = self
-            .store
-            .turns(&conv.id)
-            .await?
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
+        let seen = self.store.request_intents(&conv.id).await?;
         let mut intents: Vec<&str> = seen.iter().map(String::as_str).collect();
         intents.push(intent);
         let a = self.triage.assess(&said, &intents, reason);
-        let due = self.hours.due(chrono::Utc::now(), a.sla_hours);
-        let context = serde_json::json!({
+        let now = chrono::Utc::now();
+        let due = self.hours.due(now, a.sla_hours);
+        // The order this conversation verified is the one the request is about, even
+        // when the hand-off message itself names none.
+        let e = &outcome.entities;
+        let order_code = e
+            .order_code
+            .clone()
+            .or_else(|| state.verified_orders.last().cloned());
+        let mut context = serde_json::json!({
             "entities": {
-                "order_code": outcome.entities.order_code,
-                "more_order_codes": outcome.entities.more_order_codes,
-                "email": outcome.entities.email,
-                "phone_given": outcome.entities.phone.is_some() || outcome.entities.last4.is_some(),
+                "order_code": order_code,
+                "more_order_codes": e.more_order_codes,
+                "verified_orders": state.verified_orders,
+                "email": e.email,
+                "phone_given": e.phone.is_some() || e.last4.is_some() || state.verified_phone.is_some(),
             },
             "candidates": outcome.decision.as_ref().map(|d| &d.candidates),
         });
+        // A caller after hours is told a person will call back: the ticket says so.
+        if conv.channel == Channel::Voice.as_str() && !self.hours.is_open(now) {
+            context["callback"] =
+                serde_json::json!({"number": conv.channel_user_id, "why": CALLBACK_AFTER_HOURS});
+        }
         Ok(NewTicket {
             code: crate::handoff::ticket_code(&uuid::Uuid::now_v7()),
             customer_id: conv.customer_id.clone(),
@@ -391,7 +402,7 @@ impl ConversationService {
             department: a.department,
             reason: reason.to_string(),
             intent: intent.to_string(),
-            summary: crate::handoff::summary(reason, &said),
+            summary: self.triage.summary(reason, &said),
             context: context.to_string(),
             sla_due_at: due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         })
@@ -529,6 +540,20 @@ impl ConversationService {
         let rating = (conv.status == "csat")
             .then(|| crate::bot::csat_rating(&text))
             .flatten();
+        // Right after an NPS score, a remark that is neither "no" nor a question is
+        // stored with the score; anything else is the bot's again.
+        let nps_remark = if conv.status == "nps_comment" {
+            conv.status = "bot".into();
+            !msg.attachment
+                && !self.declines_comment(&text)
+                && !self.asks_instead(&text)
+                && self
+                    .store
+                    .set_nps_comment(&conv.id, &text, FEEDBACK_MINUTES)
+                    .await?
+        } else {
+            false
+        };
         let quick = |text: &str, quick: Vec<String>| crate::bot::Reply {
             text: text.into(),
             quick_replies: quick,
@@ -552,34 +577,33 @@ impl ConversationService {
                 quick(crate::bot::replies::CSAT_THANKS, skip),
                 "csat_comment",
             )
-        } else if conv.status == "csat_comment" && !self.bot.asks_something(&text) {
-            // A comment on the help just rated; a question instead is answered below.
-            let declined =
-                self.bot.declines_comment(&text) || text == crate::bot::replies::CSAT_NO_COMMENT;
-            if declined {
-                silent(
-                    "csat",
-                    quick(crate::bot::replies::CSAT_DONE, Vec::new()),
-                    "bot",
-                )
-            } else {
-                self.store.set_csat_comment(&conv.id, &text).await?;
-                silent(
-                    "csat",
-                    quick(crate::bot::replies::CSAT_COMMENT_THANKS, Vec::new()),
-                    "bot",
-                )
-            }
+        } else if conv.status == "csat_comment" && self.declines_comment(&text) {
+            silent(
+                "csat",
+                quick(crate::bot::replies::CSAT_DONE, Vec::new()),
+                "bot",
+            )
+        } else if conv.status == "csat_comment" && !self.asks_instead(&text) {
+            // Whatever else the customer writes now is their comment on the help just
+            // rated ("giao hàng chậm quá, lần sau cải thiện nhé" is no new complaint
+            // about an order); a question or a request for a person is answered below.
+            self.store.set_csat_comment(&conv.id, &text).await?;
+            silent(
+                "csat",
+                quick(crate::bot::replies::CSAT_COMMENT_THANKS, Vec::new()),
+                "bot",
+            )
         } else if let Some(score) = (conv.status == "nps")
             .then(|| crate::bot::nps_score(&text))
             .flatten()
         {
             if (0..=10).contains(&score) {
                 self.store.record_nps(&conv.id, score).await?;
+                // A remark sent next is kept with the score.
                 silent(
                     "nps",
                     quick(crate::bot::replies::NPS_THANKS, Vec::new()),
-                    "bot",
+                    "nps_comment",
                 )
             } else {
                 // "11 điểm": the survey is still open; its scale is said again.
@@ -589,6 +613,12 @@ impl ConversationService {
                     "nps",
                 )
             }
+        } else if nps_remark {
+            silent(
+                "nps",
+                quick(crate::bot::replies::CSAT_COMMENT_THANKS, Vec::new()),
+                "bot",
+            )
         } else if msg.attachment && conv.status == "bot" && crate::channels::only_stickers(&text) {
             silent(
                 "attachment",
@@ -605,19 +635,7 @@ impl ConversationService {
                 "bot",
             )
         } else if conv.status == "handoff" {
-            // A human owns the conversation: the bot stays silent; the ticket is back
-            // in the agent's court.
-            self.store.customer_replied(&conv.id).await?;
-            Finished {
-                ticket: None,
-                status: "handoff",
-                replies: Vec::new(),
-                intent: "handoff_active",
-                decision: None,
-                handoff_reason: None,
-                handoff: true,
-                state: conv.state.clone(),
-            }
+            self.waiting_turn(&conv, &msg, &text, &state).await?
         } else {
             let before = state.clone();
             let outcome = match msg.escalate {
@@ -665,21 +683,10 @@ impl ConversationService {
                             outcome.intent.as_str(),
                             reason.as_str(),
                             &outcome,
+                            &state,
                         )
                         .await?;
-                    let queue = self.store.open_ticket_count().await?;
-                    let wait = if self.hours.is_open(chrono::Utc::now()) {
-                        crate::bot::replies::Wait::Within {
-                            hours: self.triage.sla_hours(&t.priority),
-                            queue,
-                        }
-                    } else {
-                        crate::bot::replies::Wait::AfterHours {
-                            open: self.hours.open.clone(),
-                            close: self.hours.close.clone(),
-                            today: self.hours.opens_later_today(chrono::Utc::now()),
-                        }
-                    };
+                    let wait = self.wait_for(&t.priority, false).await?;
                     if let Some(last) = replies.last_mut() {
                         last.text.push(' ');
                         last.text
@@ -791,6 +798,269 @@ impl ConversationService {
             self.push_live(&conv.id, r.id.clone(), "bot", &r.text, &r.quick_replies);
         }
         Ok(response)
+    }
+}
+
+/// Minutes after an NPS score within which a remark is its comment.
+const FEEDBACK_MINUTES: i64 = 30;
+/// A customer waiting for a person hears that their message was passed on at most
+/// this often (the first message after the hand-off always does).
+const ACK_EVERY_MINUTES: i64 = 30;
+/// Why a ticket is a call-back (`context.callback.why`): a caller told after hours
+/// that a person will call back.
+const CALLBACK_AFTER_HOURS: &str = "after_hours";
+/// Turn intents of messages sent while a ticket is open: not answered (a person is
+/// talking, or the customer was told recently), acknowledged as passed on, or the
+/// request taken back.
+const WAITING_SILENT: &str = "handoff_active";
+const WAITING_ACK: &str = "handoff_waiting";
+const WITHDRAWAL: &str = "handoff_withdrawn";
+
+/// Waiting for a person: what the bot still does for a customer whose ticket is open.
+impl ConversationService {
+    /// "không", "không có gì thêm đâu ạ", "cảm ơn shop", the button's "Không, cảm ơn".
+    fn declines_comment(&self, text: &str) -> bool {
+        text == crate::bot::replies::CSAT_NO_COMMENT || self.triage.declines_comment(text)
+    }
+
+    /// Whether a message sent where feedback is expected asks for something instead:
+    /// a question, a person, an order looked up (not a remark about a late one).
+    fn asks_instead(&self, text: &str) -> bool {
+        use crate::bot::intents::{Intent, IntentRules};
+        let rules = IntentRules::shared();
+        !rules.questions(text).is_empty()
+            || rules.read(text).is_some_and(|m| {
+                m.intent == Intent::HumanRequest || (m.intent == Intent::OrderStatus && !m.waiting)
+            })
+    }
+
+    /// A customer message on a handed-off conversation with an open ticket. Taking
+    /// the request back closes it (nobody took it yet) or tells the agent; otherwise
+    /// the ticket is triaged again with what the message adds. While no person has
+    /// answered yet, a question the knowledge base answers confidently gets that
+    /// answer, and anything else an acknowledgement (at most every
+    /// [`ACK_EVERY_MINUTES`]); once a person talks, the bot is silent.
+    async fn waiting_turn(
+        &self,
+        conv: &crate::store::Conversation,
+        msg: &IncomingMessage,
+        text: &str,
+        state: &DialogueState,
+    ) -> Result<Finished, ServiceError> {
+        let done = |replies: Vec<String>, intent, status, handoff| Finished {
+            ticket: None,
+            status,
+            replies: replies
+                .into_iter()
+                .map(|text| crate::bot::Reply {
+                    text,
+                    quick_replies: Vec::new(),
+                })
+                .collect(),
+            intent,
+            decision: None,
+            handoff_reason: None,
+            handoff,
+            state: conv.state.clone(),
+        };
+        self.store.customer_replied(&conv.id).await?;
+        let Some(ticket) = self.store.open_ticket_of(&conv.id).await? else {
+            return Ok(done(Vec::new(), WAITING_SILENT, "handoff", true));
+        };
+        let engaged = self.store.agent_engaged(&ticket).await?;
+        if self.triage.withdraws(text, &ticket.reason) {
+            let closed = self.store.withdraw_ticket(&ticket.id, text).await?;
+            self.changed(&conv.id);
+            tracing::info!(ticket = %ticket.code, closed, "the customer withdrew the request");
+            return Ok(if closed {
+                let said = crate::bot::replies::withdrawn(&ticket.code, &ticket.reason);
+                done(vec![said], WITHDRAWAL, "bot", false)
+            } else {
+                let said = crate::bot::replies::withdrawal_passed_on(&ticket.code);
+                done(vec![said], WITHDRAWAL, "handoff", true)
+            });
+        }
+        let ticket = self.retriage(&conv.id, ticket, engaged).await?;
+        self.changed(&conv.id);
+        let now = chrono::Utc::now();
+        if msg.channel == Channel::Voice {
+            // The hotline layer decides what a caller with an open ticket hears (a
+            // transfer, or after hours the call-back promise, which the ticket keeps).
+            if !self.hours.is_open(now) {
+                self.store
+                    .mark_callback(&ticket.id, &conv.channel_user_id, CALLBACK_AFTER_HOURS)
+                    .await?;
+            }
+            return Ok(done(Vec::new(), WAITING_SILENT, "handoff", true));
+        }
+        if engaged {
+            return Ok(done(Vec::new(), WAITING_SILENT, "handoff", true));
+        }
+        if !msg.attachment {
+            if let Some((mut replies, outcome, new_state)) =
+                self.knowledge_answer(state, text).await
+            {
+                if let Some(last) = replies.last_mut() {
+                    last.text.push(' ');
+                    last.text
+                        .push_str(&crate::bot::replies::waiting_note(&ticket.code));
+                }
+                return Ok(Finished {
+                    ticket: None,
+                    status: "handoff",
+                    replies,
+                    intent: outcome.intent.as_str(),
+                    decision: outcome.decision,
+                    handoff_reason: None,
+                    handoff: true,
+                    state: serde_json::to_string(&new_state).expect("json"),
+                });
+            }
+        }
+        let last_ack = self
+            .store
+            .last_turn_at(&conv.id, WAITING_ACK, &ticket.created_at)
+            .await?
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok());
+        let ack_due = last_ack.is_none_or(|at| {
+            now - at.with_timezone(&chrono::Utc) >= chrono::Duration::minutes(ACK_EVERY_MINUTES)
+        });
+        if !ack_due {
+            return Ok(done(Vec::new(), WAITING_SILENT, "handoff", true));
+        }
+        let wait = self.wait_for(&ticket.priority, true).await?;
+        let said = format!(
+            "{} {} {}",
+            crate::bot::replies::WAITING_PASSED_ON,
+            crate::bot::replies::ticket_notice(&ticket.code, &wait),
+            crate::bot::replies::WAITING_HOW_TO_WITHDRAW
+        );
+        Ok(done(vec![said], WAITING_ACK, "handoff", true))
+    }
+
+    /// What the customer can expect from a ticket of `priority`: its SLA and the
+    /// tickets ahead within working hours (`queued`: the ticket itself is among the
+    /// open ones), else when the team is back.
+    async fn wait_for(
+        &self,
+        priority: &str,
+        queued: bool,
+    ) -> Result<crate::bot::replies::Wait, ServiceError> {
+        let now = chrono::Utc::now();
+        Ok(if self.hours.is_open(now) {
+            let open = self.store.open_ticket_count().await?;
+            crate::bot::replies::Wait::Within {
+                hours: self.triage.sla_hours(priority),
+                queue: if queued { (open - 1).max(0) } else { open },
+            }
+        } else {
+            crate::bot::replies::Wait::AfterHours {
+                open: self.hours.open.clone(),
+                close: self.hours.close.clone(),
+                today: self.hours.opens_later_today(now),
+            }
+        })
+    }
+
+    /// The bot's normal turn on a copy of the dialogue state, kept only when it is a
+    /// confident knowledge-base answer: no order flow started, no hand-off, no
+    /// fallback, choice or offer of a person. (replies, outcome, the copy's state).
+    async fn knowledge_answer(
+        &self,
+        state: &DialogueState,
+        text: &str,
+    ) -> Option<(
+        Vec<crate::bot::Reply>,
+        crate::bot::TurnOutcome,
+        DialogueState,
+    )> {
+        use crate::bot::replies as r;
+        let mut copy = state.clone();
+        let outcome = self.bot.turn(&mut copy, text).await;
+        let unsure = [
+            r::FALLBACK,
+            r::STOCK_FALLBACK,
+            r::PRICE_FALLBACK,
+            r::SOME_UNANSWERED,
+            r::CLARIFY,
+            r::CLARIFY_AGAIN,
+            r::CLARIFY_NONE,
+        ];
+        let confident = outcome.handoff.is_none()
+            && outcome.intent == crate::bot::intents::Intent::Faq
+            && outcome
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.decision == crate::search::Decision::Answer)
+            && copy.pending == crate::bot::Pending::Nothing
+            && copy.request.is_none()
+            && copy.verified_orders == state.verified_orders
+            && !outcome.replies.is_empty()
+            && outcome.replies.iter().all(|x| {
+                !unsure.contains(&x.text.as_str())
+                    && !x.quick_replies.iter().any(|q| q == r::QUICK_HUMAN)
+            });
+        confident.then(|| (outcome.replies.clone(), outcome, copy))
+    }
+
+    /// Triage again with everything the customer has said for this request: the
+    /// priority (and so the deadline) only rises, the department follows a rise while
+    /// nobody holds the ticket, and the summary always shows the latest facts.
+    async fn retriage(
+        &self,
+        conversation_id: &str,
+        mut ticket: TicketRow,
+        engaged: bool,
+    ) -> Result<TicketRow, ServiceError> {
+        let said = self.store.request_messages(conversation_id).await?;
+        let seen = self.store.request_intents(conversation_id).await?;
+        let intents: Vec<&str> = seen.iter().map(String::as_str).collect();
+        let a = self.triage.assess(&said, &intents, &ticket.reason);
+        let summary = self.triage.summary(&ticket.reason, &said);
+        let raised = self.triage.raises(&ticket.priority, &a.priority);
+        let mut due = None;
+        let mut department = None;
+        let mut detail = None;
+        if raised {
+            let sooner = self.hours.due(chrono::Utc::now(), a.sla_hours);
+            let at = match chrono::DateTime::parse_from_rfc3339(&ticket.sla_due_at) {
+                Ok(old) if old.with_timezone(&chrono::Utc) < sooner => ticket.sla_due_at.clone(),
+                _ => sooner.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            due = Some(at);
+            if !engaged && a.department != ticket.department {
+                department = Some(a.department.clone());
+            }
+            detail = Some(match &department {
+                Some(d) => format!(
+                    "{} → {}, {} → {d}",
+                    ticket.priority, a.priority, ticket.department
+                ),
+                None => format!("{} → {}", ticket.priority, a.priority),
+            });
+            tracing::info!(ticket = %ticket.code, from = %ticket.priority, to = %a.priority, "priority raised by what the customer added");
+        }
+        self.store
+            .retriage_ticket(&crate::store::Retriage {
+                ticket_id: &ticket.id,
+                summary: &summary,
+                priority: raised.then_some(a.priority.as_str()),
+                sla_due_at: due.as_deref(),
+                department: department.as_deref(),
+                detail: detail.as_deref(),
+            })
+            .await?;
+        ticket.summary = summary;
+        if raised {
+            ticket.priority = a.priority;
+        }
+        if let Some(at) = due {
+            ticket.sla_due_at = at;
+        }
+        if let Some(d) = department {
+            ticket.department = d;
+        }
+        Ok(ticket)
     }
 }
 
@@ -1091,6 +1361,19 @@ impl ConversationService {
         t: &TicketRow,
         author: &str,
     ) -> Result<(), AgentError> {
+        if channel == Channel::Voice {
+            // A caller hears only the call: a written reply reaches nobody. The agent
+            // calls back instead (the console shows the number).
+            let caller = self
+                .store
+                .conversation(&t.conversation_id)
+                .await?
+                .map(|c| c.channel_user_id)
+                .unwrap_or_default();
+            return Err(AgentError::Undeliverable(format!(
+                "the customer called the hotline and cannot read a reply; call them back on {caller}"
+            )));
+        }
         let Some(adapter) = self.adapters.get(channel) else {
             return Ok(());
         };
@@ -1254,11 +1537,46 @@ impl ConversationService {
         self.ticket(id).await
     }
 
-    /// Hands the conversation back to the bot.
+    /// Hands the conversation back to the bot. A question the customer asked while
+    /// waiting that nobody answered is answered now by the bot's normal turn (unless
+    /// that turn would hand off again: then the plain hand-back is said).
     pub async fn release(&self, agent: &str, id: &str) -> Result<TicketView, AgentError> {
         let t = self.find_ticket(id).await?;
         let channel = self.channel_of(&t).await?;
-        let note = crate::bot::replies::HANDED_BACK;
+        let conv = self.store.conversation(&t.conversation_id).await?;
+        let _turn = match &conv {
+            Some(c) => Some(
+                self.lock_for(&format!("{}:{}", c.channel, c.channel_user_id))
+                    .lock_owned()
+                    .await,
+            ),
+            None => None,
+        };
+        let pending = match (&conv, channel) {
+            (Some(c), ch) if ch != Channel::Voice => self
+                .store
+                .unanswered_last_message(&c.id, &[WAITING_SILENT, WAITING_ACK])
+                .await?
+                .map(|text| (c, text)),
+            _ => None,
+        };
+        let mut answer = None;
+        if let Some((c, text)) = pending {
+            let mut state: DialogueState = serde_json::from_str(&c.state).unwrap_or_default();
+            if state.verified_phone.is_none() {
+                state.verified_phone = self.store.customer_phone(&c.customer_id).await?;
+            }
+            let read = crate::channels::written_text(&text);
+            let read = if read.trim().is_empty() { text } else { read };
+            let outcome = self.bot.turn(&mut state, &read).await;
+            if outcome.handoff.is_none() && !outcome.replies.is_empty() {
+                answer = Some((outcome.replies, state));
+            }
+        }
+        let note = match answer {
+            Some(_) => crate::bot::replies::HANDED_BACK_ANSWERING,
+            None => crate::bot::replies::HANDED_BACK,
+        };
         let mid = self
             .store
             .agent_action(
@@ -1276,8 +1594,31 @@ impl ConversationService {
             )
             .await?
             .map_err(AgentError::Refused)?;
-        self.deliver_now(channel.as_str());
         self.publish(&t.conversation_id, mid, "bot", note, &[]);
+        if let Some((replies, state)) = answer {
+            let outbound: Vec<Outbound> = replies
+                .iter()
+                .map(|r| Outbound {
+                    text: r.text.clone(),
+                    quick_replies: r.quick_replies.clone(),
+                })
+                .collect();
+            let ids = self
+                .store
+                .bot_followup(
+                    &t.conversation_id,
+                    channel.as_str(),
+                    &outbound,
+                    &serde_json::to_string(&state).expect("json"),
+                    channel.pushes(),
+                )
+                .await?;
+            for (id, r) in ids.into_iter().zip(&replies) {
+                self.push_live(&t.conversation_id, id, "bot", &r.text, &r.quick_replies);
+            }
+        }
+        self.deliver_now(channel.as_str());
+        drop(_turn);
         self.ticket(id).await
     }
 }

@@ -15,7 +15,7 @@ use crate::store::{InboundRow, Store, StoreError, TicketStatsRow};
 
 const SESSION_GAP_MINUTES: i64 = 30;
 const REPEAT_DAYS: i64 = 7;
-const SMALL_TALK: [&str; 8] = [
+const SMALL_TALK: [&str; 10] = [
     "greeting",
     "thanks",
     "goodbye",
@@ -23,6 +23,8 @@ const SMALL_TALK: [&str; 8] = [
     "nps",
     "attachment",
     "handoff_active",
+    "handoff_waiting",
+    "handoff_withdrawn",
     "faq",
 ];
 
@@ -232,7 +234,10 @@ pub async fn compute(
         };
         by_day.entry(day(created)).or_default().tickets += 1;
         let resolved = k.resolved_at.as_deref().and_then(t);
-        if let Some(r) = resolved.filter(|_| k.status == "resolved" || k.status == "closed") {
+        let withdrawn = k.resolution.as_deref() == Some("withdrawn");
+        if let Some(r) =
+            resolved.filter(|_| (k.status == "resolved" || k.status == "closed") && !withdrawn)
+        {
             let start = k.first_action_at.as_deref().and_then(t).unwrap_or(created);
             handling.push((r - start).num_seconds() as f64 / 60.0);
         }
@@ -243,8 +248,14 @@ pub async fn compute(
         // vòng …"): a person's first reply. It counts once decided: replied (in time or
         // late), passed, or the ticket ended without a reply (resolved, or handed back
         // to the bot): missed.
+        // Only a reply that reached the customer keeps the promise (one the platform
+        // refused for good did not). A request the customer withdrew before anyone
+        // took it decides nothing: no deadline was met or missed.
+        if k.resolution.as_deref() == Some("withdrawn") {
+            continue;
+        }
         let entry = sla.entry(k.priority.clone()).or_default();
-        let first_reply = k.first_reply_at.as_deref().and_then(t);
+        let first_reply = k.first_delivered_reply_at.as_deref().and_then(t);
         let ended = matches!(k.status.as_str(), "resolved" | "closed");
         match first_reply {
             Some(r) => {

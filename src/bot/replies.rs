@@ -286,6 +286,39 @@ pub fn voice_ticket(code: &str) -> String {
     format!("Mã yêu cầu của anh/chị là {code}.")
 }
 
+// While a request for a person waits and no agent has answered yet.
+
+/// A message the bot cannot answer itself, passed on to the team (the ticket notice
+/// follows: its code and when a person answers).
+pub const WAITING_PASSED_ON: &str = "Dạ, em đã chuyển tin nhắn của anh/chị tới nhân viên rồi ạ.";
+/// How to take the request back, said with the acknowledgement.
+pub const WAITING_HOW_TO_WITHDRAW: &str =
+    "Nếu không cần gặp nhân viên nữa, anh/chị nhắn “hủy yêu cầu” giúp em nhé.";
+
+/// Said after a knowledge-base answer given while the request waits.
+pub fn waiting_note(code: &str) -> String {
+    format!("Yêu cầu gặp nhân viên của anh/chị (mã {code}) vẫn đang chờ, nhân viên sẽ phản hồi tại đây ạ.")
+}
+
+/// The customer took back a request nobody had taken yet: closed, the bot goes on.
+pub fn withdrawn(code: &str, reason: &str) -> String {
+    let what = match reason {
+        "cancel_request" => format!("Dạ vâng, em đã rút lại yêu cầu hủy đơn (mã {code}), đơn hàng của anh/chị vẫn giữ nguyên ạ."),
+        "change_request" => format!("Dạ vâng, em đã rút lại yêu cầu thay đổi đơn (mã {code}), đơn hàng của anh/chị vẫn giữ nguyên như cũ ạ."),
+        _ => format!("Dạ vâng, em đã hủy yêu cầu gặp nhân viên (mã {code}) ạ."),
+    };
+    format!("{what} Em tiếp tục hỗ trợ anh/chị, anh/chị cần hỏi gì cứ nhắn em nhé.")
+}
+
+/// The customer took back a request a staff member is already working on.
+pub fn withdrawal_passed_on(code: &str) -> String {
+    format!("Dạ, em đã báo nhân viên đang xử lý yêu cầu {code} là anh/chị không cần hỗ trợ nữa ạ. Nhân viên sẽ xác nhận lại với anh/chị tại đây nhé.")
+}
+
+/// Said when an agent hands the conversation back and the bot answers the question
+/// the customer left waiting (the answer follows).
+pub const HANDED_BACK_ANSWERING: &str = "Dạ, em tiếp tục hỗ trợ anh/chị ạ.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

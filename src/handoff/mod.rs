@@ -21,6 +21,34 @@ struct RuleFile {
     default_priority: String,
     department: Vec<DeptSpec>,
     default_department: String,
+    #[serde(default)]
+    withdraw: WithdrawSpec,
+    #[serde(default)]
+    change_kind: Vec<KindSpec>,
+}
+
+/// How a customer takes a request for a person back ("hủy yêu cầu", "thôi em hỏi
+/// bot"): `phrases` unless an `unless` phrase is there too (a new request: "hủy đơn
+/// giúp em"), or a phrase that takes back one kind of request ("vẫn lấy" a cancel).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WithdrawSpec {
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    unless: Vec<String>,
+    #[serde(default)]
+    cancel_request: Vec<String>,
+    #[serde(default)]
+    change_request: Vec<String>,
+}
+
+/// What a request to change an order is about ("địa chỉ", "số điện thoại").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KindSpec {
+    name: String,
+    phrases: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +95,11 @@ pub struct Triage {
     departments: Vec<Matcher>,
     default_department: String,
     sla_hours: std::collections::BTreeMap<String, u32>,
+    withdraw: PhraseSet,
+    withdraw_unless: PhraseSet,
+    withdraw_cancel: PhraseSet,
+    withdraw_change: PhraseSet,
+    change_kinds: Vec<(String, PhraseSet)>,
 }
 
 /// The outcome of triage for one hand-off.
@@ -115,7 +148,17 @@ impl Triage {
                 reasons: d.reasons.clone(),
             })
             .collect();
+        let w = &f.withdraw;
         Ok(Self {
+            withdraw: PhraseSet::new(&normalizer, &w.phrases),
+            withdraw_unless: PhraseSet::new(&normalizer, &w.unless),
+            withdraw_cancel: PhraseSet::new(&normalizer, &w.cancel_request),
+            withdraw_change: PhraseSet::new(&normalizer, &w.change_request),
+            change_kinds: f
+                .change_kind
+                .iter()
+                .map(|k| (k.name.clone(), PhraseSet::new(&normalizer, &k.phrases)))
+                .collect(),
             normalizer,
             priorities,
             default_priority: f.default_priority,
@@ -127,6 +170,118 @@ impl Triage {
 
     pub fn sla_hours(&self, priority: &str) -> u32 {
         self.sla_hours.get(priority).copied().unwrap_or(24)
+    }
+
+    /// How urgent a priority is: 0 for the first rule's, the default last.
+    fn rank(&self, priority: &str) -> usize {
+        self.priorities
+            .iter()
+            .position(|m| m.label == priority)
+            .unwrap_or(self.priorities.len())
+    }
+
+    /// Whether `new` is more urgent than `current` (a ticket's priority only rises).
+    pub fn raises(&self, current: &str, new: &str) -> bool {
+        self.rank(new) < self.rank(current)
+    }
+
+    /// Whether a message takes back a request for a person opened for `reason`:
+    /// "hủy yêu cầu", "thôi không cần gặp nhân viên nữa", "thôi em hỏi bot"; for a
+    /// request to cancel an order also "à thôi khỏi, em vẫn lấy". A new request ("hủy
+    /// đơn giúp em", "đổi địa chỉ giúp em") is not.
+    pub fn withdraws(&self, text: &str, reason: &str) -> bool {
+        let m = Prepared::new(&self.normalizer, text);
+        let general = self.withdraw.matches(&m) && !self.withdraw_unless.matches(&m);
+        general
+            || match reason {
+                "cancel_request" => self.withdraw_cancel.matches(&m),
+                "change_request" => self.withdraw_change.matches(&m),
+                _ => false,
+            }
+    }
+
+    /// What the customer's requests to change an order are about, in the order the
+    /// rules list them: only the messages that ask for a change count.
+    pub fn change_kinds(&self, customer_messages: &[String]) -> Vec<String> {
+        let rules = crate::bot::intents::IntentRules::shared();
+        let asked: Vec<Prepared> = customer_messages
+            .iter()
+            .filter(|m| rules.order_request(m) == Some(crate::bot::OrderRequest::Change))
+            .map(|m| Prepared::new(&self.normalizer, m))
+            .collect();
+        self.change_kinds
+            .iter()
+            .filter(|(_, phrases)| asked.iter().any(|m| phrases.matches(m)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Whether a message answers "any comment?" with none: small talk alone ("cảm ơn
+    /// shop", "ok") or a refusal with nothing else in it but words that carry nothing
+    /// ("không có gì thêm đâu ạ", "hết rồi", "vậy thôi"). "không tốt" is a comment.
+    pub fn declines_comment(&self, text: &str) -> bool {
+        use crate::bot::intents::{Intent, IntentRules};
+        let rules = IntentRules::shared();
+        if rules
+            .classify(text)
+            .is_some_and(|i| matches!(i, Intent::Thanks | Intent::Goodbye | Intent::Greeting))
+        {
+            return true;
+        }
+        let said: Vec<String> = self
+            .normalizer
+            .syllables(text)
+            .into_iter()
+            .filter(|w| !rules.is_filler_word(w))
+            .map(|w| crate::text::fold(&w))
+            .filter(|w| !DECLINE_FILLER.iter().any(|f| crate::text::fold(f) == *w))
+            .collect();
+        let said = said.join(" ");
+        DECLINES.iter().any(|d| crate::text::fold(d) == said)
+    }
+
+    /// The customer's messages that made the ticket urgent (a priority rule's words:
+    /// "bị trừ tiền 2 lần", "phát nổ").
+    fn urgent_messages<'a>(&self, customer_messages: &'a [String]) -> Vec<&'a str> {
+        customer_messages
+            .iter()
+            .filter(|m| {
+                let p = Prepared::new(&self.normalizer, m);
+                self.priorities.iter().any(|r| r.phrases.matches(&p))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Extractive summary (no LLM): the reason (for a change request, what the
+    /// customer asked to change), the urgent facts the customer gave that are not
+    /// among their last messages, and their last three messages.
+    pub fn summary(&self, reason: &str, customer_messages: &[String]) -> String {
+        let recent = &customer_messages[customer_messages.len().saturating_sub(3)..];
+        let why = match reason {
+            "change_request" => {
+                let kinds = self.change_kinds(customer_messages);
+                match kinds.is_empty() {
+                    true => "khách yêu cầu thay đổi đơn (đã xác minh)".to_string(),
+                    false => format!(
+                        "khách yêu cầu thay đổi đơn: {} (đã xác minh)",
+                        kinds.join(", ")
+                    ),
+                }
+            }
+            _ => reason_vietnamese(reason).to_string(),
+        };
+        let earlier = &customer_messages[..customer_messages.len() - recent.len()];
+        let urgent = self.urgent_messages(earlier);
+        let facts = match urgent.is_empty() {
+            true => String::new(),
+            false => format!(" Khách đã báo: «{}».", urgent.join("» «")),
+        };
+        let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
+        format!(
+            "Lý do chuyển: {why}.{facts} Khách nhắn gần nhất: «{}».",
+            recent.join("» «")
+        )
     }
 
     /// Priority, department and SLA from the customer's messages, the intents seen in
@@ -147,12 +302,28 @@ impl Triage {
             .find(|m| m.hit(&msgs, intents, reason))
             .map(|m| m.label.clone())
             .unwrap_or_else(|| self.default_priority.clone());
-        let department = self
-            .departments
-            .iter()
-            .find(|m| m.hit(&msgs, intents, reason))
-            .map(|m| m.label.clone())
-            .unwrap_or_else(|| self.default_department.clone());
+        // The request decides first: its reason ("change_request" is the warehouse
+        // team's), then the words of the message that made it, then the intent it was
+        // read as; only then the rest of the conversation ("quên mật khẩu" … "cho gặp
+        // người thật"). An earlier, unrelated question (a VAT invoice) does not route
+        // a later request.
+        let last = msgs.last().map(std::slice::from_ref).unwrap_or_default();
+        let current = intents.last().map(std::slice::from_ref).unwrap_or_default();
+        let department = [
+            self.departments
+                .iter()
+                .find(|m| m.reasons.iter().any(|r| r == reason)),
+            self.departments.iter().find(|m| m.hit(last, &[], "")),
+            self.departments.iter().find(|m| m.hit(&[], current, "")),
+            self.departments
+                .iter()
+                .find(|m| m.hit(&msgs, intents, reason)),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|m| m.label.clone())
+        .unwrap_or_else(|| self.default_department.clone());
         let sla_hours = self.sla_hours[&priority];
         Assessment {
             priority,
@@ -161,6 +332,24 @@ impl Triage {
         }
     }
 }
+
+/// Words that add nothing to a refusal to comment ("không có gì thêm đâu ạ").
+const DECLINE_FILLER: [&str; 27] = [
+    "em", "anh", "chị", "mình", "shop", "bạn", "ạ", "dạ", "vâng", "nhé", "nha", "đâu", "cảm",
+    "cám", "ơn", "nữa", "thêm", "gì", "có", "ý", "kiến", "góp", "rồi", "ok", "oke", "để", "cả",
+];
+/// What is left of a refusal to comment once those words are dropped.
+const DECLINES: [&str; 9] = [
+    "",
+    "không",
+    "thôi",
+    "vậy thôi",
+    "thế thôi",
+    "hết",
+    "không cần",
+    "không sao",
+    "được",
+];
 
 /// A short code the customer can quote: `YC` + 6 characters without look-alikes.
 pub fn ticket_code(seed: &uuid::Uuid) -> String {
@@ -185,29 +374,9 @@ pub fn reason_vietnamese(reason: &str) -> &'static str {
         "verification_failed" => "xác minh đơn hàng không thành công",
         "speech_unrecognized" => "tổng đài không nhận dạng được giọng nói của khách",
         "cancel_request" => "khách yêu cầu hủy đơn (đã xác minh)",
-        "change_request" => {
-            "khách yêu cầu thay đổi đơn: địa chỉ, số điện thoại, sản phẩm (đã xác minh)"
-        }
+        "change_request" => "khách yêu cầu thay đổi đơn (đã xác minh)",
         _ => "khác",
     }
-}
-
-/// Extractive summary (no LLM): the reason and the customer's last messages.
-pub fn summary(reason: &str, customer_messages: &[String]) -> String {
-    let last: Vec<&str> = customer_messages
-        .iter()
-        .rev()
-        .take(3)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!(
-        "Lý do chuyển: {}. Khách nhắn gần nhất: «{}».",
-        reason_vietnamese(reason),
-        last.join("» «")
-    )
 }
 
 #[cfg(test)]
@@ -295,8 +464,101 @@ mod tests {
         assert_eq!(code.len(), 8);
         assert!(code.starts_with("YC"));
         assert!(!code.contains('O') && !code.contains('0') && !code.contains('I'));
-        let s = summary("complaint", &msgs(&["a", "b", "c", "d"]));
+        let s = Triage::default_rules().summary("complaint", &msgs(&["a", "b", "c", "d"]));
         assert_eq!(s, "Lý do chuyển: khách phàn nàn / tình huống nghiêm trọng. Khách nhắn gần nhất: «b» «c» «d».");
+    }
+
+    #[test]
+    fn withdrawals_and_new_requests() {
+        let t = Triage::default_rules();
+        for (text, reason) in [
+            ("hủy yêu cầu", "customer_request"),
+            ("huy yeu cau giup em", "customer_request"),
+            ("thôi không cần gặp nhân viên nữa", "customer_request"),
+            (
+                "thôi em không cần nhân viên nữa, em hỏi bot",
+                "repeated_fallback",
+            ),
+            ("thôi em hỏi bot", "complaint"),
+            ("à thôi khỏi, em vẫn lấy", "cancel_request"),
+            ("em vẫn lấy đơn này nhé", "cancel_request"),
+            ("đừng hủy đơn của em nha", "cancel_request"),
+            ("thôi giữ nguyên địa chỉ cũ", "change_request"),
+        ] {
+            assert!(t.withdraws(text, reason), "{text}");
+        }
+        for (text, reason) in [
+            ("hủy đơn giúp em", "customer_request"),
+            ("thôi hủy đơn này giúp em đi", "cancel_request"),
+            ("đơn này em không cần nữa đâu", "customer_request"),
+            ("em vẫn lấy", "customer_request"),
+            ("đổi sang 12 Nguyễn Huệ quận 1 giúp em", "change_request"),
+            ("bao giờ có người trả lời ạ", "customer_request"),
+            ("thôi không gấp đâu", "customer_request"),
+        ] {
+            assert!(!t.withdraws(text, reason), "{text}");
+        }
+    }
+
+    #[test]
+    fn refusals_to_comment() {
+        let t = Triage::default_rules();
+        for text in [
+            "không",
+            "không có gì thêm",
+            "không có gì thêm đâu ạ",
+            "khong co gi them",
+            "dạ không ạ, cảm ơn em",
+            "hết rồi",
+            "ok",
+            "cảm ơn shop",
+        ] {
+            assert!(t.declines_comment(text), "{text}");
+        }
+        for text in [
+            "không tốt lắm",
+            "giao hàng chậm quá, lần sau cải thiện nhé",
+            "nhân viên không nhiệt tình",
+            "tốt",
+        ] {
+            assert!(!t.declines_comment(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_request_routes_and_names_its_changes() {
+        let t = Triage::default_rules();
+        let vat_then_address = msgs(&[
+            "shop có xuất hóa đơn VAT không",
+            "em muốn đổi địa chỉ giao cho đơn DH240174",
+            "0827291714",
+        ]);
+        let a = t.assess(
+            &vat_then_address,
+            &["faq", "order_status", "order_status"],
+            "change_request",
+        );
+        assert_eq!(a.department, "kho vận");
+        assert_eq!(t.change_kinds(&vat_then_address), vec!["địa chỉ"]);
+        let s = t.summary("change_request", &vat_then_address);
+        assert!(
+            s.starts_with("Lý do chuyển: khách yêu cầu thay đổi đơn: địa chỉ (đã xác minh)."),
+            "{s}"
+        );
+        // Urgent facts stay in the summary after newer messages.
+        let s = t.summary(
+            "customer_request",
+            &msgs(&[
+                "cho em gặp nhân viên",
+                "em bị trừ tiền 2 lần",
+                "gấp lắm",
+                "ok",
+                "alo",
+            ]),
+        );
+        assert!(s.contains("Khách đã báo: «em bị trừ tiền 2 lần»."), "{s}");
+        assert!(t.raises("P3", "P1") && t.raises("P2", "P1") && !t.raises("P1", "P3"));
+        assert!(!t.raises("P2", "P2"));
     }
 
     #[test]

@@ -496,6 +496,8 @@ pub struct TicketRow {
     pub csat_comment: Option<String>,
     /// Written by the LLM after the hand-off, when one is configured.
     pub ai_summary: Option<String>,
+    /// How a ticket ended other than by an agent (`withdrawn`), if it did.
+    pub resolution: Option<String>,
 }
 
 /// One line of the hand-off queue ([`Store::ticket_summaries`]).
@@ -515,6 +517,8 @@ pub struct TicketSummary {
     pub ai_summary: Option<String>,
     /// The channel of the handed-off conversation.
     pub channel: Option<String>,
+    /// The number to call back, for a caller promised a call-back.
+    pub callback: Option<String>,
 }
 
 fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
@@ -536,6 +540,7 @@ fn ticket_from_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
         csat: r.get("csat"),
         csat_comment: r.get("csat_comment"),
         ai_summary: r.get("ai_summary"),
+        resolution: r.get("resolution"),
     }
 }
 
@@ -676,7 +681,8 @@ impl Store {
         };
         let sql = format!(
             "SELECT t.id, t.code, t.priority, t.department, t.status, t.reason, t.intent,
-                    t.summary, t.assignee, t.sla_due_at, t.created_at, t.ai_summary, c.channel
+                    t.summary, t.assignee, t.sla_due_at, t.created_at, t.ai_summary, c.channel,
+                    json_extract(t.context, '$.callback.number') AS callback
              FROM tickets t LEFT JOIN conversations c ON c.id = t.conversation_id
              {filter} ORDER BY t.priority, t.sla_due_at"
         );
@@ -697,6 +703,7 @@ impl Store {
                 created_at: r.get("created_at"),
                 ai_summary: r.get("ai_summary"),
                 channel: r.get("channel"),
+                callback: r.get("callback"),
             })
             .collect())
     }
@@ -1475,12 +1482,16 @@ pub struct InboundRow {
 pub struct TicketStatsRow {
     pub priority: String,
     pub status: String,
+    /// `withdrawn`: the customer took the request back before any agent took it.
+    pub resolution: Option<String>,
     pub created_at: String,
     pub resolved_at: Option<String>,
     pub sla_due_at: String,
     pub csat: Option<i64>,
     pub first_action_at: Option<String>,
     pub first_reply_at: Option<String>,
+    /// The first agent reply that was not a failed delivery (what the SLA counts).
+    pub first_delivered_reply_at: Option<String>,
 }
 
 impl Store {
@@ -1526,11 +1537,20 @@ impl Store {
         to: &str,
     ) -> Result<Vec<TicketStatsRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.priority, t.status, t.created_at, t.resolved_at, t.sla_due_at, t.csat,
+            "SELECT t.priority, t.status, t.resolution, t.created_at, t.resolved_at, t.sla_due_at,
+                    t.csat,
                     (SELECT MIN(created_at) FROM audit_log WHERE ticket_id = t.id
                      AND action IN ('claim', 'reply')) AS first_action_at,
                     (SELECT MIN(created_at) FROM audit_log WHERE ticket_id = t.id
-                     AND action = 'reply') AS first_reply_at
+                     AND action = 'reply') AS first_reply_at,
+                    -- A reply's message and audit row are written with one time; a reply
+                    -- the platform refused for good reached nobody.
+                    (SELECT MIN(a.created_at) FROM audit_log a WHERE a.ticket_id = t.id
+                     AND a.action = 'reply' AND NOT EXISTS (
+                        SELECT 1 FROM messages m JOIN outbox o ON o.message_id = m.id
+                        WHERE m.conversation_id = t.conversation_id AND m.author = 'agent'
+                          AND m.created_at = a.created_at AND o.status = 'failed'))
+                     AS first_delivered_reply_at
              FROM tickets t WHERE t.created_at >= ? AND t.created_at < ? ORDER BY t.created_at",
         )
         .bind(from)
@@ -1542,12 +1562,14 @@ impl Store {
             .map(|r| TicketStatsRow {
                 priority: r.get("priority"),
                 status: r.get("status"),
+                resolution: r.get("resolution"),
                 created_at: r.get("created_at"),
                 resolved_at: r.get("resolved_at"),
                 sla_due_at: r.get("sla_due_at"),
                 csat: r.get("csat"),
                 first_action_at: r.get("first_action_at"),
                 first_reply_at: r.get("first_reply_at"),
+                first_delivered_reply_at: r.get("first_delivered_reply_at"),
             })
             .collect())
     }
@@ -1600,7 +1622,7 @@ impl Store {
         // Only a conversation with the bot (or past its rating, where a comment is
         // optional): one with an agent, or asked for a rating, keeps its state.
         let moved = sqlx::query(
-            "UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ? AND status IN ('bot', 'csat_comment', 'nps')",
+            "UPDATE conversations SET status = 'nps', updated_at = ? WHERE id = ? AND status IN ('bot', 'csat_comment', 'nps', 'nps_comment')",
         )
         .bind(&at)
         .bind(conversation_id)
@@ -1755,4 +1777,317 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// The boundary of the current request in a conversation: after the last ticket
+/// that ended (resolved, handed back, withdrawn); '' when none did.
+const REQUEST_START: &str = "COALESCE((SELECT MAX(resolved_at) FROM tickets
+     WHERE conversation_id = ?1 AND status IN ('resolved', 'closed')), '')";
+
+/// Turn intents of feedback on earlier help (a rating, its comment, an NPS score and
+/// remark): never part of a new request.
+const FEEDBACK_INTENTS: &str = "('csat', 'nps')";
+
+/// A conversation waiting for a person: its request, its ticket, the customer's
+/// withdrawal.
+impl Store {
+    /// The customer's messages of the current request, oldest first: those after the
+    /// last ticket of the conversation ended, without feedback on earlier help.
+    pub async fn request_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT m.text FROM messages m LEFT JOIN turns t ON t.message_id = m.id
+             WHERE m.conversation_id = ?1 AND m.direction = 'in'
+               AND m.created_at > {REQUEST_START}
+               AND COALESCE(t.intent, '') NOT IN {FEEDBACK_INTENTS}
+             ORDER BY m.created_at, m.rowid"
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The intents of the current request's turns (see [`Self::request_messages`]).
+    pub async fn request_intents(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT t.intent FROM turns t JOIN messages m ON m.id = t.message_id
+             WHERE t.conversation_id = ?1 AND m.created_at > {REQUEST_START}
+               AND t.intent NOT IN {FEEDBACK_INTENTS}
+             ORDER BY t.created_at"
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(conversation_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The conversation's open ticket, if any.
+    pub async fn open_ticket_of(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<TicketRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM tickets WHERE conversation_id = ?
+             AND status IN ('new', 'in_progress', 'waiting_customer')
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ticket_from_row))
+    }
+
+    /// Whether a person is already talking on an open ticket: an agent holds it, or
+    /// an agent has written to the customer since it opened (a transfer leaves it
+    /// unheld, but the customer has met a person).
+    pub async fn agent_engaged(&self, ticket: &TicketRow) -> Result<bool, StoreError> {
+        if ticket.assignee.is_some() {
+            return Ok(true);
+        }
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND author = 'agent'
+             AND created_at >= ?",
+        )
+        .bind(&ticket.conversation_id)
+        .bind(&ticket.created_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// The customer takes a request back. A ticket nobody has taken (unheld, no
+    /// agent reply) is closed with the resolution `withdrawn` (`true`); one a person
+    /// is working on stays open with the withdrawal logged for them (`false`). Decided
+    /// and written in one transaction, so a claim in between is never lost.
+    pub async fn withdraw_ticket(&self, ticket_id: &str, text: &str) -> Result<bool, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let closed = sqlx::query(
+            "UPDATE tickets SET status = 'closed', resolution = 'withdrawn', resolved_at = ?,
+             updated_at = ? WHERE id = ? AND assignee IS NULL
+             AND status IN ('new', 'in_progress', 'waiting_customer')
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = tickets.conversation_id
+                             AND m.author = 'agent' AND m.created_at >= tickets.created_at)",
+        )
+        .bind(&at)
+        .bind(&at)
+        .bind(ticket_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let action = if closed {
+            "withdrawn"
+        } else {
+            "customer_withdrew"
+        };
+        insert_audit(&mut tx, CUSTOMER_ACTOR, ticket_id, action, Some(text), &at).await?;
+        tx.commit().await?;
+        Ok(closed)
+    }
+
+    /// What the customer added while waiting: a new summary, and when the request
+    /// became more urgent, a higher priority, an earlier deadline and perhaps another
+    /// department (logged as `priority_raised` with `detail`).
+    pub async fn retriage_ticket(&self, t: &Retriage<'_>) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        sqlx::query(
+            "UPDATE tickets SET summary = ?, priority = COALESCE(?, priority),
+             sla_due_at = COALESCE(?, sla_due_at), department = COALESCE(?, department),
+             updated_at = ? WHERE id = ? AND status IN ('new', 'in_progress', 'waiting_customer')",
+        )
+        .bind(t.summary)
+        .bind(t.priority)
+        .bind(t.sla_due_at)
+        .bind(t.department)
+        .bind(&at)
+        .bind(t.ticket_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(detail) = t.detail {
+            insert_audit(
+                &mut tx,
+                BOT_ACTOR,
+                t.ticket_id,
+                "priority_raised",
+                Some(detail),
+                &at,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a ticket as a call-back: the caller was promised a person would call
+    /// (`callback` in its context: the number and why).
+    pub async fn mark_callback(
+        &self,
+        ticket_id: &str,
+        number: &str,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let _writer = self.write.lock().await;
+        sqlx::query(
+            "UPDATE tickets SET context = json_set(context, '$.callback', json(?)) WHERE id = ?
+             AND json_extract(context, '$.callback') IS NULL",
+        )
+        .bind(serde_json::json!({"number": number, "why": why}).to_string())
+        .bind(ticket_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When a turn with `intent` was last recorded in a conversation after `since`.
+    pub async fn last_turn_at(
+        &self,
+        conversation_id: &str,
+        intent: &str,
+        since: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (t,): (Option<String>,) = sqlx::query_as(
+            "SELECT MAX(created_at) FROM turns WHERE conversation_id = ? AND intent = ?
+             AND created_at >= ?",
+        )
+        .bind(conversation_id)
+        .bind(intent)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t)
+    }
+
+    /// The customer's last message, if nobody has answered it: the bot stayed silent
+    /// or only acknowledged it (turn intent in `silent`), and no agent wrote after it.
+    pub async fn unanswered_last_message(
+        &self,
+        conversation_id: &str,
+        silent: &[&str],
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT m.text, m.created_at, t.intent FROM messages m
+             LEFT JOIN turns t ON t.message_id = m.id
+             WHERE m.conversation_id = ? AND m.direction = 'in'
+             ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((text, at, Some(intent))) = row else {
+            return Ok(None);
+        };
+        if !silent.contains(&intent.as_str()) {
+            return Ok(None);
+        }
+        let (after,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND author = 'agent'
+             AND created_at > ?",
+        )
+        .bind(conversation_id)
+        .bind(&at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((after == 0).then_some(text))
+    }
+
+    /// Bot messages written outside a customer turn (the answer to a question left
+    /// waiting when an agent hands the conversation back) with the new dialogue
+    /// state, in one transaction; their ids.
+    pub async fn bot_followup(
+        &self,
+        conversation_id: &str,
+        channel: &str,
+        outbound: &[Outbound],
+        state: &str,
+        deliver: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let _writer = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::new();
+        for o in outbound {
+            let m = CustomerMessage {
+                author: "bot",
+                text: &o.text,
+                quick_replies: &o.quick_replies,
+                deliver,
+            };
+            ids.push(insert_outbound(&mut tx, conversation_id, channel, m, &now()).await?);
+        }
+        sqlx::query("UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(now())
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Stores a remark sent right after an NPS score on that answer, if it was given
+    /// within `minutes` and has no remark yet; whether it was stored.
+    pub async fn set_nps_comment(
+        &self,
+        conversation_id: &str,
+        comment: &str,
+        minutes: i64,
+    ) -> Result<bool, StoreError> {
+        let _writer = self.write.lock().await;
+        let since = (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let done = sqlx::query(
+            "UPDATE nps SET comment = ? WHERE id = (SELECT id FROM nps WHERE conversation_id = ?
+             AND created_at >= ? AND comment IS NULL ORDER BY created_at DESC LIMIT 1)",
+        )
+        .bind(comment)
+        .bind(conversation_id)
+        .bind(since)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// The changes of [`Store::retriage_ticket`]; `None` keeps a field.
+pub struct Retriage<'a> {
+    pub ticket_id: &'a str,
+    pub summary: &'a str,
+    pub priority: Option<&'a str>,
+    pub sla_due_at: Option<&'a str>,
+    pub department: Option<&'a str>,
+    /// The audit detail of a priority rise ("P3 → P1").
+    pub detail: Option<&'a str>,
+}
+
+/// Who the audit log names for what the customer did (a withdrawal), and for what
+/// the bot did on its own (a priority raised by what the customer added).
+pub const CUSTOMER_ACTOR: &str = "customer";
+pub const BOT_ACTOR: &str = "bot";
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    actor: &str,
+    ticket_id: &str,
+    action: &str,
+    detail: Option<&str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, agent_id, ticket_id, action, detail, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_id())
+    .bind(actor)
+    .bind(ticket_id)
+    .bind(action)
+    .bind(detail)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -15,3 +15,4 @@ mod server;
 mod support;
 mod tokenizer;
 mod voice;
+mod waiting;

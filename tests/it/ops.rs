@@ -470,3 +470,50 @@ fn only_a_first_human_reply_in_time_meets_the_sla() {
 fn urlenc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+/// A reply the platform refused for good reached nobody: it does not meet the SLA.
+#[test]
+fn an_undelivered_reply_does_not_meet_the_sla() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start_open_all_day(data.path());
+    for user in ["p1-den-noi", "p1-khong-den"] {
+        assert_eq!(
+            Chat::new(&server, user).say("em bị trừ tiền 2 lần")["handoff"],
+            true
+        );
+    }
+    let token = agent_login(&server, "lan", "mat-khau-an-toan");
+    let (_, list) = call(&server, "GET", "/api/v1/handoffs", Some(&token), None);
+    for t in list.as_array().unwrap() {
+        let path = format!("/api/v1/handoffs/{}/reply", t["id"].as_str().unwrap());
+        let body = json!({"text": "Dạ em kiểm tra giao dịch ngay ạ."});
+        let (s, v) = call(&server, "POST", &path, Some(&token), Some(body));
+        assert_eq!(s, 200, "{v}");
+    }
+    // One reply failed on its platform for good (as a Zalo send does when the API
+    // keeps refusing it).
+    db_exec(
+        data.path(),
+        "INSERT INTO outbox (message_id, conversation_id, channel, status, next_attempt_at, created_at, last_error)
+         SELECT m.id, m.conversation_id, 'zalo', 'failed', m.created_at, m.created_at, 'refused'
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.author = 'agent' AND c.channel_user_id = 'p1-khong-den'",
+    );
+    // Both deadlines have passed since; both replies were written before them.
+    let replied = at(chrono::Utc::now(), -2);
+    let due = at(chrono::Utc::now(), -1);
+    for sql in [
+        format!("UPDATE messages SET created_at = '{replied}' WHERE author = 'agent'"),
+        format!("UPDATE audit_log SET created_at = '{replied}' WHERE action = 'reply'"),
+        format!("UPDATE tickets SET sla_due_at = '{due}'"),
+    ] {
+        db_exec(data.path(), &sql);
+    }
+    let (s, k) = call(&server, "GET", "/api/v1/stats", Some(ADMIN), None);
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(
+        k["sla"]["P1"],
+        json!({"due": 2, "met": 1, "rate": 0.5}),
+        "{k}"
+    );
+}
