@@ -1033,7 +1033,11 @@ mod tests {
         {
             assert!(!r.about_this_order(q), "{q}");
         }
-        for q in ["đơn này ship bằng gì v shop", "đơn đó bao giờ tới"] {
+        for q in [
+            "đơn này ship bằng gì v shop",
+            "đơn đó bao giờ tới",
+            "bao giờ giao vậy shop",
+        ] {
             assert!(r.names_an_order(q), "{q}");
         }
         for q in [

@@ -404,6 +404,8 @@ fn orders_are_remembered_and_the_other_questions_of_an_order_message_answered() 
     assert!(!reply_text(&r).contains("mã đơn hàng"), "{r}");
     let r = a.say("đơn này ship bằng gì v shop");
     assert!(reply_text(&r).contains("GHTK"), "{r}");
+    let r = a.say("bao giờ giao vậy shop");
+    assert!(reply_text(&r).contains("DH240127"), "{r}");
     // A status and a question: the status first, then the answer; "đổi size được
     // không" asked apart from the order is a question, not a request to change it.
     let r = a.say(
