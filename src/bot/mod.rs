@@ -32,6 +32,20 @@ struct Retrieved {
     unanswered: usize,
 }
 
+impl Retrieved {
+    /// One question's retrieval, read alone or (`context`) after an earlier one.
+    fn single(core: &Core, r: &crate::search::Retrieval, context: Option<Answered>) -> Self {
+        Self {
+            ask: core.to_result(r),
+            offer: r.offer.clone(),
+            context,
+            question: None,
+            more: Vec::new(),
+            unanswered: 0,
+        }
+    }
+}
+
 /// What a question asks about that only some entries can answer (see `Bot::turn`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Guard {
@@ -937,14 +951,7 @@ impl Bot {
                         }
                         if about && r.decision == Decision::Answer {
                             tracing::debug!(entry = ?entry, reading, "follow-up answered in context");
-                            return Ok(Retrieved {
-                                ask: core.to_result(&r),
-                                offer: r.offer.clone(),
-                                context: Some(prev.clone()),
-                                question: None,
-                                more: Vec::new(),
-                                unanswered: 0,
-                            });
+                            return Ok(Retrieved::single(&core, &r, Some(prev.clone())));
                         }
                         if about && r.decision == Decision::Clarify && menu.is_none() {
                             menu = Some(r);
@@ -952,36 +959,15 @@ impl Bot {
                     }
                     if let Some(r) = same {
                         tracing::debug!("follow-up answered in context by the same entry");
-                        return Ok(Retrieved {
-                            ask: core.to_result(&r),
-                            offer: r.offer.clone(),
-                            context: Some(prev.clone()),
-                            question: None,
-                            more: Vec::new(),
-                            unanswered: 0,
-                        });
+                        return Ok(Retrieved::single(&core, &r, Some(prev.clone())));
                     }
                     if let Some(r) = menu.filter(|_| alone.decision == Decision::Handoff) {
                         tracing::debug!("follow-up offered a choice in context");
-                        return Ok(Retrieved {
-                            ask: core.to_result(&r),
-                            offer: r.offer.clone(),
-                            context: None,
-                            question: None,
-                            more: Vec::new(),
-                            unanswered: 0,
-                        });
+                        return Ok(Retrieved::single(&core, &r, None));
                     }
                 }
             }
-            Ok::<_, crate::search::SearchError>(Retrieved {
-                ask: core.to_result(&alone),
-                offer: alone.offer.clone(),
-                context: None,
-                question: None,
-                more: Vec::new(),
-                unanswered: 0,
-            })
+            Ok::<_, crate::search::SearchError>(Retrieved::single(&core, &alone, None))
         })
         .await;
         let Retrieved {
